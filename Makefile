@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# shmk top-level Makefile.
+#
+#   make                 build kmod/shmk.ko against KDIR
+#   make demo            install what is missing, build, run the demo in a VM
+#   make check           install what is missing, build, lint, run every suite
+#                        in a VM
+#   make vm-run CMD=...  run CMD as root in a VM with shmk.ko loaded
+#   make lint            checkpatch --strict, sparse (C=2) and W=1
+#
+# KVER selects the Debian kernel (default: the running kernel when its
+# headers are installed, else the newest installed headers); KDIR overrides
+# the build tree and VM_KERNEL the image the VM boots.
+
+SHELL := /bin/bash
+PROJECT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+newest_kver = $(shell ls -d /lib/modules/*/build 2>/dev/null | \
+		awk -F/ '{print $$4}' | sort -V | tail -n 1)
+KVER ?= $(if $(wildcard /lib/modules/$(shell uname -r)/build),$(shell uname -r),$(newest_kver))
+KDIR ?= /lib/modules/$(KVER)/build
+VM_KERNEL ?=
+VM_TIMEOUT ?= 3000
+CHECKPATCH ?= /usr/src/linux-source-6.1/scripts/checkpatch.pl
+
+VM_RUN = $(PROJECT)/tools/vm/run --kver $(KVER) --timeout $(VM_TIMEOUT) \
+	 $(if $(VM_KERNEL),--kernel $(VM_KERNEL))
+
+KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/shmk.h
+
+.PHONY: all modules deps lint selftests lib examples check demo vm-run \
+	bench-grow clean
+
+all: modules
+
+modules:
+	@test -d "$(KDIR)" || { echo "No kernel build tree at KDIR=$(KDIR): run 'make deps' (root) or set KDIR."; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(PROJECT) modules
+
+deps:
+	@if [ "$${SHMK_SKIP_DEPS:-0}" != 1 ]; then $(PROJECT)/tools/install-deps.sh; fi
+
+lint:
+	$(CHECKPATCH) --strict --no-tree --terse --show-types \
+		--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f $(KERNEL_SRCS)
+	$(MAKE) -C $(KDIR) M=$(PROJECT) W=1 C=2 modules 2>&1 | tee build/lint.log
+	@! grep -E 'warning:|error:' build/lint.log
+
+selftests:
+	$(MAKE) -C selftests
+
+lib:
+	$(MAKE) -C lib
+
+examples: lib
+	$(MAKE) -C examples
+
+build:
+	mkdir -p build
+
+lint: | build
+
+vm-run: modules
+	$(VM_RUN) -- '$(CMD)'
+
+check: deps
+	$(MAKE) modules selftests
+	$(MAKE) lint
+	$(VM_RUN) -- 'selftests/run.sh'
+
+demo: deps
+	$(MAKE) modules
+	$(MAKE) -C tools/demo
+	$(VM_RUN) -- 'tools/demo/run.sh'
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
+	-$(MAKE) -C selftests clean
+	rm -rf build

@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Clients: attaching a process to a segment, the client handle's ioctls and
+ * the registry of attached clients.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/mm.h>
+#include <linux/pid.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+
+#include "shmk.h"
+
+#define SHMK_ATTACH_FLAGS	(SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL | \
+				 SHMK_ATTACH_RDONLY | SHMK_ATTACH_WRITER)
+
+static bool shmk_zero(const void *p, size_t size)
+{
+	return !memchr_inv(p, 0, size);
+}
+
+static int shmk_check_attach(const struct shmk_attach *req)
+{
+	if (req->flags & ~SHMK_ATTACH_FLAGS)
+		return -EINVAL;
+	if ((req->flags & SHMK_ATTACH_RDONLY) &&
+	    (req->flags & SHMK_ATTACH_WRITER))
+		return -EINVAL;
+	if ((req->flags & SHMK_ATTACH_EXCL) &&
+	    !(req->flags & SHMK_ATTACH_CREATE))
+		return -EINVAL;
+	if (!shmk_zero(req->reserved, sizeof(req->reserved)))
+		return -EINVAL;
+	if (shmk_check_name(req->name, sizeof(req->name), false) ||
+	    shmk_check_name(req->client_name, sizeof(req->client_name), true))
+		return -EINVAL;
+	return 0;
+}
+
+static struct shmk_client *shmk_client_alloc(const struct shmk_attach *req)
+{
+	struct shmk_client *client;
+
+	client = kzalloc(sizeof(*client), GFP_KERNEL_ACCOUNT);
+	if (!client)
+		return NULL;
+	INIT_LIST_HEAD(&client->node);
+	if (req->flags & SHMK_ATTACH_RDONLY)
+		client->flags |= SHMK_CLIENT_RDONLY;
+	if (req->flags & SHMK_ATTACH_WRITER)
+		client->flags |= SHMK_CLIENT_WRITER;
+	if (req->client_name[0]) {
+		strscpy(client->name, req->client_name, sizeof(client->name));
+	} else {
+		char comm[TASK_COMM_LEN];
+
+		get_task_comm(comm, current);
+		strscpy(client->name, comm, sizeof(client->name));
+	}
+	client->pid = get_task_pid(current, PIDTYPE_TGID);
+	client->mm = current->mm;
+	mmgrab(client->mm);
+	client->attach_ns = ktime_get_real_ns();
+	return client;
+}
+
+static void shmk_client_free(struct shmk_client *client)
+{
+	mmdrop(client->mm);
+	put_pid(client->pid);
+	kfree(client);
+}
+
+/* Add @client to @seg's registry. */
+static int shmk_client_register(struct shmk_segment *seg,
+				struct shmk_client *client)
+{
+	int ret = 0;
+
+	mutex_lock(&seg->lock);
+	if (!seg->linked)
+		ret = -ENOENT;	/* unlinked since the lookup */
+	else if (seg->nr_clients >= READ_ONCE(shmk_max_clients))
+		ret = -EUSERS;
+	else if ((client->flags & SHMK_CLIENT_WRITER) && seg->has_writer)
+		ret = -EBUSY;
+	if (!ret) {
+		client->seg = seg;
+		client->id = seg->next_client_id++;
+		if (client->flags & SHMK_CLIENT_WRITER)
+			seg->has_writer = true;
+		list_add_tail(&client->node, &seg->clients);
+		seg->nr_clients++;
+		atomic_inc(&shmk_nr_clients);
+		shmk_status_update(seg);
+	}
+	mutex_unlock(&seg->lock);
+	return ret;
+}
+
+static void shmk_client_unregister(struct shmk_client *client)
+{
+	struct shmk_segment *seg = client->seg;
+
+	mutex_lock(&seg->lock);
+	list_del_init(&client->node);
+	seg->nr_clients--;
+	if (client->flags & SHMK_CLIENT_WRITER)
+		seg->has_writer = false;
+	atomic_dec(&shmk_nr_clients);
+	shmk_status_update(seg);
+	mutex_unlock(&seg->lock);
+}
+
+static int shmk_client_release(struct inode *inode, struct file *file)
+{
+	struct shmk_client *client = file->private_data;
+	struct shmk_segment *seg = client->seg;
+
+	shmk_client_unregister(client);
+	shmk_client_free(client);
+	shmk_segment_put(seg);
+	return 0;
+}
+
+/**
+ * shmk_ioctl_attach - SHMK_IOC_ATTACH on the control handle
+ * @argp: user pointer to struct shmk_attach
+ *
+ * Returns a new client handle (file descriptor) or a negative errno.
+ */
+long shmk_ioctl_attach(void __user *argp)
+{
+	char file_name[SHMK_NAME_MAX + 8];
+	struct shmk_client *client;
+	struct shmk_segment *seg;
+	struct shmk_attach req;
+	struct file *file;
+	bool created;
+	int fd, ret;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	ret = shmk_check_attach(&req);
+	if (ret)
+		return ret;
+	if (!current->mm)
+		return -EINVAL;
+
+	ret = shmk_segment_open(&req, &seg, &created);
+	if (ret)
+		return ret;
+	if (!created &&
+	    !shmk_segment_may(seg, !(req.flags & SHMK_ATTACH_RDONLY))) {
+		ret = -EACCES;
+		goto err_seg;
+	}
+
+	client = shmk_client_alloc(&req);
+	if (!client) {
+		ret = -ENOMEM;
+		goto err_seg;
+	}
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		ret = fd;
+		goto err_client;
+	}
+	ret = shmk_client_register(seg, client);
+	if (ret)
+		goto err_fd;
+
+	snprintf(file_name, sizeof(file_name), "[shmk:%s]", seg->name);
+	file = anon_inode_getfile(file_name, &shmk_client_fops, client, O_RDWR);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto err_unregister;
+	}
+	/*
+	 * Mappings of the handle map the segment's page cache: link them in
+	 * its i_mmap tree. The file is not visible to anyone yet.
+	 */
+	file->f_mapping = seg->shm->f_mapping;
+
+	req.segment_id = seg->id;
+	req.client_id = client->id;
+	req.out_flags = created ? SHMK_ATTACH_CREATED : 0;
+	if (copy_to_user(argp, &req, sizeof(req))) {
+		/* The release unregisters the client and drops the segment. */
+		fput(file);
+		put_unused_fd(fd);
+		return -EFAULT;
+	}
+	fd_install(fd, file);
+	return fd;
+
+err_unregister:
+	shmk_client_unregister(client);
+err_fd:
+	put_unused_fd(fd);
+err_client:
+	shmk_client_free(client);
+err_seg:
+	if (created)
+		shmk_segment_unlink_seg(seg);
+	shmk_segment_put(seg);
+	return ret;
+}
+
+static long shmk_ioctl_info(struct shmk_client *client, void __user *argp)
+{
+	struct shmk_segment *seg = client->seg;
+	struct shmk_info info;
+
+	if (copy_from_user(&info, argp, sizeof(info)))
+		return -EFAULT;
+	if (info.flags || info.reserved0 ||
+	    !shmk_zero(info.reserved, sizeof(info.reserved)))
+		return -EINVAL;
+
+	memset(&info, 0, sizeof(info));
+	mutex_lock(&seg->lock);
+	info.segment_id = seg->id;
+	info.size = seg->size;
+	info.max_size = seg->max_size;
+	info.generation = seg->generation;
+	info.base_addr = READ_ONCE(seg->base_addr);
+	info.ctime_ns = seg->ctime_ns;
+	info.uid = from_kuid_munged(current_user_ns(), seg->uid);
+	info.gid = from_kgid_munged(current_user_ns(), seg->gid);
+	info.mode = seg->mode;
+	info.nr_clients = seg->nr_clients;
+	info.client_id = client->id;
+	info.client_flags = client->flags;
+	memcpy(info.name, seg->name, sizeof(info.name));
+	mutex_unlock(&seg->lock);
+
+	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long shmk_ioctl_resize(struct shmk_client *client, unsigned int cmd,
+			      void __user *argp)
+{
+	struct shmk_segment *seg = client->seg;
+	u32 allowed = cmd == SHMK_IOC_GROW ? SHMK_GROW_LAZY : 0;
+	struct shmk_resize rs;
+	int ret;
+
+	if (copy_from_user(&rs, argp, sizeof(rs)))
+		return -EFAULT;
+	if ((rs.flags & ~allowed) || rs.reserved0 ||
+	    !shmk_zero(rs.reserved, sizeof(rs.reserved)))
+		return -EINVAL;
+	if (!PAGE_ALIGNED(rs.size))
+		return -EINVAL;
+	if (client->flags & SHMK_CLIENT_RDONLY)
+		return -EPERM;
+
+	if (cmd == SHMK_IOC_GROW)
+		ret = shmk_segment_grow(seg, &rs);
+	else
+		ret = shmk_segment_shrink(seg, &rs);
+	if (ret)
+		return ret;
+	return copy_to_user(argp, &rs, sizeof(rs)) ? -EFAULT : 0;
+}
+
+static void shmk_fill_info(struct shmk_client_info *ci,
+			   const struct shmk_client *client)
+{
+	memset(ci, 0, sizeof(*ci));
+	ci->client_id = client->id;
+	ci->pid = pid_vnr(client->pid);
+	ci->flags = client->flags;
+	memcpy(ci->name, client->name, sizeof(ci->name));
+}
+
+static long shmk_ioctl_clients(struct shmk_client *self, void __user *argp)
+{
+	struct shmk_segment *seg = self->seg;
+	struct shmk_client_info *buf = NULL;
+	struct shmk_client *client;
+	struct shmk_clients req;
+	u32 n = 0, cap;
+	long ret = 0;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.reserved0 ||
+	    !shmk_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+
+	mutex_lock(&seg->lock);
+	cap = min(req.count, seg->nr_clients);
+	if (cap) {
+		buf = kvmalloc_array(cap, sizeof(*buf), GFP_KERNEL);
+		if (!buf) {
+			mutex_unlock(&seg->lock);
+			return -ENOMEM;
+		}
+	}
+	list_for_each_entry(client, &seg->clients, node) {
+		if (n == cap)
+			break;
+		shmk_fill_info(&buf[n++], client);
+	}
+	req.total = seg->nr_clients;
+	mutex_unlock(&seg->lock);
+
+	req.count = n;
+	if (n && copy_to_user(u64_to_user_ptr(req.clients), buf,
+			      n * sizeof(*buf)))
+		ret = -EFAULT;
+	else if (copy_to_user(argp, &req, sizeof(req)))
+		ret = -EFAULT;
+	kvfree(buf);
+	return ret;
+}
+
+static long shmk_ioctl_lookup(struct shmk_client *self, void __user *argp)
+{
+	struct shmk_segment *seg = self->seg;
+	struct shmk_client *client;
+	struct shmk_lookup req;
+	long ret = -ENOENT;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.reserved0 ||
+	    !shmk_zero(req.reserved, sizeof(req.reserved)) ||
+	    shmk_check_name(req.name, sizeof(req.name), false))
+		return -EINVAL;
+
+	mutex_lock(&seg->lock);
+	list_for_each_entry(client, &seg->clients, node) {
+		if (!strcmp(client->name, req.name)) {
+			req.pid = pid_vnr(client->pid);
+			req.client_id = client->id;
+			ret = 0;
+			break;
+		}
+	}
+	mutex_unlock(&seg->lock);
+	if (!ret && copy_to_user(argp, &req, sizeof(req)))
+		ret = -EFAULT;
+	return ret;
+}
+
+static long shmk_client_ioctl(struct file *file, unsigned int cmd,
+			      unsigned long arg)
+{
+	struct shmk_client *client = file->private_data;
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case SHMK_IOC_INFO:
+		return shmk_ioctl_info(client, argp);
+	case SHMK_IOC_GROW:
+	case SHMK_IOC_SHRINK:
+		return shmk_ioctl_resize(client, cmd, argp);
+	case SHMK_IOC_CLIENTS:
+		return shmk_ioctl_clients(client, argp);
+	case SHMK_IOC_LOOKUP:
+		return shmk_ioctl_lookup(client, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+const struct file_operations shmk_client_fops = {
+	.owner		= THIS_MODULE,
+	.release	= shmk_client_release,
+	.unlocked_ioctl	= shmk_client_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= shmk_mmap,
+	.llseek		= noop_llseek,
+};

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * shmk: named shared-memory segments that grow while in use, with the new
+ * pages installed in every client's page tables before the grow returns.
+ *
+ * This file: the /dev/shmk control device, module parameters and the global
+ * counters in sysfs.
+ */
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/uaccess.h>
+
+#include "shmk.h"
+
+unsigned long shmk_max_segment_size = 16UL << 30;
+module_param_named(max_segment_size, shmk_max_segment_size, ulong, 0644);
+MODULE_PARM_DESC(max_segment_size, "Largest max_size of a segment, bytes");
+
+unsigned long shmk_max_pages;
+module_param_named(max_pages, shmk_max_pages, ulong, 0644);
+MODULE_PARM_DESC(max_pages,
+		 "Active pages in all segments together (default: half of RAM)");
+
+unsigned int shmk_max_segments = 1024;
+module_param_named(max_segments, shmk_max_segments, uint, 0644);
+MODULE_PARM_DESC(max_segments, "Segments that can exist at once");
+
+unsigned int shmk_max_clients = 64;
+module_param_named(max_clients, shmk_max_clients, uint, 0644);
+MODULE_PARM_DESC(max_clients, "Clients attached to one segment at once");
+
+atomic_t shmk_nr_segments = ATOMIC_INIT(0);
+atomic_long_t shmk_nr_pages = ATOMIC_LONG_INIT(0);
+atomic_t shmk_nr_clients = ATOMIC_INIT(0);
+
+static long shmk_ctl_unlink(void __user *argp)
+{
+	struct shmk_unlink req;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.reserved0 ||
+	    memchr_inv(req.reserved, 0, sizeof(req.reserved)) ||
+	    shmk_check_name(req.name, sizeof(req.name), false))
+		return -EINVAL;
+	return shmk_segment_unlink(req.name);
+}
+
+static long shmk_ctl_ioctl(struct file *file, unsigned int cmd,
+			   unsigned long arg)
+{
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case SHMK_IOC_ATTACH:
+		return shmk_ioctl_attach(argp);
+	case SHMK_IOC_UNLINK:
+		return shmk_ctl_unlink(argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations shmk_ctl_fops = {
+	.owner		= THIS_MODULE,
+	.unlocked_ioctl	= shmk_ctl_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.llseek		= noop_llseek,
+};
+
+static ssize_t segments_show(struct device *dev, struct device_attribute *attr,
+			     char *buf)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&shmk_nr_segments));
+}
+static DEVICE_ATTR_RO(segments);
+
+static ssize_t pages_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&shmk_nr_pages));
+}
+static DEVICE_ATTR_RO(pages);
+
+static ssize_t clients_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&shmk_nr_clients));
+}
+static DEVICE_ATTR_RO(clients);
+
+static struct attribute *shmk_attrs[] = {
+	&dev_attr_segments.attr,
+	&dev_attr_pages.attr,
+	&dev_attr_clients.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(shmk);
+
+static struct miscdevice shmk_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "shmk",
+	.fops	= &shmk_ctl_fops,
+	.groups	= shmk_groups,
+	.mode	= 0666,
+};
+
+static int __init shmk_init(void)
+{
+	if (!shmk_max_pages)
+		shmk_max_pages = totalram_pages() / 2;
+	return misc_register(&shmk_misc);
+}
+
+static void __exit shmk_exit(void)
+{
+	misc_deregister(&shmk_misc);
+	/* No handle is open: only unlinked-by-nobody segments remain. */
+	shmk_registry_exit();
+	WARN_ON(atomic_read(&shmk_nr_segments) ||
+		atomic_long_read(&shmk_nr_pages) ||
+		atomic_read(&shmk_nr_clients));
+}
+
+module_init(shmk_init);
+module_exit(shmk_exit);
+
+MODULE_DESCRIPTION("Growable shared-memory segments with peer mapping");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mapping segments: ->mmap, the fault handler, and peer mapping, which
+ * installs newly grown pages into every client's page tables before the
+ * grow returns.
+ */
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+
+#include "shmk.h"
+#include "shmk_compat.h"
+
+/* Pages allocated and installed per step of a grow. */
+#define SHMK_BATCH	512
+
+static const struct vm_operations_struct shmk_vm_ops;
+
+static pgoff_t shmk_active_pages(struct address_space *mapping)
+{
+	return DIV_ROUND_UP(i_size_read(mapping->host), PAGE_SIZE);
+}
+
+static gfp_t shmk_gfp(struct address_space *mapping)
+{
+	return mapping_gfp_mask(mapping) | __GFP_NOWARN | __GFP_RETRY_MAYFAIL;
+}
+
+/*
+ * Insert @nr pages for file offsets from @pgoff into @vma, which maps all of
+ * them. A page that is already mapped there is skipped.
+ */
+static int shmk_insert(struct vm_area_struct *vma, pgoff_t pgoff,
+		       struct page **pages, unsigned long nr)
+{
+	unsigned long addr = vma->vm_start +
+			     ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
+
+	while (nr) {
+		unsigned long left = nr;
+		int ret = vm_insert_pages(vma, addr, pages, &left);
+
+		addr += (nr - left) << PAGE_SHIFT;
+		pages += nr - left;
+		nr = left;
+		if (!ret)
+			break;
+		if (ret != -EBUSY)
+			return ret;
+		addr += PAGE_SIZE;
+		pages++;
+		nr--;
+	}
+	return 0;
+}
+
+/* Insert pages [@first, @first + @nr) into each of @mm's mappings of @seg. */
+static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
+			     pgoff_t first, struct page **pages,
+			     unsigned long nr)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct address_space *mapping = seg->shm->f_mapping;
+	struct vm_area_struct *vma;
+
+	if (!mmget_not_zero(mm))
+		return;		/* exiting */
+	mmap_read_lock(mm);
+	for_each_vma(vmi, vma) {
+		pgoff_t start, end;
+
+		if (vma->vm_ops != &shmk_vm_ops ||
+		    vma->vm_file->f_mapping != mapping)
+			continue;
+		start = max(first, vma->vm_pgoff);
+		end = min(first + nr, vma->vm_pgoff + vma_pages(vma));
+		/*
+		 * On failure (no memory for page tables) the peer takes a
+		 * fault on these pages instead; nothing is lost.
+		 */
+		if (start < end)
+			shmk_insert(vma, start, pages + (start - first),
+				    end - start);
+	}
+	mmap_read_unlock(mm);
+	/* Never run a peer's exit_mmap() here, under seg->lock. */
+	mmput_async(mm);
+}
+
+/* Peer mapping: install the pages in every attached process. */
+static void shmk_map_peers(struct shmk_segment *seg, pgoff_t first,
+			   struct page **pages, unsigned long nr)
+{
+	struct shmk_client *client, *prev;
+
+	lockdep_assert_held(&seg->lock);
+	list_for_each_entry(client, &seg->clients, node) {
+		bool seen = false;
+
+		/* One pass per process, however many handles it holds. */
+		list_for_each_entry(prev, &seg->clients, node) {
+			if (prev == client)
+				break;
+			if (prev->mm == client->mm) {
+				seen = true;
+				break;
+			}
+		}
+		if (!seen)
+			shmk_map_into_mm(seg, client->mm, first, pages, nr);
+	}
+}
+
+/**
+ * shmk_segment_populate - allocate zeroed pages for a range of the segment
+ * @seg: the segment; the range must lie below the backing file's i_size
+ * @first: first page offset
+ * @last: page offset past the end
+ * @map_peers: also install them into every client's mappings
+ *
+ * Pages are charged to the caller's memory cgroup. On error, pages already
+ * allocated stay in the page cache: the caller cuts the range.
+ */
+int shmk_segment_populate(struct shmk_segment *seg, pgoff_t first,
+			  pgoff_t last, bool map_peers)
+{
+	struct address_space *mapping = seg->shm->f_mapping;
+	gfp_t gfp = shmk_gfp(mapping);
+	struct page **pages;
+	int ret = 0;
+
+	pages = kmalloc_array(SHMK_BATCH, sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		return -ENOMEM;
+
+	while (first < last) {
+		unsigned long i, nr = min_t(unsigned long, last - first,
+					    SHMK_BATCH);
+
+		for (i = 0; i < nr; i++) {
+			struct page *page;
+
+			page = shmem_read_mapping_page_gfp(mapping, first + i,
+							   gfp);
+			if (IS_ERR(page)) {
+				ret = PTR_ERR(page);
+				break;
+			}
+			pages[i] = page;
+		}
+		if (!ret && map_peers)
+			shmk_map_peers(seg, first, pages, nr);
+		while (i)
+			put_page(pages[--i]);
+		if (ret)
+			break;
+		first += nr;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	kfree(pages);
+	/* shmem says -ENOSPC when the memory commit limit is reached. */
+	return ret == -ENOSPC ? -ENOMEM : ret;
+}
+
+/**
+ * shmk_segment_cut - unmap and free a range at the end of the segment
+ * @seg: the segment; the caller holds seg->lock (or owns @seg alone)
+ * @from: new active size
+ * @to: old active size
+ */
+void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
+{
+	struct inode *inode = file_inode(seg->shm);
+
+	down_write(&seg->resize_sem);
+	/* Faults beyond the new size now raise SIGBUS. */
+	i_size_write(inode, from);
+	/* Unmap from every client at once, then free the pages. */
+	unmap_mapping_range(seg->shm->f_mapping, from, to - from, 1);
+	shmem_truncate_range(inode, from, to - 1);
+	up_write(&seg->resize_sem);
+}
+
+static void shmk_resized(struct shmk_segment *seg, u64 size)
+{
+	WRITE_ONCE(seg->size, size);
+	seg->generation++;
+	shmk_status_update(seg);
+}
+
+static void shmk_report(struct shmk_segment *seg, struct shmk_resize *rs,
+			u64 old)
+{
+	rs->old_size = old;
+	rs->new_size = seg->size;
+	rs->generation = seg->generation;
+}
+
+/**
+ * shmk_segment_grow - SHMK_IOC_GROW
+ * @seg: the segment
+ * @rs: the validated request; its results are filled in
+ */
+int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
+{
+	bool lazy = rs->flags & SHMK_GROW_LAZY;
+	u64 old, size = rs->size;
+	unsigned long nr;
+	int ret = 0;
+
+	mutex_lock(&seg->lock);
+	old = seg->size;
+	if (size <= old)
+		goto out;
+	if (size > seg->max_size) {
+		ret = -EFBIG;
+		goto out;
+	}
+	nr = (size - old) >> PAGE_SHIFT;
+	if (atomic_long_add_return(nr, &shmk_nr_pages) >
+	    READ_ONCE(shmk_max_pages)) {
+		atomic_long_sub(nr, &shmk_nr_pages);
+		ret = -ENOSPC;
+		goto out;
+	}
+
+	i_size_write(file_inode(seg->shm), size);
+	if (!lazy) {
+		ret = shmk_segment_populate(seg, old >> PAGE_SHIFT,
+					    size >> PAGE_SHIFT, true);
+		if (ret) {
+			shmk_segment_cut(seg, old, size);
+			atomic_long_sub(nr, &shmk_nr_pages);
+			goto out;
+		}
+	}
+	shmk_resized(seg, size);
+out:
+	shmk_report(seg, rs, old);
+	mutex_unlock(&seg->lock);
+	return ret;
+}
+
+/**
+ * shmk_segment_shrink - SHMK_IOC_SHRINK
+ * @seg: the segment
+ * @rs: the validated request; its results are filled in
+ */
+int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs)
+{
+	u64 old;
+
+	mutex_lock(&seg->lock);
+	old = seg->size;
+	if (rs->size < old) {
+		shmk_segment_cut(seg, rs->size, old);
+		atomic_long_sub((old - rs->size) >> PAGE_SHIFT, &shmk_nr_pages);
+		shmk_resized(seg, rs->size);
+	}
+	shmk_report(seg, rs, old);
+	mutex_unlock(&seg->lock);
+	return 0;
+}
+
+/* Map the pages already present in [vma start, active size). */
+static void shmk_populate_vma(struct vm_area_struct *vma)
+{
+	struct address_space *mapping = vma->vm_file->f_mapping;
+	pgoff_t end = min(vma->vm_pgoff + vma_pages(vma),
+			  shmk_active_pages(mapping));
+	pgoff_t idx = vma->vm_pgoff;
+	struct page *pages[32];
+
+	while (idx < end) {
+		pgoff_t start = idx;
+		unsigned int nr = 0;
+
+		/* A run of present pages; a lazily grown hole ends it. */
+		while (idx < end && nr < ARRAY_SIZE(pages)) {
+			struct page *page = find_get_page(mapping, idx++);
+
+			if (!page)
+				break;
+			pages[nr++] = page;
+		}
+		if (nr)
+			shmk_insert(vma, start, pages, nr);
+		while (nr)
+			put_page(pages[--nr]);
+	}
+}
+
+static vm_fault_t shmk_fault(struct vm_fault *vmf)
+{
+	struct address_space *mapping = vmf->vma->vm_file->f_mapping;
+	struct page *page;
+
+	if (vmf->pgoff >= shmk_active_pages(mapping))
+		return VM_FAULT_SIGBUS;
+
+	/* A lazily grown page: allocate it now, charged to this process. */
+	page = shmem_read_mapping_page_gfp(mapping, vmf->pgoff,
+					   shmk_gfp(mapping));
+	if (IS_ERR(page))
+		return PTR_ERR(page) == -ENOMEM ? VM_FAULT_OOM :
+						  VM_FAULT_SIGBUS;
+	lock_page(page);
+	/* Lost a race with a shrink: fault again, which sees the new size. */
+	if (page->mapping != mapping) {
+		unlock_page(page);
+		put_page(page);
+		return VM_FAULT_NOPAGE;
+	}
+	vmf->page = page;
+	return VM_FAULT_LOCKED;
+}
+
+static const struct vm_operations_struct shmk_vm_ops = {
+	.fault		= shmk_fault,
+};
+
+static vm_fault_t shmk_status_fault(struct vm_fault *vmf)
+{
+	struct shmk_client *client = vmf->vma->vm_file->private_data;
+	struct page *page = client->seg->status_page;
+
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct shmk_status_vm_ops = {
+	.fault		= shmk_status_fault,
+};
+
+static int shmk_mmap_status(struct vm_area_struct *vma)
+{
+	if (vma_pages(vma) != 1)
+		return -EINVAL;
+	if (vma->vm_flags & VM_WRITE)
+		return -EACCES;
+	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP);
+	vma->vm_ops = &shmk_status_vm_ops;
+	return 0;
+}
+
+/**
+ * shmk_mmap - ->mmap of a client handle
+ * @file: the client handle
+ * @vma: the new mapping
+ *
+ * Offset 0 up to the maximum size maps the segment; the active part is
+ * mapped at once. SHMK_STATUS_OFFSET maps the status page.
+ */
+int shmk_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct shmk_client *client = file->private_data;
+	struct shmk_segment *seg = client->seg;
+	pgoff_t max_pages = seg->max_size >> PAGE_SHIFT;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_mm != client->mm)
+		return -EPERM;
+	if (vma->vm_pgoff == SHMK_STATUS_OFFSET >> PAGE_SHIFT)
+		return shmk_mmap_status(vma);
+	if (vma->vm_pgoff >= max_pages ||
+	    vma_pages(vma) > max_pages - vma->vm_pgoff)
+		return -EINVAL;
+	if (client->flags & SHMK_CLIENT_RDONLY) {
+		if (vma->vm_flags & VM_WRITE)
+			return -EACCES;
+		vm_flags_clear(vma, VM_MAYWRITE);
+	}
+	/*
+	 * VM_MIXEDMAP lets peer mapping insert pages holding only the mmap
+	 * read lock. Growth never moves the mapping (VM_DONTEXPAND), and a
+	 * child process attaches for itself (VM_DONTCOPY).
+	 */
+	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTCOPY);
+	vma->vm_ops = &shmk_vm_ops;
+
+	if (!vma->vm_pgoff)
+		shmk_status_set_base(seg, vma->vm_start);
+
+	down_read(&seg->resize_sem);
+	shmk_populate_vma(vma);
+	up_read(&seg->resize_sem);
+	return 0;
+}

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Segments: the name registry, creation, permissions, lifetime and the
+ * status page.
+ */
+#include <linux/cred.h>
+#include <linux/capability.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/sched.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+#include <linux/xarray.h>
+
+#include "shmk.h"
+
+/* Linked (named) segments by id; shmk_registry_lock serializes changes. */
+static DEFINE_XARRAY_ALLOC1(shmk_segments);
+static DEFINE_MUTEX(shmk_registry_lock);
+static u32 shmk_next_id;
+
+/**
+ * shmk_check_name - validate a NUL-terminated name in a fixed array
+ * @name: the array
+ * @size: its size
+ * @allow_empty: whether "" is valid
+ *
+ * Names are printable ASCII without '/', terminated within the array.
+ */
+int shmk_check_name(const char *name, size_t size, bool allow_empty)
+{
+	size_t len = strnlen(name, size);
+	size_t i;
+
+	if (len == size || (!len && !allow_empty))
+		return -EINVAL;
+	for (i = 0; i < len; i++)
+		if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '/')
+			return -EINVAL;
+	return 0;
+}
+
+static struct shmk_segment *shmk_find_locked(const char *name)
+{
+	struct shmk_segment *seg;
+	unsigned long id;
+
+	lockdep_assert_held(&shmk_registry_lock);
+	xa_for_each(&shmk_segments, id, seg)
+		if (!strcmp(seg->name, name))
+			return seg;
+	return NULL;
+}
+
+/* Returns a referenced segment, or NULL. */
+struct shmk_segment *shmk_segment_lookup(const char *name)
+{
+	struct shmk_segment *seg;
+
+	mutex_lock(&shmk_registry_lock);
+	seg = shmk_find_locked(name);
+	if (seg)
+		kref_get(&seg->ref);
+	mutex_unlock(&shmk_registry_lock);
+	return seg;
+}
+
+static int shmk_charge_pages(unsigned long nr)
+{
+	unsigned long limit = READ_ONCE(shmk_max_pages);
+
+	if (atomic_long_add_return(nr, &shmk_nr_pages) > limit) {
+		atomic_long_sub(nr, &shmk_nr_pages);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static void shmk_segment_free(struct shmk_segment *seg)
+{
+	if (seg->shm)
+		fput(seg->shm);
+	if (seg->status_page)
+		__free_page(seg->status_page);
+	kfree(seg);
+}
+
+static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
+{
+	char shm_name[SHMK_NAME_MAX + 8];
+	struct shmk_segment *seg;
+	struct file *shm;
+	int ret;
+
+	if (req->max_size > min_t(u64, READ_ONCE(shmk_max_segment_size),
+				  SHMK_SIZE_LIMIT))
+		return ERR_PTR(-EFBIG);
+
+	seg = kzalloc(sizeof(*seg), GFP_KERNEL_ACCOUNT);
+	if (!seg)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&seg->ref);
+	mutex_init(&seg->lock);
+	init_rwsem(&seg->resize_sem);
+	spin_lock_init(&seg->status_lock);
+	INIT_LIST_HEAD(&seg->clients);
+	strscpy(seg->name, req->name, sizeof(seg->name));
+	seg->max_size = req->max_size;
+	seg->next_client_id = 1;
+	seg->uid = current_euid();
+	seg->cuid = seg->uid;
+	seg->gid = current_egid();
+	seg->cgid = seg->gid;
+	seg->mode = req->mode;
+	seg->ctime_ns = ktime_get_real_ns();
+
+	seg->status_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!seg->status_page) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	seg->status = page_address(seg->status_page);
+	seg->status->magic = SHMK_STATUS_MAGIC;
+	seg->status->version = SHMK_STATUS_VERSION;
+	seg->status->max_size = seg->max_size;
+
+	/*
+	 * An unlinked tmpfs file gives the pages a real address_space,
+	 * which futexes key on. VM_NORESERVE: pages are accounted as the
+	 * segment grows, not for the whole reservation up front.
+	 */
+	snprintf(shm_name, sizeof(shm_name), "shmk:%s", seg->name);
+	shm = shmem_file_setup(shm_name, 0, VM_NORESERVE);
+	if (IS_ERR(shm)) {
+		ret = PTR_ERR(shm);
+		goto err;
+	}
+	seg->shm = shm;
+	/* Keep segment pages resident, as SHM_LOCK does for SysV segments. */
+	mapping_set_unevictable(shm->f_mapping);
+
+	if (req->size) {
+		ret = shmk_charge_pages(req->size >> PAGE_SHIFT);
+		if (ret)
+			goto err;
+		i_size_write(file_inode(shm), req->size);
+		ret = shmk_segment_populate(seg, 0, req->size >> PAGE_SHIFT,
+					    false);
+		if (ret) {
+			shmk_segment_cut(seg, 0, req->size);
+			atomic_long_sub(req->size >> PAGE_SHIFT,
+					&shmk_nr_pages);
+			goto err;
+		}
+		seg->size = req->size;
+		seg->status->size = req->size;
+	}
+	atomic_inc(&shmk_nr_segments);
+	return seg;
+err:
+	shmk_segment_free(seg);
+	return ERR_PTR(ret);
+}
+
+static void shmk_segment_release(struct kref *ref)
+{
+	struct shmk_segment *seg = container_of(ref, struct shmk_segment, ref);
+
+	WARN_ON_ONCE(!list_empty(&seg->clients));
+	atomic_long_sub(seg->size >> PAGE_SHIFT, &shmk_nr_pages);
+	atomic_dec(&shmk_nr_segments);
+	shmk_segment_free(seg);
+}
+
+void shmk_segment_put(struct shmk_segment *seg)
+{
+	kref_put(&seg->ref, shmk_segment_release);
+}
+
+static int shmk_check_create(const struct shmk_attach *req)
+{
+	if (req->mode & ~0777U)
+		return -EINVAL;
+	if (!req->max_size || req->size > req->max_size ||
+	    !PAGE_ALIGNED(req->size) || !PAGE_ALIGNED(req->max_size))
+		return -EINVAL;
+	return 0;
+}
+
+/**
+ * shmk_segment_open - find or create the segment an attach request names
+ * @req: the validated request
+ * @out: the segment, referenced, on success
+ * @created: set when this call created it
+ */
+int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
+		      bool *created)
+{
+	bool create = req->flags & SHMK_ATTACH_CREATE;
+	bool excl = req->flags & SHMK_ATTACH_EXCL;
+	struct shmk_segment *seg, *fresh;
+	int ret;
+
+	*created = false;
+	seg = shmk_segment_lookup(req->name);
+	if (seg) {
+		if (create && excl) {
+			shmk_segment_put(seg);
+			return -EEXIST;
+		}
+		*out = seg;
+		return 0;
+	}
+	if (!create)
+		return -ENOENT;
+
+	ret = shmk_check_create(req);
+	if (ret)
+		return ret;
+	/* Build the segment, pages included, without blocking the registry. */
+	fresh = shmk_segment_alloc(req);
+	if (IS_ERR(fresh))
+		return PTR_ERR(fresh);
+
+	mutex_lock(&shmk_registry_lock);
+	seg = shmk_find_locked(req->name);
+	if (seg) {
+		/* Lost a race with another creator. */
+		ret = excl ? -EEXIST : 0;
+		if (!ret)
+			kref_get(&seg->ref);
+	} else if (atomic_read(&shmk_nr_segments) >
+		   READ_ONCE(shmk_max_segments)) {
+		ret = -ENOSPC;
+	} else {
+		ret = xa_alloc_cyclic(&shmk_segments, &fresh->id, fresh,
+				      xa_limit_32b, &shmk_next_id, GFP_KERNEL);
+		if (ret >= 0) {
+			ret = 0;
+			fresh->linked = true;
+			fresh->status->segment_id = fresh->id;
+			/* The registry's reference, plus the caller's. */
+			kref_get(&fresh->ref);
+			seg = fresh;
+			fresh = NULL;
+			*created = true;
+		}
+	}
+	mutex_unlock(&shmk_registry_lock);
+
+	if (fresh)
+		shmk_segment_put(fresh);
+	if (ret)
+		return ret;
+	*out = seg;
+	return 0;
+}
+
+static bool shmk_is_owner(const struct shmk_segment *seg)
+{
+	kuid_t euid = current_euid();
+
+	return uid_eq(euid, seg->uid) || uid_eq(euid, seg->cuid);
+}
+
+/**
+ * shmk_segment_may - SysV IPC style permission check for the caller
+ * @seg: the segment
+ * @write: whether write access is wanted besides read access
+ */
+bool shmk_segment_may(const struct shmk_segment *seg, bool write)
+{
+	umode_t granted = seg->mode;
+	umode_t want = write ? 06 : 04;
+
+	if (shmk_is_owner(seg))
+		granted >>= 6;
+	else if (in_group_p(seg->gid) || in_group_p(seg->cgid))
+		granted >>= 3;
+	if ((want & ~granted & 07) == 0)
+		return true;
+	return capable(CAP_IPC_OWNER);
+}
+
+/* Remove @seg from the registry; returns whether it was linked. */
+static bool shmk_unlink_locked(struct shmk_segment *seg)
+{
+	lockdep_assert_held(&shmk_registry_lock);
+	if (xa_load(&shmk_segments, seg->id) != seg)
+		return false;
+	xa_erase(&shmk_segments, seg->id);
+	mutex_lock(&seg->lock);
+	seg->linked = false;
+	mutex_unlock(&seg->lock);
+	return true;
+}
+
+int shmk_segment_unlink(const char *name)
+{
+	struct shmk_segment *seg;
+	int ret = 0;
+
+	mutex_lock(&shmk_registry_lock);
+	seg = shmk_find_locked(name);
+	if (!seg)
+		ret = -ENOENT;
+	else if (!shmk_is_owner(seg) && !capable(CAP_SYS_ADMIN))
+		ret = -EPERM;
+	else
+		shmk_unlink_locked(seg);
+	mutex_unlock(&shmk_registry_lock);
+	if (!ret)
+		shmk_segment_put(seg);
+	return ret;
+}
+
+/* Undo a creation whose attach failed; @seg stays referenced by the caller. */
+void shmk_segment_unlink_seg(struct shmk_segment *seg)
+{
+	bool linked;
+
+	mutex_lock(&shmk_registry_lock);
+	linked = shmk_unlink_locked(seg);
+	mutex_unlock(&shmk_registry_lock);
+	if (linked)
+		shmk_segment_put(seg);
+}
+
+/* Drop the registry's references at module unload: no client is left. */
+void shmk_registry_exit(void)
+{
+	struct shmk_segment *seg;
+	unsigned long id;
+
+	mutex_lock(&shmk_registry_lock);
+	xa_for_each(&shmk_segments, id, seg) {
+		xa_erase(&shmk_segments, id);
+		seg->linked = false;
+		shmk_segment_put(seg);
+	}
+	mutex_unlock(&shmk_registry_lock);
+}
+
+static void shmk_status_begin(struct shmk_status *st)
+{
+	WRITE_ONCE(st->seq, st->seq + 1);
+	smp_wmb();	/* seq odd before the fields change */
+}
+
+static void shmk_status_end(struct shmk_status *st)
+{
+	smp_wmb();	/* fields written before seq turns even */
+	WRITE_ONCE(st->seq, st->seq + 1);
+}
+
+/* Publish size, generation and the client table. Caller holds seg->lock. */
+void shmk_status_update(struct shmk_segment *seg)
+{
+	struct shmk_status *st = seg->status;
+	struct shmk_client *client;
+	u32 n = 0;
+
+	lockdep_assert_held(&seg->lock);
+	spin_lock(&seg->status_lock);
+	shmk_status_begin(st);
+	WRITE_ONCE(st->size, seg->size);
+	WRITE_ONCE(st->generation, seg->generation);
+	WRITE_ONCE(st->nr_clients, seg->nr_clients);
+	list_for_each_entry(client, &seg->clients, node) {
+		struct shmk_client_info *ci;
+
+		if (n == SHMK_STATUS_MAX_CLIENTS)
+			break;
+		ci = &st->clients[n++];
+		ci->client_id = client->id;
+		ci->pid = pid_nr(client->pid);
+		ci->flags = client->flags;
+		ci->reserved = 0;
+		memcpy(ci->name, client->name, sizeof(ci->name));
+	}
+	if (n < st->table_len)
+		memset(&st->clients[n], 0,
+		       (st->table_len - n) * sizeof(st->clients[0]));
+	WRITE_ONCE(st->table_len, n);
+	shmk_status_end(st);
+	spin_unlock(&seg->status_lock);
+}
+
+/* Record the first mapping's address; called from ->mmap, without seg->lock. */
+void shmk_status_set_base(struct shmk_segment *seg, unsigned long addr)
+{
+	if (cmpxchg(&seg->base_addr, 0, addr) != 0)
+		return;
+	spin_lock(&seg->status_lock);
+	shmk_status_begin(seg->status);
+	WRITE_ONCE(seg->status->base_addr, addr);
+	shmk_status_end(seg->status);
+	spin_unlock(&seg->status_lock);
+}
