@@ -97,23 +97,44 @@ static int shmk_client_register(struct shmk_segment *seg,
 		seg->nr_clients++;
 		atomic_inc(&shmk_nr_clients);
 		shmk_status_update(seg);
+		shmk_event_client(seg, client, SHMK_CMD_CLIENT_ATTACHED, 0);
 	}
 	mutex_unlock(&seg->lock);
 	return ret;
 }
 
-static void shmk_client_unregister(struct shmk_client *client)
+/* Remove @client from the registry, unless a kick did. Holds seg->lock. */
+static void shmk_client_unlink(struct shmk_client *client, u32 reason)
 {
 	struct shmk_segment *seg = client->seg;
 
-	mutex_lock(&seg->lock);
+	lockdep_assert_held(&seg->lock);
+	if (list_empty(&client->node))
+		return;
 	list_del_init(&client->node);
 	seg->nr_clients--;
 	if (client->flags & SHMK_CLIENT_WRITER)
 		seg->has_writer = false;
 	atomic_dec(&shmk_nr_clients);
 	shmk_status_update(seg);
-	mutex_unlock(&seg->lock);
+	shmk_event_client(seg, client, SHMK_CMD_CLIENT_DETACHED, reason);
+}
+
+static void shmk_client_unregister(struct shmk_client *client, u32 reason)
+{
+	mutex_lock(&client->seg->lock);
+	shmk_client_unlink(client, reason);
+	mutex_unlock(&client->seg->lock);
+}
+
+/* Why the last reference to a handle goes: closed, or its process ends. */
+static u32 shmk_detach_reason(void)
+{
+	if (!(current->flags & PF_EXITING))
+		return SHMK_DETACH_CLOSED;
+	if (current->signal->group_exit_code & 0x7f)
+		return SHMK_DETACH_KILLED;
+	return SHMK_DETACH_EXITED;
 }
 
 static int shmk_client_release(struct inode *inode, struct file *file)
@@ -121,10 +142,43 @@ static int shmk_client_release(struct inode *inode, struct file *file)
 	struct shmk_client *client = file->private_data;
 	struct shmk_segment *seg = client->seg;
 
-	shmk_client_unregister(client);
+	shmk_client_unregister(client, shmk_detach_reason());
 	shmk_client_free(client);
 	shmk_segment_put(seg);
 	return 0;
+}
+
+/**
+ * shmk_client_kick - detach a client on an administrator's request
+ * @seg: its segment
+ * @client_id: the client
+ *
+ * The client leaves the registry and the segment is unmapped from its
+ * process, which gets SIGBUS on access; its handle answers -ENOTCONN.
+ */
+int shmk_client_kick(struct shmk_segment *seg, u32 client_id)
+{
+	struct shmk_client *client;
+	int ret = -ENOENT;
+
+	mutex_lock(&seg->lock);
+	list_for_each_entry(client, &seg->clients, node) {
+		if (client->id != client_id)
+			continue;
+		WRITE_ONCE(client->kicked, true);
+		shmk_client_unlink(client, SHMK_DETACH_KICKED);
+		/*
+		 * Unmap the segment everywhere; the kicked client's faults
+		 * now raise SIGBUS, and everyone else's mappings are filled
+		 * in again.
+		 */
+		unmap_mapping_range(seg->shm->f_mapping, 0, seg->max_size, 1);
+		shmk_segment_remap_peers(seg);
+		ret = 0;
+		break;
+	}
+	mutex_unlock(&seg->lock);
+	return ret;
 }
 
 /**
@@ -199,7 +253,7 @@ long shmk_ioctl_attach(void __user *argp)
 	return fd;
 
 err_unregister:
-	shmk_client_unregister(client);
+	shmk_client_unregister(client, SHMK_DETACH_CLOSED);
 err_fd:
 	put_unused_fd(fd);
 err_client:
@@ -356,6 +410,8 @@ static long shmk_client_ioctl(struct file *file, unsigned int cmd,
 	struct shmk_client *client = file->private_data;
 	void __user *argp = (void __user *)arg;
 
+	if (READ_ONCE(client->kicked))
+		return -ENOTCONN;
 	switch (cmd) {
 	case SHMK_IOC_INFO:
 		return shmk_ioctl_info(client, argp);

@@ -108,14 +108,23 @@ static struct miscdevice shmk_misc = {
 
 static int __init shmk_init(void)
 {
+	int ret;
+
 	if (!shmk_max_pages)
 		shmk_max_pages = totalram_pages() / 2;
-	return misc_register(&shmk_misc);
+	ret = shmk_genl_init();
+	if (ret)
+		return ret;
+	ret = misc_register(&shmk_misc);
+	if (ret)
+		shmk_genl_exit();
+	return ret;
 }
 
 static void __exit shmk_exit(void)
 {
 	misc_deregister(&shmk_misc);
+	shmk_genl_exit();
 	/* No handle is open: only unlinked-by-nobody segments remain. */
 	shmk_registry_exit();
 	WARN_ON(atomic_read(&shmk_nr_segments) ||

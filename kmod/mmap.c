@@ -57,6 +57,18 @@ static int shmk_insert(struct vm_area_struct *vma, pgoff_t pgoff,
 	return 0;
 }
 
+/* Whether @vma maps @mapping for a client that was not kicked. */
+static bool shmk_vma_live(struct vm_area_struct *vma,
+			  struct address_space *mapping)
+{
+	struct shmk_client *client;
+
+	if (vma->vm_ops != &shmk_vm_ops || vma->vm_file->f_mapping != mapping)
+		return false;
+	client = vma->vm_file->private_data;
+	return !READ_ONCE(client->kicked);
+}
+
 /* Insert pages [@first, @first + @nr) into each of @mm's mappings of @seg. */
 static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
 			     pgoff_t first, struct page **pages,
@@ -72,8 +84,7 @@ static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
 	for_each_vma(vmi, vma) {
 		pgoff_t start, end;
 
-		if (vma->vm_ops != &shmk_vm_ops ||
-		    vma->vm_file->f_mapping != mapping)
+		if (!shmk_vma_live(vma, mapping))
 			continue;
 		start = max(first, vma->vm_pgoff);
 		end = min(first + nr, vma->vm_pgoff + vma_pages(vma));
@@ -90,27 +101,59 @@ static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
 	mmput_async(mm);
 }
 
-/* Peer mapping: install the pages in every attached process. */
+/* Whether an earlier client in the list belongs to the same process. */
+static bool shmk_mm_seen(struct shmk_segment *seg, struct shmk_client *client)
+{
+	struct shmk_client *prev;
+
+	list_for_each_entry(prev, &seg->clients, node) {
+		if (prev == client)
+			return false;
+		if (prev->mm == client->mm)
+			return true;
+	}
+	return false;
+}
+
+/* Peer mapping: install the pages in every attached process, once each. */
 static void shmk_map_peers(struct shmk_segment *seg, pgoff_t first,
 			   struct page **pages, unsigned long nr)
 {
-	struct shmk_client *client, *prev;
+	struct shmk_client *client;
+
+	lockdep_assert_held(&seg->lock);
+	list_for_each_entry(client, &seg->clients, node)
+		if (!shmk_mm_seen(seg, client))
+			shmk_map_into_mm(seg, client->mm, first, pages, nr);
+}
+
+static void shmk_populate_vma(struct vm_area_struct *vma);
+
+/**
+ * shmk_segment_remap_peers - map every present page into every client again
+ * @seg: the segment, its lock held
+ *
+ * Used after the whole segment was unmapped to cut one client off.
+ */
+void shmk_segment_remap_peers(struct shmk_segment *seg)
+{
+	struct address_space *mapping = seg->shm->f_mapping;
+	struct shmk_client *client;
+	struct vm_area_struct *vma;
 
 	lockdep_assert_held(&seg->lock);
 	list_for_each_entry(client, &seg->clients, node) {
-		bool seen = false;
+		VMA_ITERATOR(vmi, client->mm, 0);
+		struct mm_struct *mm = client->mm;
 
-		/* One pass per process, however many handles it holds. */
-		list_for_each_entry(prev, &seg->clients, node) {
-			if (prev == client)
-				break;
-			if (prev->mm == client->mm) {
-				seen = true;
-				break;
-			}
-		}
-		if (!seen)
-			shmk_map_into_mm(seg, client->mm, first, pages, nr);
+		if (shmk_mm_seen(seg, client) || !mmget_not_zero(mm))
+			continue;
+		mmap_read_lock(mm);
+		for_each_vma(vmi, vma)
+			if (shmk_vma_live(vma, mapping))
+				shmk_populate_vma(vma);
+		mmap_read_unlock(mm);
+		mmput_async(mm);
 	}
 }
 
@@ -190,9 +233,13 @@ void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
 
 static void shmk_resized(struct shmk_segment *seg, u64 size)
 {
+	u64 old = seg->size;
+
 	WRITE_ONCE(seg->size, size);
 	seg->generation++;
 	shmk_status_update(seg);
+	shmk_event_resize(seg, size > old ? SHMK_CMD_SEGMENT_GROWN :
+			  SHMK_CMD_SEGMENT_SHRUNK, old, size);
 }
 
 static void shmk_report(struct shmk_segment *seg, struct shmk_resize *rs,
@@ -299,10 +346,12 @@ static void shmk_populate_vma(struct vm_area_struct *vma)
 
 static vm_fault_t shmk_fault(struct vm_fault *vmf)
 {
+	struct shmk_client *client = vmf->vma->vm_file->private_data;
 	struct address_space *mapping = vmf->vma->vm_file->f_mapping;
 	struct page *page;
 
-	if (vmf->pgoff >= shmk_active_pages(mapping))
+	if (vmf->pgoff >= shmk_active_pages(mapping) ||
+	    READ_ONCE(client->kicked))
 		return VM_FAULT_SIGBUS;
 
 	/* A lazily grown page: allocate it now, charged to this process. */
@@ -368,6 +417,8 @@ int shmk_mmap(struct file *file, struct vm_area_struct *vma)
 
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
+	if (READ_ONCE(client->kicked))
+		return -ENOTCONN;
 	if (vma->vm_mm != client->mm)
 		return -EPERM;
 	if (vma->vm_pgoff == SHMK_STATUS_OFFSET >> PAGE_SHIFT)
@@ -388,8 +439,10 @@ int shmk_mmap(struct file *file, struct vm_area_struct *vma)
 	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTCOPY);
 	vma->vm_ops = &shmk_vm_ops;
 
-	if (!vma->vm_pgoff)
+	if (!vma->vm_pgoff) {
+		cmpxchg(&client->base_addr, 0, vma->vm_start);
 		shmk_status_set_base(seg, vma->vm_start);
+	}
 
 	down_read(&seg->resize_sem);
 	shmk_populate_vma(vma);

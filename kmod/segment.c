@@ -17,7 +17,11 @@
 
 #include "shmk.h"
 
-/* Linked (named) segments by id; shmk_registry_lock serializes changes. */
+/*
+ * Every live segment by id, linked (named) or not; shmk_registry_lock
+ * serializes changes, and a segment's last reference is dropped under it
+ * (kref_put_mutex), so every segment found under the lock is alive.
+ */
 static DEFINE_XARRAY_ALLOC1(shmk_segments);
 static DEFINE_MUTEX(shmk_registry_lock);
 static u32 shmk_next_id;
@@ -50,7 +54,7 @@ static struct shmk_segment *shmk_find_locked(const char *name)
 
 	lockdep_assert_held(&shmk_registry_lock);
 	xa_for_each(&shmk_segments, id, seg)
-		if (!strcmp(seg->name, name))
+		if (seg->linked && !strcmp(seg->name, name))
 			return seg;
 	return NULL;
 }
@@ -64,6 +68,26 @@ struct shmk_segment *shmk_segment_lookup(const char *name)
 	seg = shmk_find_locked(name);
 	if (seg)
 		kref_get(&seg->ref);
+	mutex_unlock(&shmk_registry_lock);
+	return seg;
+}
+
+/**
+ * shmk_segment_next - iterate over live segments, for netlink dumps
+ * @id: cursor: the first id to consider; advanced past the one returned
+ *
+ * Returns a referenced segment, or NULL at the end.
+ */
+struct shmk_segment *shmk_segment_next(unsigned long *id)
+{
+	struct shmk_segment *seg;
+
+	mutex_lock(&shmk_registry_lock);
+	seg = xa_find(&shmk_segments, id, ULONG_MAX, XA_PRESENT);
+	if (seg) {
+		kref_get(&seg->ref);
+		(*id)++;
+	}
 	mutex_unlock(&shmk_registry_lock);
 	return seg;
 }
@@ -165,11 +189,18 @@ err:
 	return ERR_PTR(ret);
 }
 
+/* Called with shmk_registry_lock held, which it releases. */
 static void shmk_segment_release(struct kref *ref)
 {
 	struct shmk_segment *seg = container_of(ref, struct shmk_segment, ref);
 
+	if (seg->id)
+		xa_erase(&shmk_segments, seg->id);
+	mutex_unlock(&shmk_registry_lock);
+
 	WARN_ON_ONCE(!list_empty(&seg->clients));
+	if (seg->id)
+		shmk_event_segment(seg, SHMK_CMD_SEGMENT_DESTROYED);
 	atomic_long_sub(seg->size >> PAGE_SHIFT, &shmk_nr_pages);
 	atomic_dec(&shmk_nr_segments);
 	shmk_segment_free(seg);
@@ -177,7 +208,7 @@ static void shmk_segment_release(struct kref *ref)
 
 void shmk_segment_put(struct shmk_segment *seg)
 {
-	kref_put(&seg->ref, shmk_segment_release);
+	kref_put_mutex(&seg->ref, shmk_segment_release, &shmk_registry_lock);
 }
 
 static int shmk_check_create(const struct shmk_attach *req)
@@ -255,6 +286,8 @@ int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
 		shmk_segment_put(fresh);
 	if (ret)
 		return ret;
+	if (*created)
+		shmk_event_segment(seg, SHMK_CMD_SEGMENT_CREATED);
 	*out = seg;
 	return 0;
 }
@@ -289,9 +322,8 @@ bool shmk_segment_may(const struct shmk_segment *seg, bool write)
 static bool shmk_unlink_locked(struct shmk_segment *seg)
 {
 	lockdep_assert_held(&shmk_registry_lock);
-	if (xa_load(&shmk_segments, seg->id) != seg)
+	if (!seg->linked)
 		return false;
-	xa_erase(&shmk_segments, seg->id);
 	mutex_lock(&seg->lock);
 	seg->linked = false;
 	mutex_unlock(&seg->lock);
@@ -335,13 +367,8 @@ void shmk_registry_exit(void)
 	struct shmk_segment *seg;
 	unsigned long id;
 
-	mutex_lock(&shmk_registry_lock);
-	xa_for_each(&shmk_segments, id, seg) {
-		xa_erase(&shmk_segments, id);
-		seg->linked = false;
-		shmk_segment_put(seg);
-	}
-	mutex_unlock(&shmk_registry_lock);
+	for (id = 0; (seg = shmk_segment_next(&id)); shmk_segment_put(seg))
+		shmk_segment_unlink_seg(seg);
 }
 
 static void shmk_status_begin(struct shmk_status *st)

@@ -55,7 +55,7 @@ struct shmk_segment {
 	unsigned int nr_clients;
 	u32 next_client_id;
 	bool has_writer;
-	bool linked;			/* reachable by name */
+	bool linked;			/* reachable by name; holds a ref */
 
 	unsigned long base_addr;	/* first mapping of offset 0, or 0 */
 	kuid_t uid, cuid;
@@ -75,13 +75,16 @@ struct shmk_client {
 	struct list_head node;		/* in seg->clients */
 	u32 id;
 	u32 flags;			/* SHMK_CLIENT_* */
+	bool kicked;			/* detached by an administrator */
 	u64 attach_ns;
+	unsigned long base_addr;	/* its first mapping of offset 0 */
 	char name[SHMK_CLIENT_NAME_MAX];
 };
 
 /* segment.c */
 int shmk_check_name(const char *name, size_t size, bool allow_empty);
 struct shmk_segment *shmk_segment_lookup(const char *name);
+struct shmk_segment *shmk_segment_next(unsigned long *id);
 int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
 		      bool *created);
 int shmk_segment_unlink(const char *name);
@@ -94,6 +97,7 @@ void shmk_registry_exit(void);
 
 /* client.c */
 long shmk_ioctl_attach(void __user *argp);
+int shmk_client_kick(struct shmk_segment *seg, u32 client_id);
 extern const struct file_operations shmk_client_fops;
 
 /* mmap.c */
@@ -103,5 +107,15 @@ int shmk_segment_populate(struct shmk_segment *seg, pgoff_t first,
 int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs);
 int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs);
 void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to);
+void shmk_segment_remap_peers(struct shmk_segment *seg);
+
+/* netlink.c: the generic netlink family and its events */
+int shmk_genl_init(void);
+void shmk_genl_exit(void);
+void shmk_event_segment(const struct shmk_segment *seg, u8 cmd);
+void shmk_event_client(const struct shmk_segment *seg,
+		       const struct shmk_client *client, u8 cmd, u32 reason);
+void shmk_event_resize(const struct shmk_segment *seg, u8 cmd, u64 old_size,
+		       u64 new_size);
 
 #endif /* SHMK_INTERNAL_H */

@@ -192,4 +192,69 @@ struct shmk_status {
 #define SHMK_IOC_CLIENTS	_IOWR(SHMK_IOC_MAGIC, 0x13, struct shmk_clients)
 #define SHMK_IOC_LOOKUP		_IOWR(SHMK_IOC_MAGIC, 0x14, struct shmk_lookup)
 
+/*
+ * Generic netlink family "shmk", for administration: see every segment and
+ * client without attaching, watch events, unlink segments and kick clients.
+ * Documentation/netlink/specs/shmk.yaml describes it; attributes form one
+ * flat space.
+ */
+#define SHMK_GENL_NAME			"shmk"
+#define SHMK_GENL_VERSION		1
+#define SHMK_GENL_MCGRP_EVENTS		"events"
+
+enum shmk_genl_cmd {
+	SHMK_CMD_UNSPEC,
+	SHMK_CMD_SEGMENT_GET,		/* do (by name) or dump */
+	SHMK_CMD_CLIENT_GET,		/* dump, of one segment or all */
+	SHMK_CMD_SEGMENT_UNLINK,	/* do: owner or CAP_SYS_ADMIN */
+	SHMK_CMD_CLIENT_KICK,		/* do: owner or CAP_SYS_ADMIN */
+	/* Notifications, on the "events" group. */
+	SHMK_CMD_SEGMENT_CREATED,
+	SHMK_CMD_SEGMENT_DESTROYED,
+	SHMK_CMD_CLIENT_ATTACHED,
+	SHMK_CMD_CLIENT_DETACHED,
+	SHMK_CMD_SEGMENT_GROWN,
+	SHMK_CMD_SEGMENT_SHRUNK,
+	__SHMK_CMD_MAX,
+};
+
+#define SHMK_CMD_MAX			(__SHMK_CMD_MAX - 1)
+
+enum shmk_genl_attr {
+	SHMK_A_UNSPEC,
+	SHMK_A_PAD,
+	SHMK_A_SEGMENT_ID,		/* u32 */
+	SHMK_A_SEGMENT_NAME,		/* string */
+	SHMK_A_SIZE,			/* u64: active size */
+	SHMK_A_MAX_SIZE,		/* u64 */
+	SHMK_A_PAGES,			/* u64: pages present */
+	SHMK_A_NR_CLIENTS,		/* u32 */
+	SHMK_A_UID,			/* u32, in the reader's user namespace */
+	SHMK_A_GID,			/* u32 */
+	SHMK_A_MODE,			/* u32 */
+	SHMK_A_CTIME,			/* u64: ns, CLOCK_REALTIME */
+	SHMK_A_GENERATION,		/* u64 */
+	SHMK_A_LINKED,			/* flag: reachable by name */
+	SHMK_A_CLIENT_ID,		/* u32 */
+	SHMK_A_PID,			/* u32, in the reader's pid namespace */
+	SHMK_A_CLIENT_NAME,		/* string */
+	SHMK_A_CLIENT_FLAGS,		/* u32: SHMK_CLIENT_* */
+	SHMK_A_BASE_ADDR,		/* u64: the client's first mapping */
+	SHMK_A_ATTACH_TIME,		/* u64: ns, CLOCK_REALTIME */
+	SHMK_A_OLD_SIZE,		/* u64: grown, shrunk */
+	SHMK_A_NEW_SIZE,		/* u64: grown, shrunk */
+	SHMK_A_ACTOR_PID,		/* u32: the process that acted */
+	SHMK_A_DETACH_REASON,		/* u32: enum shmk_detach_reason */
+	__SHMK_A_MAX,
+};
+
+#define SHMK_A_MAX			(__SHMK_A_MAX - 1)
+
+enum shmk_detach_reason {
+	SHMK_DETACH_CLOSED,		/* handle closed, mappings gone */
+	SHMK_DETACH_EXITED,		/* its process exited */
+	SHMK_DETACH_KILLED,		/* its process was killed by a signal */
+	SHMK_DETACH_KICKED,		/* SHMK_CMD_CLIENT_KICK */
+};
+
 #endif /* _UAPI_LINUX_SHMK_H */
