@@ -30,7 +30,7 @@ VM_RUN = $(PROJECT)/tools/vm/run --kver $(KVER) --timeout $(VM_TIMEOUT) \
 KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/shmk.h
 
 .PHONY: all modules deps lint selftests lib examples check demo vm-run \
-	bench-grow clean
+	bench-grow bench clean
 
 all: modules
 
@@ -74,7 +74,21 @@ demo: deps
 	$(MAKE) -C tools/demo
 	$(VM_RUN) -- 'tools/demo/run.sh'
 
+bench:
+	$(MAKE) -C bench
+
+# Peer mapping against memfd, in one VM boot; writes build/bench/grow.*
+BENCH_REPS ?= 3
+bench-grow: deps
+	$(MAKE) modules bench
+	mkdir -p build/bench
+	$(VM_RUN) -- 'bench/grow_bench $(BENCH_REPS) > build/bench/grow.csv'
+	SHMK_BENCH_CMD="make bench-grow BENCH_REPS=$(BENCH_REPS)" \
+		bench/grow-report build/bench/grow.csv build/bench
+	cat build/bench/grow.md
+
 clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
+	-$(MAKE) -C bench clean
 	-$(MAKE) -C selftests clean
 	rm -rf build

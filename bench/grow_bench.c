@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * grow_bench: how long until every peer has written every page of a grown
+ * shared segment, for shmk and for the memfd peers of the same run.
+ *
+ * Modes, per peer count and growth size:
+ *   eager    shmk SHMK_IOC_GROW: pages installed in every peer by the grow
+ *   lazy     shmk SHMK_IOC_GROW with SHMK_GROW_LAZY: peers fault pages in
+ *   memfd    a memfd mapped at its maximum size in each peer, grown with
+ *            ftruncate(); peers fault pages in
+ *   populate as memfd, each peer first calls MADV_POPULATE_WRITE on the new
+ *            range after it is told of the growth
+ *
+ * A round: the peers (forked, attached and mapped beforehand) wait on a
+ * pipe; the grower takes t0, grows, and wakes them; each writes one byte in
+ * every new page and reports when it is done and its minor faults. The
+ * round's time is the last peer's finish minus t0. Each configuration runs
+ * --reps times; the median is reported. Output: CSV on stdout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/shmk.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define MIB		(1UL << 20)
+#define BASE_SIZE	(4 * MIB)
+#define MAX_PEERS	8
+#define PAGE		4096UL
+
+enum mode { EAGER, LAZY, MEMFD, POPULATE, NR_MODES };
+static const char *const mode_names[] = { "eager", "lazy", "memfd", "populate" };
+
+struct result {
+	double done;	/* CLOCK_MONOTONIC seconds */
+	long minflt;
+};
+
+static void die(const char *what)
+{
+	fprintf(stderr, "grow_bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+static int shmk_attach(const char *name, uint32_t flags, size_t max)
+{
+	struct shmk_attach a = {
+		.flags = flags, .mode = 0600, .size = BASE_SIZE, .max_size = max,
+	};
+	int ctl, fd;
+
+	snprintf(a.name, sizeof(a.name), "%s", name);
+	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		die("open " SHMK_DEVICE);
+	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	if (fd < 0)
+		die("attach");
+	close(ctl);
+	return fd;
+}
+
+static void shmk_unlink(const char *name)
+{
+	struct shmk_unlink u = { 0 };
+	int ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
+
+	snprintf(u.name, sizeof(u.name), "%s", name);
+	if (ctl < 0 || ioctl(ctl, SHMK_IOC_UNLINK, &u))
+		die("unlink");
+	close(ctl);
+}
+
+/* A peer: map, say ready, wait, write every new page, report. */
+static void peer(enum mode mode, const char *name, int memfd, size_t max,
+		 size_t grow, int go, int res)
+{
+	struct result r;
+	long before;
+	char *p, c;
+	size_t off;
+	int fd = mode <= LAZY ? shmk_attach(name, 0, max) : memfd;
+
+	p = mmap(NULL, max, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	/* Fault in what the measured part uses besides the segment. */
+	r.done = now();
+	r.minflt = minflt();
+	if (write(res, "r", 1) != 1 || read(go, &c, 1) != 1)
+		die("sync");
+
+	before = minflt();
+	if (mode == POPULATE &&
+	    madvise(p + BASE_SIZE, grow, MADV_POPULATE_WRITE))
+		die("MADV_POPULATE_WRITE");
+	for (off = BASE_SIZE; off < BASE_SIZE + grow; off += PAGE)
+		p[off] = 1;
+	r.done = now();
+	r.minflt = minflt() - before;
+	if (write(res, &r, sizeof(r)) != sizeof(r))
+		die("report");
+	_exit(0);
+}
+
+/* One round; returns its time and the peers' mean minor faults. */
+static double round_once(enum mode mode, int peers, size_t grow,
+			 double *faults)
+{
+	size_t max = BASE_SIZE + grow;
+	int go[2], res[2], fd = -1, memfd = -1, i;
+	double t0, last = 0;
+	char name[64];
+	long total = 0;
+
+	snprintf(name, sizeof(name), "grow-bench-%d", getpid());
+	if (mode <= LAZY) {
+		fd = shmk_attach(name, SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL,
+				 max);
+	} else {
+		memfd = memfd_create("grow-bench", MFD_CLOEXEC);
+		if (memfd < 0 || ftruncate(memfd, BASE_SIZE))
+			die("memfd");
+	}
+	if (pipe(go) || pipe(res))
+		die("pipe");
+	for (i = 0; i < peers; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			die("fork");
+		if (!pid)
+			peer(mode, name, memfd, max, grow, go[0], res[1]);
+	}
+	for (i = 0; i < peers; i++) {
+		char c;
+
+		if (read(res[0], &c, 1) != 1)
+			die("ready");
+	}
+
+	t0 = now();
+	if (mode <= LAZY) {
+		struct shmk_resize rs = {
+			.size = max, .flags = mode == LAZY ? SHMK_GROW_LAZY : 0,
+		};
+
+		if (ioctl(fd, SHMK_IOC_GROW, &rs))
+			die("grow");
+	} else if (ftruncate(memfd, max)) {
+		die("ftruncate");
+	}
+	for (i = 0; i < peers; i++)
+		if (write(go[1], "g", 1) != 1)
+			die("go");
+	for (i = 0; i < peers; i++) {
+		struct result r;
+
+		if (read(res[0], &r, sizeof(r)) != sizeof(r))
+			die("result");
+		if (r.done > last)
+			last = r.done;
+		total += r.minflt;
+	}
+	while (wait(NULL) > 0)
+		;
+	close(go[0]);
+	close(go[1]);
+	close(res[0]);
+	close(res[1]);
+	if (mode <= LAZY) {
+		close(fd);
+		shmk_unlink(name);
+	} else {
+		close(memfd);
+	}
+	*faults = (double)total / peers;
+	return last - t0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	static const int peer_counts[] = { 1, 2, 4, 8 };
+	static const size_t sizes_mib[] = { 1, 16, 256 };
+	int reps = argc > 1 ? atoi(argv[1]) : 3;
+	size_t s, p;
+	int m, r;
+
+	if (reps < 1 || reps > 50) {
+		fprintf(stderr, "usage: grow_bench [REPS (1..50, default 3)]\n");
+		return 2;
+	}
+	printf("mode,peers,grow_mib,median_ms,min_ms,peer_minflt\n");
+	for (s = 0; s < sizeof(sizes_mib) / sizeof(sizes_mib[0]); s++) {
+		for (p = 0; p < sizeof(peer_counts) / sizeof(peer_counts[0]); p++) {
+			for (m = 0; m < NR_MODES; m++) {
+				double t[50], faults = 0;
+
+				for (r = 0; r < reps; r++)
+					t[r] = round_once(m, peer_counts[p],
+							  sizes_mib[s] * MIB,
+							  &faults);
+				qsort(t, reps, sizeof(t[0]), cmp_double);
+				printf("%s,%d,%zu,%.3f,%.3f,%.0f\n",
+				       mode_names[m], peer_counts[p],
+				       sizes_mib[s], t[reps / 2] * 1e3,
+				       t[0] * 1e3, faults);
+				fflush(stdout);
+			}
+		}
+	}
+	return 0;
+}
