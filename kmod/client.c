@@ -35,8 +35,9 @@ static int shmk_check_attach(const struct shmk_attach *req)
 		return -EINVAL;
 	if (!shmk_zero(req->reserved, sizeof(req->reserved)))
 		return -EINVAL;
-	if (shmk_check_name(req->name, sizeof(req->name), false) ||
-	    shmk_check_name(req->client_name, sizeof(req->client_name), true))
+	if (shmk_check_name(req->name, sizeof(req->name), 0) ||
+	    shmk_check_name(req->client_name, sizeof(req->client_name),
+			    SHMK_NAME_EMPTY_OK | SHMK_NAME_SLASH_OK))
 		return -EINVAL;
 	return 0;
 }
@@ -205,26 +206,34 @@ long shmk_ioctl_attach(void __user *argp)
 	if (!current->mm)
 		return -EINVAL;
 
-	ret = shmk_segment_open(&req, &seg, &created);
-	if (ret)
-		return ret;
-	if (!created &&
-	    !shmk_segment_may(seg, !(req.flags & SHMK_ATTACH_RDONLY))) {
-		ret = -EACCES;
-		goto err_seg;
-	}
-
 	client = shmk_client_alloc(&req);
-	if (!client) {
-		ret = -ENOMEM;
-		goto err_seg;
-	}
+	if (!client)
+		return -ENOMEM;
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
 		ret = fd;
 		goto err_client;
 	}
-	ret = shmk_client_register(seg, client);
+	/*
+	 * A segment can be unlinked between the lookup and the registration;
+	 * with SHMK_ATTACH_CREATE, look again and create a new one.
+	 */
+	do {
+		ret = shmk_segment_open(&req, &seg, &created);
+		if (ret)
+			goto err_fd;
+		if (!created &&
+		    !shmk_segment_may(seg, !(req.flags & SHMK_ATTACH_RDONLY)))
+			ret = -EACCES;
+		else
+			ret = shmk_client_register(seg, client);
+		if (ret) {
+			if (created)
+				shmk_segment_unlink_seg(seg);
+			shmk_segment_put(seg);
+		}
+	} while (ret == -ENOENT && (req.flags & SHMK_ATTACH_CREATE) &&
+		 !fatal_signal_pending(current));
 	if (ret)
 		goto err_fd;
 
@@ -254,14 +263,13 @@ long shmk_ioctl_attach(void __user *argp)
 
 err_unregister:
 	shmk_client_unregister(client, SHMK_DETACH_CLOSED);
+	if (created)
+		shmk_segment_unlink_seg(seg);
+	shmk_segment_put(seg);
 err_fd:
 	put_unused_fd(fd);
 err_client:
 	shmk_client_free(client);
-err_seg:
-	if (created)
-		shmk_segment_unlink_seg(seg);
-	shmk_segment_put(seg);
 	return ret;
 }
 
@@ -386,7 +394,7 @@ static long shmk_ioctl_lookup(struct shmk_client *self, void __user *argp)
 		return -EFAULT;
 	if (req.flags || req.reserved0 ||
 	    !shmk_zero(req.reserved, sizeof(req.reserved)) ||
-	    shmk_check_name(req.name, sizeof(req.name), false))
+	    shmk_check_name(req.name, sizeof(req.name), SHMK_NAME_SLASH_OK))
 		return -EINVAL;
 
 	mutex_lock(&seg->lock);

@@ -42,7 +42,7 @@ static long shmk_ctl_unlink(void __user *argp)
 		return -EFAULT;
 	if (req.flags || req.reserved0 ||
 	    memchr_inv(req.reserved, 0, sizeof(req.reserved)) ||
-	    shmk_check_name(req.name, sizeof(req.name), false))
+	    shmk_check_name(req.name, sizeof(req.name), 0))
 		return -EINVAL;
 	return shmk_segment_unlink(req.name);
 }

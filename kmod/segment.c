@@ -30,19 +30,21 @@ static u32 shmk_next_id;
  * shmk_check_name - validate a NUL-terminated name in a fixed array
  * @name: the array
  * @size: its size
- * @allow_empty: whether "" is valid
+ * @flags: SHMK_NAME_EMPTY_OK, SHMK_NAME_SLASH_OK
  *
- * Names are printable ASCII without '/', terminated within the array.
+ * Names are printable ASCII, terminated within the array, and without '/'
+ * unless SHMK_NAME_SLASH_OK.
  */
-int shmk_check_name(const char *name, size_t size, bool allow_empty)
+int shmk_check_name(const char *name, size_t size, unsigned int flags)
 {
 	size_t len = strnlen(name, size);
 	size_t i;
 
-	if (len == size || (!len && !allow_empty))
+	if (len == size || (!len && !(flags & SHMK_NAME_EMPTY_OK)))
 		return -EINVAL;
 	for (i = 0; i < len; i++)
-		if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '/')
+		if (name[i] < 0x20 || name[i] > 0x7e ||
+		    (name[i] == '/' && !(flags & SHMK_NAME_SLASH_OK)))
 			return -EINVAL;
 	return 0;
 }

@@ -82,7 +82,9 @@ struct shmk_client {
 };
 
 /* segment.c */
-int shmk_check_name(const char *name, size_t size, bool allow_empty);
+#define SHMK_NAME_EMPTY_OK	BIT(0)
+#define SHMK_NAME_SLASH_OK	BIT(1)
+int shmk_check_name(const char *name, size_t size, unsigned int flags);
 struct shmk_segment *shmk_segment_lookup(const char *name);
 struct shmk_segment *shmk_segment_next(unsigned long *id);
 int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
