@@ -69,10 +69,12 @@ check: deps
 	$(MAKE) lint
 	$(VM_RUN) -- 'selftests/run.sh'
 
+build/grow_demo: examples/grow_demo.c uapi/linux/shmk.h | build
+	$(CC) -O2 -g -Wall -Wextra -Werror -Iuapi -o $@ $<
+
 demo: deps
-	$(MAKE) modules
-	$(MAKE) -C tools/demo
-	$(VM_RUN) -- 'tools/demo/run.sh'
+	$(MAKE) modules build/grow_demo
+	$(VM_RUN) -- 'build/grow_demo'
 
 bench:
 	$(MAKE) -C bench
@@ -82,7 +84,7 @@ BENCH_REPS ?= 3
 bench-grow: deps
 	$(MAKE) modules bench
 	mkdir -p build/bench
-	$(VM_RUN) -- 'bench/grow_bench $(BENCH_REPS) > build/bench/grow.csv'
+	$(VM_RUN) -- 'bench/grow_bench -r $(BENCH_REPS) > build/bench/grow.csv'
 	SHMK_BENCH_CMD="make bench-grow BENCH_REPS=$(BENCH_REPS)" \
 		bench/grow-report build/bench/grow.csv build/bench
 	cat build/bench/grow.md
