@@ -15,7 +15,9 @@
  * pipe; the grower takes t0, grows, and wakes them; each writes one byte in
  * every new page and reports when it is done and its minor faults. The
  * round's time is the last peer's finish minus t0. Each configuration runs
- * --reps times; the median is reported. Output: CSV on stdout.
+ * REPS times; the median is reported. Output: CSV on stdout.
+ *
+ * Usage: grow_bench [-r REPS] [-p PEERS,...] [-s MIB,...]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -213,21 +215,65 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Parse "1,2,4" into @out; returns the count, 0 on error. */
+static int parse_list(const char *arg, long *out, int max, long hi)
+{
+	char *end;
+	int n = 0;
+
+	do {
+		long v = strtol(arg, &end, 10);
+
+		if (end == arg || v < 1 || v > hi || n == max)
+			return 0;
+		out[n++] = v;
+		arg = end + 1;
+	} while (*end == ',');
+	return *end ? 0 : n;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: grow_bench [-r REPS (1..50)] [-p PEERS,... (1..%d)] [-s MIB,... (1..1024)]\n",
+		MAX_PEERS);
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
-	static const int peer_counts[] = { 1, 2, 4, 8 };
-	static const size_t sizes_mib[] = { 1, 16, 256 };
-	int reps = argc > 1 ? atoi(argv[1]) : 3;
-	size_t s, p;
-	int m, r;
+	long peer_counts[MAX_PEERS] = { 1, 2, 4, 8 };
+	long sizes_mib[8] = { 1, 16, 256 };
+	int np = 4, ns = 3, reps = 3;
+	int s, p, m, r, opt;
 
-	if (reps < 1 || reps > 50) {
-		fprintf(stderr, "usage: grow_bench [REPS (1..50, default 3)]\n");
-		return 2;
+	while ((opt = getopt(argc, argv, "r:p:s:")) != -1) {
+		switch (opt) {
+		case 'r':
+			reps = atoi(optarg);
+			if (reps < 1 || reps > 50)
+				usage();
+			break;
+		case 'p':
+			np = parse_list(optarg, peer_counts, MAX_PEERS,
+					MAX_PEERS);
+			if (!np)
+				usage();
+			break;
+		case 's':
+			ns = parse_list(optarg, sizes_mib, 8, 1024);
+			if (!ns)
+				usage();
+			break;
+		default:
+			usage();
+		}
 	}
+	if (optind != argc)
+		usage();
+
 	printf("mode,peers,grow_mib,median_ms,min_ms,peer_minflt\n");
-	for (s = 0; s < sizeof(sizes_mib) / sizeof(sizes_mib[0]); s++) {
-		for (p = 0; p < sizeof(peer_counts) / sizeof(peer_counts[0]); p++) {
+	for (s = 0; s < ns; s++) {
+		for (p = 0; p < np; p++) {
 			for (m = 0; m < NR_MODES; m++) {
 				double t[50], faults = 0;
 
@@ -236,7 +282,7 @@ int main(int argc, char **argv)
 							  sizes_mib[s] * MIB,
 							  &faults);
 				qsort(t, reps, sizeof(t[0]), cmp_double);
-				printf("%s,%d,%zu,%.3f,%.3f,%.0f\n",
+				printf("%s,%ld,%ld,%.3f,%.3f,%.0f\n",
 				       mode_names[m], peer_counts[p],
 				       sizes_mib[s], t[reps / 2] * 1e3,
 				       t[0] * 1e3, faults);
