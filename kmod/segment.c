@@ -143,7 +143,8 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 	seg->mode = req->mode;
 	seg->ctime_ns = ktime_get_real_ns();
 
-	seg->status_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	seg->status_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO |
+				      __GFP_NOWARN);
 	if (!seg->status_page) {
 		ret = -ENOMEM;
 		goto err;
