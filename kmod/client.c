@@ -159,26 +159,32 @@ static int shmk_client_release(struct inode *inode, struct file *file)
  */
 int shmk_client_kick(struct shmk_segment *seg, u32 client_id)
 {
+	struct shmk_peers *peers = NULL;
 	struct shmk_client *client;
 	int ret = -ENOENT;
 
 	mutex_lock(&seg->lock);
 	list_for_each_entry(client, &seg->clients, node) {
-		if (client->id != client_id)
-			continue;
-		WRITE_ONCE(client->kicked, true);
-		shmk_client_unlink(client, SHMK_DETACH_KICKED);
-		/*
-		 * Unmap the segment everywhere; the kicked client's faults
-		 * now raise SIGBUS, and everyone else's mappings are filled
-		 * in again.
-		 */
-		unmap_mapping_range(seg->shm->f_mapping, 0, seg->max_size, 1);
-		shmk_segment_remap_peers(seg);
-		ret = 0;
-		break;
+		if (client->id == client_id) {
+			ret = 0;
+			break;
+		}
 	}
+	if (ret)
+		goto out;
+	/* Pinned while the client is still listed: its process is waited for. */
+	peers = shmk_peers_get(seg);
+	if (!peers) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	WRITE_ONCE(client->kicked, true);
+	shmk_client_unlink(client, SHMK_DETACH_KICKED);
+	shmk_segment_evict(seg, peers);
+out:
 	mutex_unlock(&seg->lock);
+	if (peers)
+		shmk_peers_put(peers);
 	return ret;
 }
 

@@ -69,6 +69,64 @@ static bool shmk_vma_live(struct vm_area_struct *vma,
 	return !READ_ONCE(client->kicked);
 }
 
+/**
+ * shmk_peers_get - pin the address space of every attached process
+ * @seg: the segment, its lock held
+ *
+ * Each process appears once, however many handles it holds; exiting ones
+ * are left out. The caller drops the pins with shmk_peers_put() after
+ * releasing seg->lock, so that a peer's exit_mmap() never runs under it.
+ * Returns NULL when out of memory.
+ */
+struct shmk_peers *shmk_peers_get(struct shmk_segment *seg)
+{
+	struct shmk_client *client, *prev;
+	struct shmk_peers *peers;
+
+	lockdep_assert_held(&seg->lock);
+	peers = kmalloc(struct_size(peers, mm, seg->nr_clients), GFP_KERNEL);
+	if (!peers)
+		return NULL;
+	peers->nr = 0;
+	list_for_each_entry(client, &seg->clients, node) {
+		bool seen = false;
+
+		list_for_each_entry(prev, &seg->clients, node) {
+			if (prev == client)
+				break;
+			if (prev->mm == client->mm) {
+				seen = true;
+				break;
+			}
+		}
+		if (!seen && mmget_not_zero(client->mm))
+			peers->mm[peers->nr++] = client->mm;
+	}
+	return peers;
+}
+
+void shmk_peers_put(struct shmk_peers *peers)
+{
+	while (peers->nr)
+		mmput(peers->mm[--peers->nr]);
+	kfree(peers);
+}
+
+/*
+ * Wait until no mmap() of the segment is in flight in any peer. ->mmap
+ * fills a mapping before mmap_region() links it into the i_mmap tree, so
+ * unmap_mapping_range() cannot see it until the mmap lock is dropped.
+ */
+static void shmk_peers_sync_mmap(struct shmk_peers *peers)
+{
+	unsigned int i;
+
+	for (i = 0; i < peers->nr; i++) {
+		mmap_read_lock(peers->mm[i]);
+		mmap_read_unlock(peers->mm[i]);
+	}
+}
+
 /* Insert pages [@first, @first + @nr) into each of @mm's mappings of @seg. */
 static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
 			     pgoff_t first, struct page **pages,
@@ -78,8 +136,6 @@ static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
 	struct address_space *mapping = seg->shm->f_mapping;
 	struct vm_area_struct *vma;
 
-	if (!mmget_not_zero(mm))
-		return;		/* exiting */
 	mmap_read_lock(mm);
 	for_each_vma(vmi, vma) {
 		pgoff_t start, end;
@@ -97,78 +153,60 @@ static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
 				    end - start);
 	}
 	mmap_read_unlock(mm);
-	/* Never run a peer's exit_mmap() here, under seg->lock. */
-	mmput_async(mm);
-}
-
-/* Whether an earlier client in the list belongs to the same process. */
-static bool shmk_mm_seen(struct shmk_segment *seg, struct shmk_client *client)
-{
-	struct shmk_client *prev;
-
-	list_for_each_entry(prev, &seg->clients, node) {
-		if (prev == client)
-			return false;
-		if (prev->mm == client->mm)
-			return true;
-	}
-	return false;
-}
-
-/* Peer mapping: install the pages in every attached process, once each. */
-static void shmk_map_peers(struct shmk_segment *seg, pgoff_t first,
-			   struct page **pages, unsigned long nr)
-{
-	struct shmk_client *client;
-
-	lockdep_assert_held(&seg->lock);
-	list_for_each_entry(client, &seg->clients, node)
-		if (!shmk_mm_seen(seg, client))
-			shmk_map_into_mm(seg, client->mm, first, pages, nr);
 }
 
 static void shmk_populate_vma(struct vm_area_struct *vma);
 
-/**
- * shmk_segment_remap_peers - map every present page into every client again
- * @seg: the segment, its lock held
- *
- * Used after the whole segment was unmapped to cut one client off.
- */
-void shmk_segment_remap_peers(struct shmk_segment *seg)
+/* Map every present page into the live mappings of every peer again. */
+static void shmk_remap_peers(struct shmk_segment *seg,
+			     struct shmk_peers *peers)
 {
 	struct address_space *mapping = seg->shm->f_mapping;
-	struct shmk_client *client;
 	struct vm_area_struct *vma;
+	unsigned int i;
 
 	lockdep_assert_held(&seg->lock);
-	list_for_each_entry(client, &seg->clients, node) {
-		VMA_ITERATOR(vmi, client->mm, 0);
-		struct mm_struct *mm = client->mm;
+	for (i = 0; i < peers->nr; i++) {
+		VMA_ITERATOR(vmi, peers->mm[i], 0);
 
-		if (shmk_mm_seen(seg, client) || !mmget_not_zero(mm))
-			continue;
-		mmap_read_lock(mm);
+		mmap_read_lock(peers->mm[i]);
 		for_each_vma(vmi, vma)
 			if (shmk_vma_live(vma, mapping))
 				shmk_populate_vma(vma);
-		mmap_read_unlock(mm);
-		mmput_async(mm);
+		mmap_read_unlock(peers->mm[i]);
 	}
+}
+
+/**
+ * shmk_segment_evict - unmap the segment from clients marked kicked
+ * @seg: the segment, its lock held
+ * @peers: its clients' address spaces, the kicked ones included
+ *
+ * Kicked clients cannot map the segment any more; once no mmap() is in
+ * flight, the whole segment is unmapped from everyone, and the mappings of
+ * the clients still attached are filled in again. The kicked ones then get
+ * SIGBUS on access.
+ */
+void shmk_segment_evict(struct shmk_segment *seg, struct shmk_peers *peers)
+{
+	lockdep_assert_held(&seg->lock);
+	shmk_peers_sync_mmap(peers);
+	unmap_mapping_range(seg->shm->f_mapping, 0, seg->max_size, 1);
+	shmk_remap_peers(seg, peers);
 }
 
 /**
  * shmk_segment_populate - allocate zeroed pages for a range of the segment
  * @seg: the segment; the range must lie below the backing file's i_size
+ * @peers: install the pages into these processes' mappings too, or NULL
  * @first: first page offset
  * @last: page offset past the end
- * @map_peers: also install them into every client's mappings
  *
  * Pages are charged to the caller's memory cgroup. On error, pages already
  * allocated stay in the page cache: the caller cuts the range.
  */
-int shmk_segment_populate(struct shmk_segment *seg, pgoff_t first,
-			  pgoff_t last, bool map_peers)
+int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
+			  pgoff_t first, pgoff_t last)
 {
 	struct address_space *mapping = seg->shm->f_mapping;
 	gfp_t gfp = shmk_gfp(mapping);
@@ -182,6 +220,7 @@ int shmk_segment_populate(struct shmk_segment *seg, pgoff_t first,
 	while (first < last) {
 		unsigned long i, nr = min_t(unsigned long, last - first,
 					    SHMK_BATCH);
+		unsigned int p;
 
 		for (i = 0; i < nr; i++) {
 			struct page *page;
@@ -194,8 +233,9 @@ int shmk_segment_populate(struct shmk_segment *seg, pgoff_t first,
 			}
 			pages[i] = page;
 		}
-		if (!ret && map_peers)
-			shmk_map_peers(seg, first, pages, nr);
+		/* Peer mapping: into every attached process, batch by batch. */
+		for (p = 0; !ret && peers && p < peers->nr; p++)
+			shmk_map_into_mm(seg, peers->mm[p], first, pages, nr);
 		while (i)
 			put_page(pages[--i]);
 		if (ret)
@@ -215,20 +255,27 @@ int shmk_segment_populate(struct shmk_segment *seg, pgoff_t first,
 /**
  * shmk_segment_cut - unmap and free a range at the end of the segment
  * @seg: the segment; the caller holds seg->lock (or owns @seg alone)
+ * @peers: its clients' address spaces, or NULL when it has none
  * @from: new active size
  * @to: old active size
  */
-void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
+void shmk_segment_cut(struct shmk_segment *seg, struct shmk_peers *peers,
+		      u64 from, u64 to)
 {
 	struct inode *inode = file_inode(seg->shm);
 
+	/*
+	 * Faults beyond the new size now raise SIGBUS, and ->mmap maps
+	 * nothing beyond it; wait for those that read the old size.
+	 */
 	down_write(&seg->resize_sem);
-	/* Faults beyond the new size now raise SIGBUS. */
 	i_size_write(inode, from);
+	up_write(&seg->resize_sem);
+	if (peers)
+		shmk_peers_sync_mmap(peers);
 	/* Unmap from every client at once, then free the pages. */
 	unmap_mapping_range(seg->shm->f_mapping, from, to - from, 1);
 	shmem_truncate_range(inode, from, to - 1);
-	up_write(&seg->resize_sem);
 }
 
 static void shmk_resized(struct shmk_segment *seg, u64 size)
@@ -258,6 +305,7 @@ static void shmk_report(struct shmk_segment *seg, struct shmk_resize *rs,
 int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 {
 	bool lazy = rs->flags & SHMK_GROW_LAZY;
+	struct shmk_peers *peers = NULL;
 	u64 old, size = rs->size;
 	unsigned long nr;
 	int ret = 0;
@@ -277,13 +325,19 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 		ret = -ENOSPC;
 		goto out;
 	}
+	peers = shmk_peers_get(seg);
+	if (!peers) {
+		atomic_long_sub(nr, &shmk_nr_pages);
+		ret = -ENOMEM;
+		goto out;
+	}
 
 	i_size_write(file_inode(seg->shm), size);
 	if (!lazy) {
-		ret = shmk_segment_populate(seg, old >> PAGE_SHIFT,
-					    size >> PAGE_SHIFT, true);
+		ret = shmk_segment_populate(seg, peers, old >> PAGE_SHIFT,
+					    size >> PAGE_SHIFT);
 		if (ret) {
-			shmk_segment_cut(seg, old, size);
+			shmk_segment_cut(seg, peers, old, size);
 			atomic_long_sub(nr, &shmk_nr_pages);
 			goto out;
 		}
@@ -292,6 +346,8 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 out:
 	shmk_report(seg, rs, old);
 	mutex_unlock(&seg->lock);
+	if (peers)
+		shmk_peers_put(peers);
 	return ret;
 }
 
@@ -302,18 +358,28 @@ out:
  */
 int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs)
 {
+	struct shmk_peers *peers = NULL;
+	int ret = 0;
 	u64 old;
 
 	mutex_lock(&seg->lock);
 	old = seg->size;
 	if (rs->size < old) {
-		shmk_segment_cut(seg, rs->size, old);
+		peers = shmk_peers_get(seg);
+		if (!peers) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		shmk_segment_cut(seg, peers, rs->size, old);
 		atomic_long_sub((old - rs->size) >> PAGE_SHIFT, &shmk_nr_pages);
 		shmk_resized(seg, rs->size);
 	}
+out:
 	shmk_report(seg, rs, old);
 	mutex_unlock(&seg->lock);
-	return 0;
+	if (peers)
+		shmk_peers_put(peers);
+	return ret;
 }
 
 /* Map the pages already present in [vma start, active size). */

@@ -174,10 +174,10 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 		if (ret)
 			goto err;
 		i_size_write(file_inode(shm), req->size);
-		ret = shmk_segment_populate(seg, 0, req->size >> PAGE_SHIFT,
-					    false);
+		ret = shmk_segment_populate(seg, NULL, 0,
+					    req->size >> PAGE_SHIFT);
 		if (ret) {
-			shmk_segment_cut(seg, 0, req->size);
+			shmk_segment_cut(seg, NULL, 0, req->size);
 			atomic_long_sub(req->size >> PAGE_SHIFT,
 					&shmk_nr_pages);
 			goto err;

@@ -102,14 +102,23 @@ long shmk_ioctl_attach(void __user *argp);
 int shmk_client_kick(struct shmk_segment *seg, u32 client_id);
 extern const struct file_operations shmk_client_fops;
 
+/* The address spaces of a segment's clients, pinned for one operation. */
+struct shmk_peers {
+	unsigned int nr;
+	struct mm_struct *mm[];
+};
+
 /* mmap.c */
 int shmk_mmap(struct file *file, struct vm_area_struct *vma);
-int shmk_segment_populate(struct shmk_segment *seg, pgoff_t first,
-			  pgoff_t last, bool map_peers);
+struct shmk_peers *shmk_peers_get(struct shmk_segment *seg);
+void shmk_peers_put(struct shmk_peers *peers);
+int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
+			  pgoff_t first, pgoff_t last);
 int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs);
 int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs);
-void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to);
-void shmk_segment_remap_peers(struct shmk_segment *seg);
+void shmk_segment_cut(struct shmk_segment *seg, struct shmk_peers *peers,
+		      u64 from, u64 to);
+void shmk_segment_evict(struct shmk_segment *seg, struct shmk_peers *peers);
 
 /* netlink.c: the generic netlink family and its events */
 int shmk_genl_init(void);
