@@ -29,7 +29,8 @@ VM_RUN = $(PROJECT)/tools/vm/run --kver $(KVER) --timeout $(VM_TIMEOUT) \
 
 KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/shmk.h
 
-.PHONY: all modules deps lint selftests lib examples check demo vm-run \
+.PHONY: all modules deps lint selftests lib examples check check-build check-run \
+	demo vm-run \
 	bench-grow bench clean
 
 all: modules
@@ -64,10 +65,33 @@ lint: | build
 vm-run: modules
 	$(VM_RUN) -- '$(CMD)'
 
+# Suites: NAME=COMMAND, each ending its output with "N passed, N failed".
+HOST_SUITES ?=
+VM_SUITES ?= kselftests=selftests/run.sh
+
 check: deps
-	$(MAKE) modules selftests
+	$(MAKE) check-build
 	$(MAKE) lint
-	$(VM_RUN) -- 'selftests/run.sh'
+	$(MAKE) check-run
+
+check-build: modules selftests
+
+# The rig's own checks (dmesg clean, rmmod, nothing left allocated) count as
+# one more test; the grand total is the last line.
+check-run: | build
+	@rm -f build/check.log; rc=0; \
+	if [ -n "$(strip $(HOST_SUITES))" ]; then \
+		tools/run-suites --log build/check.log $(HOST_SUITES) || rc=1; \
+	fi; \
+	if $(VM_RUN) -- 'tools/run-suites --log build/check.log $(VM_SUITES)'; then \
+		echo "suite vm-checks: 1 passed, 0 failed" >>build/check.log; \
+	else \
+		rc=1; echo "suite vm-checks: 0 passed, 1 failed" >>build/check.log; \
+	fi; \
+	echo "# ==== make check ($(KVER))"; \
+	cat build/check.log; \
+	tools/run-suites --total build/check.log || rc=1; \
+	exit $$rc
 
 build/grow_demo: examples/grow_demo.c uapi/linux/shmk.h | build
 	$(CC) -O2 -g -Wall -Wextra -Werror -Iuapi -o $@ $<
