@@ -1,0 +1,678 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * The allocator: boundary-tagged blocks in the segment (layout.h), free
+ * blocks indexed by size for best fit with ties to the lowest address:
+ *
+ *  - blocks up to BIN_MAX_SIZE sit in exact-size bins, each a tree ordered
+ *    by address, with a bitmap of the bins that are not empty: a small
+ *    request takes the first set bit at or above its bin and that bin's
+ *    leftmost block, without searching (the fast path);
+ *  - larger blocks sit in one tree keyed by (size, address): the best fit is
+ *    its lower bound.
+ *
+ * The boundary tags (a header word and, in free blocks, a footer) index all
+ * blocks by address: a freed block finds both physical neighbours in O(1)
+ * and coalesces with every free one at once, so free blocks are never
+ * adjacent. Alloc and free are O(log n) in the number of free blocks.
+ *
+ * When nothing fits, the heap grows through the backend (every peer sees
+ * the new memory) up to the segment's max size. All metadata writes go
+ * through the undo log (tx.h); the caller holds the lock inside a
+ * transaction.
+ */
+#include <string.h>
+
+#include "heap.h"
+#include "rbtree.h"
+#include "tx.h"
+
+#define GROW_MIN_STEP	(256u << 10)
+
+uint64_t shmk__blk_size_for(uint64_t size)
+{
+	uint64_t n;
+
+	if (size > (1ULL << 46))
+		return UINT64_MAX;
+	n = ALIGN_UP(size + BLK_HDR, (uint64_t)BLK_ALIGN);
+	return n < BLK_MIN ? BLK_MIN : n;
+}
+
+/* ---- the free-block index ---------------------------------------------- */
+
+static void index_insert(struct shmk *h, uint64_t b, uint64_t size)
+{
+	struct shmk_hdr *hd = h->hdr;
+
+	if (size <= BIN_MAX_SIZE) {
+		unsigned int i = bin_index(size);
+
+		if (!hd->bins[i])
+			tx_set_hdr(h, bin_map, hd->bin_map | 1ULL << i);
+		shmk__rb_insert(h, bin_root(i), b);
+	} else {
+		shmk__rb_insert(h, HDR_OFF(large_root), b);
+	}
+}
+
+static void index_remove(struct shmk *h, uint64_t b, uint64_t size)
+{
+	struct shmk_hdr *hd = h->hdr;
+
+	if (size <= BIN_MAX_SIZE) {
+		unsigned int i = bin_index(size);
+
+		shmk__rb_erase(h, bin_root(i), b);
+		if (!hd->bins[i])
+			tx_set_hdr(h, bin_map, hd->bin_map & ~(1ULL << i));
+	} else {
+		shmk__rb_erase(h, HDR_OFF(large_root), b);
+	}
+}
+
+/* Make [b, b + size) a free, indexed block. */
+static void put_free(struct shmk *h, uint64_t b, uint64_t size, bool prev_used)
+{
+	shmk__tx_set(h, b, blk_mk_free(size, prev_used));
+	shmk__tx_set(h, b + size - 8, blk_mk_foot(size));
+	index_insert(h, b, size);
+	h->hdr->free_bytes += size;
+	h->hdr->free_blocks++;
+}
+
+/* Take the free block b out of the index (its header stays as it is). */
+static void take_free(struct shmk *h, uint64_t b, uint64_t size)
+{
+	index_remove(h, b, size);
+	h->hdr->free_bytes -= size;
+	h->hdr->free_blocks--;
+}
+
+/*
+ * The indexed free block b (bs bytes) becomes [nb, nb + ns). In the large
+ * tree it keeps its node's place when its new key still sorts between its
+ * neighbours' (the common case of a split or a merge): a few link writes
+ * instead of an erase and an insert. nb's node must not overlap b's unless
+ * nb == b.
+ */
+static void reindex(struct shmk *h, uint64_t b, uint64_t bs, uint64_t nb,
+		    uint64_t ns, bool prev_used)
+{
+	if (bs > BIN_MAX_SIZE && ns > BIN_MAX_SIZE) {
+		bool up = shmk__rb_key_less(bs, b, ns, nb);
+		uint64_t o = up ? shmk__rb_next(h, b) : shmk__rb_prev(h, b);
+
+		if (!o || (up ? shmk__rb_key_less(ns, nb, shmk__rb_key(h, o), o)
+			      : shmk__rb_key_less(shmk__rb_key(h, o), o, ns, nb))) {
+			shmk__tx_set(h, nb, blk_mk_free(ns, prev_used));
+			shmk__tx_set(h, nb + ns - 8, blk_mk_foot(ns));
+			if (nb != b)
+				shmk__rb_replace(h, HDR_OFF(large_root), b, nb);
+			h->hdr->free_bytes += ns - bs;
+			return;
+		}
+	}
+	take_free(h, b, bs);
+	put_free(h, nb, ns, prev_used);
+}
+
+static void set_prev_used(struct shmk *h, uint64_t b, bool used)
+{
+	uint64_t w = shmk__rd(h, b);
+
+	shmk__tx_set(h, b, used ? w | BLK_F_PREV_USED : w & ~BLK_F_PREV_USED);
+}
+
+/* The best fit for a block of @need bytes, or 0. */
+static uint64_t find_fit(const struct shmk *h, uint64_t need)
+{
+	const struct shmk_hdr *hd = h->hdr;
+
+	if (need <= BIN_MAX_SIZE) {
+		uint64_t m = hd->bin_map & (~0ULL << bin_index(need));
+
+		if (m)
+			return shmk__rb_first(h, bin_root(__builtin_ctzll(m)));
+		return shmk__rb_first(h, HDR_OFF(large_root));
+	}
+	return shmk__rb_lower_bound(h, HDR_OFF(large_root), need);
+}
+
+/*
+ * Allocate [start, start + need) out of the free block b, returning the
+ * payload offset. start - b is 0 or at least BLK_MIN; the front and a tail
+ * of at least BLK_MIN stay free. With @preserve, b's tree links and footer
+ * go to the undo log, so that the caller may fill the payload with plain
+ * stores inside the transaction.
+ */
+static uint64_t carve(struct shmk *h, uint64_t b, uint64_t start,
+		      uint64_t need, bool preserve)
+{
+	uint64_t w = shmk__rd(h, b), bs = blk_size(w), end = b + bs, tail;
+	bool prev_used = blk_prev_used(w);
+
+	if (preserve) {
+		shmk__tx_keep(h, b + NODE_PARENT);
+		shmk__tx_keep(h, b + NODE_LEFT);
+		shmk__tx_keep(h, b + NODE_RIGHT);
+		shmk__tx_keep(h, end - 8);
+	}
+	tail = end - (start + need);
+	if (start == b && tail >= BLK_MIN) {
+		/* The front goes: the rest takes b's place in the index. */
+		reindex(h, b, bs, start + need, tail, true);
+		shmk__tx_set(h, start, blk_mk_used(need, prev_used));
+		h->hdr->used_bytes += need;
+		h->hdr->nallocs++;
+		return start + BLK_HDR;
+	}
+	take_free(h, b, bs);
+	if (start > b) {
+		put_free(h, b, start - b, prev_used);
+		prev_used = false;
+	}
+	if (tail >= BLK_MIN) {
+		shmk__tx_set(h, start, blk_mk_used(need, prev_used));
+		put_free(h, start + need, tail, true);
+	} else {
+		need += tail;
+		shmk__tx_set(h, start, blk_mk_used(need, prev_used));
+		set_prev_used(h, end, true);
+	}
+	h->hdr->used_bytes += need;
+	h->hdr->nallocs++;
+	return start + BLK_HDR;
+}
+
+/* Grow the heap to [heap_start, new_end): the backend already did. */
+int shmk__heap_extend(struct shmk *h, uint64_t new_end)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t end = hd->heap_end, s = end - 8, add;
+	bool last_used = blk_prev_used(shmk__rd(h, s));
+
+	if (new_end <= end)
+		return 0;
+	if (new_end > h->map_size || new_end % BLK_ALIGN)
+		return -EINVAL;
+	add = new_end - end;
+	shmk__tx_set(h, new_end - 8, blk_mk_end(false));
+	tx_set_hdr(h, heap_end, new_end);
+	if (new_end > hd->seg_size)
+		tx_set_hdr(h, seg_size, new_end);
+	if (!last_used) {
+		uint64_t ls = blk_size(shmk__rd(h, s - 8)), l = s - ls;
+
+		reindex(h, l, ls, l, ls + add, blk_prev_used(shmk__rd(h, l)));
+	} else {
+		put_free(h, s, add, true);
+	}
+	return 0;
+}
+
+/* Grow the segment so that a block of @need bytes fits. */
+static int grow_for(struct shmk *h, uint64_t need)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t end = hd->heap_end, avail = 0, min_end, want, step;
+	int r;
+
+	if (!blk_prev_used(shmk__rd(h, end - 8)))
+		avail = blk_size(shmk__rd(h, end - 16));
+	min_end = end + (need > avail ? need - avail : 0);
+	min_end = ALIGN_UP(min_end, (uint64_t)h->page_size);
+	if (min_end <= end)
+		min_end = end + h->page_size;
+	if (min_end > h->map_size || min_end < end)
+		return -ENOMEM;
+	step = end / 4 > GROW_MIN_STEP ? end / 4 : GROW_MIN_STEP;
+	want = ALIGN_UP(end + step, (uint64_t)h->page_size);
+	if (want < min_end)
+		want = min_end;
+	if (want > h->map_size)
+		want = h->map_size;
+	r = h->be->resize(h, want);
+	if (r && want > min_end) {
+		want = min_end;
+		r = h->be->resize(h, want);
+	}
+	if (r)
+		return -ENOMEM;
+	hd->grows++;
+	return shmk__heap_extend(h, want);
+}
+
+int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
+		     bool preserve, uint64_t *payload)
+{
+	uint64_t need = shmk__blk_size_for(size), req = need, b, start;
+	int r;
+
+	if (need > h->map_size || align > h->map_size)
+		return -ENOMEM;
+	if (align > BLK_ALIGN)
+		req = need + align + BLK_MIN;
+	b = find_fit(h, req);
+	if (!b) {
+		r = grow_for(h, req);
+		if (r)
+			return r;
+		b = find_fit(h, req);
+		if (!b)
+			return -ENOMEM;
+	}
+	start = b;
+	if (align > BLK_ALIGN) {
+		uint64_t p = ALIGN_UP(b + BLK_HDR, align);
+
+		if (p - BLK_HDR != b && p - BLK_HDR - b < BLK_MIN)
+			p += align;
+		start = p - BLK_HDR;
+	}
+	*payload = carve(h, b, start, need, preserve);
+	return 0;
+}
+
+int shmk__heap_valid_used(const struct shmk *h, uint64_t payload)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	uint64_t b = payload - BLK_HDR, w, nw;
+
+	if (payload % BLK_ALIGN || payload < hd->heap_start + 16 ||
+	    payload > hd->heap_end)
+		return -EINVAL;
+	w = shmk__rd(h, b);
+	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) ||
+	    blk_size(w) > hd->heap_end - 8 - b)
+		return -EINVAL;
+	nw = shmk__rd(h, b + blk_size(w));
+	if (!blk_word_ok(nw) || !blk_prev_used(nw))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * Free the used block at payload (valid: shmk__heap_valid_used()). It
+ * coalesces with both free neighbours at once; the headers of absorbed
+ * blocks are cleared, so that a stale pointer to them is refused later.
+ */
+static void free_block(struct shmk *h, uint64_t payload)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t b = payload - BLK_HDR, w = shmk__rd(h, b), bs = blk_size(w);
+	uint64_t n = b + bs, nw = shmk__rd(h, n), ns = blk_size(nw);
+	bool prev_free = !blk_prev_used(w), next_free = !blk_used(nw);
+
+	hd->used_bytes -= bs;
+	hd->nallocs--;
+	if (!next_free)
+		set_prev_used(h, n, false);
+	if (prev_free) {
+		uint64_t ps = blk_size(shmk__rd(h, b - 8)), p = b - ps;
+
+		if (next_free) {
+			take_free(h, n, ns);
+			shmk__tx_set(h, n, 0);
+		} else {
+			ns = 0;
+		}
+		shmk__tx_set(h, b, 0);
+		reindex(h, p, ps, p, ps + bs + ns,
+			blk_prev_used(shmk__rd(h, p)));
+	} else if (next_free) {
+		reindex(h, n, ns, b, bs + ns, true);
+		shmk__tx_set(h, n, 0);
+	} else {
+		put_free(h, b, bs, true);
+	}
+}
+
+int shmk__heap_free(struct shmk *h, uint64_t payload)
+{
+	int r = shmk__heap_valid_used(h, payload);
+
+	if (!r)
+		free_block(h, payload);
+	return r;
+}
+
+/*
+ * Cut the free end of the heap so that it ends at *new_end (page aligned,
+ * moved up by a page when the rest of the last free block would be too
+ * small to stand alone). -EBUSY when allocated memory lies above.
+ */
+static int heap_cut(struct shmk *h, uint64_t *new_end)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t end = hd->heap_end, ne = *new_end, s = end - 8, ls, l, rem;
+	bool pu;
+
+	if (ne >= end)
+		return 0;
+	if (blk_prev_used(shmk__rd(h, s)))
+		return -EBUSY;
+	ls = blk_size(shmk__rd(h, s - 8));
+	l = s - ls;
+	pu = blk_prev_used(shmk__rd(h, l));
+	if (ne - 8 < l)
+		return -EBUSY;
+	rem = ne - 8 - l;
+	if (rem && rem < BLK_MIN) {
+		ne += h->page_size;
+		rem += h->page_size;
+		if (ne >= end) {
+			*new_end = end;
+			return 0;
+		}
+	}
+	take_free(h, l, ls);
+	if (rem)
+		put_free(h, l, rem, pu);
+	shmk__tx_set(h, ne - 8, blk_mk_end(rem ? false : pu));
+	tx_set_hdr(h, heap_end, ne);
+	tx_set_hdr(h, seg_size, ne);
+	*new_end = ne;
+	return 0;
+}
+
+void shmk__heap_init(struct shmk *h, uint64_t heap_end)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t hs = SHMK_HEAP_START;
+
+	hd->heap_start = hs;
+	hd->heap_end = heap_end;
+	hd->seg_size = heap_end;
+	*shmk__w(h, hs) = BLK_GUARD;
+	*shmk__w(h, heap_end - 8) = blk_mk_end(false);
+	put_free(h, hs + 8, heap_end - hs - 16, true);
+}
+
+/* ---- walking, recounting, rebuilding ----------------------------------- */
+
+int shmk__heap_walk(const struct shmk *h, shmk_blk_fn fn, void *arg)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	uint64_t hs = READ_ONCE(hd->heap_start), he = READ_ONCE(hd->heap_end);
+	uint64_t b, w;
+	int r;
+
+	if (hs != SHMK_HEAP_START || he > h->map_size || he % BLK_ALIGN ||
+	    he < hs + 16 + BLK_MIN)
+		return -EUCLEAN;
+	for (b = hs + 8; b < he - 8; b += blk_size(w)) {
+		w = READ_ONCE(*shmk__w(h, b));
+		if (!blk_word_ok(w) || blk_tag(w) == BLK_TAG_END ||
+		    blk_size(w) > he - 8 - b)
+			return -EUCLEAN;
+		if (fn && (r = fn(b, w, arg)))
+			return r;
+	}
+	w = READ_ONCE(*shmk__w(h, he - 8));
+	if (b != he - 8 || blk_tag(w) != BLK_TAG_END || !blk_word_ok(w))
+		return -EUCLEAN;
+	return fn ? fn(b, w, arg) : 0;
+}
+
+struct counts {
+	uint64_t used, free, nfree, nalloc;
+};
+
+static int count_blk(uint64_t b, uint64_t w, void *arg)
+{
+	struct counts *c = arg;
+
+	(void)b;
+	if (blk_tag(w) == BLK_TAG_END)
+		return 0;
+	if (blk_used(w)) {
+		c->used += blk_size(w);
+		c->nalloc++;
+	} else {
+		c->free += blk_size(w);
+		c->nfree++;
+	}
+	return 0;
+}
+
+/* Recompute the derived counters (recovery: they are not logged). */
+void shmk__heap_recount(struct shmk *h)
+{
+	struct shmk_hdr *hd = h->hdr;
+	struct counts c = { 0 };
+	uint64_t map = 0;
+
+	if (shmk__heap_walk(h, count_blk, &c) == 0) {
+		hd->used_bytes = c.used;
+		hd->free_bytes = c.free;
+		hd->free_blocks = c.nfree;
+		hd->nallocs = c.nalloc;
+	}
+	for (unsigned int i = 0; i < SHMK_NBINS; i++)
+		if (hd->bins[i])
+			map |= 1ULL << i;
+	hd->bin_map = map;
+}
+
+/*
+ * Repair: rebuild the free index, the neighbour flags and the footers from
+ * the physical chain of headers, coalescing adjacent free blocks. Runs with
+ * the undo log off (h->tx_nolog); idempotent.
+ */
+int shmk__heap_rebuild(struct shmk *h)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t he = hd->heap_end, b, w, size, run = 0;
+	bool prev_used = true, run_pu = true;
+
+	if (shmk__heap_walk(h, NULL, NULL))
+		return -EUCLEAN;
+	hd->large_root = 0;
+	memset(hd->bins, 0, sizeof(hd->bins));
+	hd->bin_map = 0;
+	hd->free_bytes = hd->free_blocks = 0;
+	for (b = hd->heap_start + 8; b < he - 8; b += size) {
+		w = shmk__rd(h, b);
+		size = blk_size(w);
+		if (!blk_used(w)) {
+			if (!run) {
+				run = b;
+				run_pu = prev_used;
+			}
+			prev_used = false;
+			continue;
+		}
+		if (run) {
+			put_free(h, run, b - run, run_pu);
+			run = 0;
+		}
+		shmk__tx_set(h, b, blk_mk_used(size, prev_used));
+		prev_used = true;
+	}
+	if (run)
+		put_free(h, run, he - 8 - run, run_pu);
+	shmk__tx_set(h, he - 8, blk_mk_end(prev_used));
+	shmk__heap_recount(h);
+	return 0;
+}
+
+/* Largest free block; bounded, so usable on torn data. */
+static uint64_t heap_largest(const struct shmk *h)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	uint64_t n = READ_ONCE(hd->large_root), best = 0, m;
+
+	for (int i = 0; n && i < 256; i++) {
+		if (n % BLK_ALIGN != 8 || n + 32 > h->map_size)
+			return 0;
+		best = n;
+		n = READ_ONCE(*shmk__w(h, n + NODE_RIGHT));
+	}
+	if (best)
+		return blk_size(READ_ONCE(*shmk__w(h, best)));
+	m = READ_ONCE(hd->bin_map);
+	return m ? BLK_MIN + (63 - __builtin_clzll(m)) * BLK_ALIGN : 0;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+static void *alloc_common(struct shmk *h, size_t size, size_t align)
+{
+	uint64_t p;
+	int r;
+
+	if (!h)
+		return shmk__fail_ptr(-EINVAL);
+	r = shmk__writable(h);
+	if (!r)
+		r = shmk__lock(h);
+	if (r)
+		return shmk__fail_ptr(r);
+	shmk__tx_begin(h, TX_ALLOC, size);
+	r = shmk__heap_alloc(h, size, align, false, &p);
+	shmk__tx_commit(h);
+	shmk__unlock(h);
+	if (r)
+		return shmk__fail_ptr(r);
+	return h->base + p;
+}
+
+void *shmk_alloc(struct shmk *h, size_t size)
+{
+	return alloc_common(h, size, BLK_ALIGN);
+}
+
+void *shmk_alloc_aligned(struct shmk *h, size_t size, size_t align)
+{
+	if (!align || (align & (align - 1)))
+		return shmk__fail_ptr(-EINVAL);
+	return alloc_common(h, size, align < BLK_ALIGN ? BLK_ALIGN : align);
+}
+
+void shmk_free(struct shmk *h, void *ptr)
+{
+	uint8_t *p = ptr;
+	uint64_t off;
+	int saved = errno;
+
+	if (!h || !p || h->rdonly || p < h->base || p >= h->base + h->map_size)
+		return;
+	off = (uint64_t)(p - h->base);
+	if (shmk__lock(h))
+		goto out;
+	if (shmk__heap_valid_used(h, off) == 0) {
+		shmk__tx_begin(h, TX_FREE, off);
+		free_block(h, off);
+		shmk__tx_commit(h);
+	}
+	shmk__unlock(h);
+out:
+	errno = saved;
+}
+
+size_t shmk_usable_size(const struct shmk *h, const void *ptr)
+{
+	const uint8_t *p = ptr;
+	uint64_t w;
+
+	if (!h || !p || p < h->base + SHMK_HEAP_START + 16 ||
+	    p >= h->base + h->map_size || (uintptr_t)p % BLK_ALIGN)
+		return 0;
+	w = READ_ONCE(*(const uint64_t *)(p - BLK_HDR));
+	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w))
+		return 0;
+	return blk_size(w) - BLK_HDR;
+}
+
+int shmk_grow(struct shmk *h, size_t size)
+{
+	SHMK_KEEP_ERRNO;
+	uint64_t target;
+	int r;
+
+	if (!h)
+		return -EINVAL;
+	if ((r = shmk__writable(h)))
+		return r;
+	if (size > h->map_size)
+		return -EFBIG;
+	target = ALIGN_UP((uint64_t)size, (uint64_t)h->page_size);
+	if ((r = shmk__lock(h)))
+		return r;
+	if (target > h->hdr->heap_end) {
+		shmk__tx_begin(h, TX_GROW, target);
+		r = h->be->resize(h, target);
+		if (!r)
+			r = shmk__heap_extend(h, target);
+		shmk__tx_commit(h);
+	}
+	shmk__unlock(h);
+	return r;
+}
+
+int shmk_shrink(struct shmk *h, size_t size)
+{
+	SHMK_KEEP_ERRNO;
+	uint64_t target, floor, old_end;
+	int r;
+
+	if (!h)
+		return -EINVAL;
+	if ((r = shmk__writable(h)))
+		return r;
+	floor = SHMK_HEAP_START + h->page_size;
+	target = ALIGN_UP((uint64_t)size, (uint64_t)h->page_size);
+	if (target < floor)
+		target = floor;
+	if ((r = shmk__lock(h)))
+		return r;
+	old_end = h->hdr->heap_end;
+	if (target < old_end) {
+		shmk__tx_begin(h, TX_SHRINK, target);
+		r = heap_cut(h, &target);
+		shmk__tx_commit(h);
+		/* Metadata first: a crash here leaves unused backing only. */
+		if (!r && target < old_end)
+			r = h->be->resize(h, target);
+	}
+	shmk__unlock(h);
+	return r;
+}
+
+static int stats_read(struct shmk *h, void *arg)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	struct shmk_stats *st = arg;
+	uint64_t named = READ_ONCE(hd->dir_count);
+	uint64_t internal = named + (READ_ONCE(hd->dir_table) ? 1 : 0);
+	uint64_t nallocs = READ_ONCE(hd->nallocs);
+
+	memset(st, 0, sizeof(*st));
+	st->max_size = h->map_size;
+	st->heap_size = READ_ONCE(hd->heap_end) - READ_ONCE(hd->heap_start);
+	st->used_bytes = READ_ONCE(hd->used_bytes);
+	st->free_bytes = READ_ONCE(hd->free_bytes);
+	st->free_blocks = READ_ONCE(hd->free_blocks);
+	st->largest_free = heap_largest(h);
+	st->live_allocs = nallocs >= internal ? nallocs - internal : 0;
+	st->named_objects = named;
+	st->grows = READ_ONCE(hd->grows);
+	st->recoveries = READ_ONCE(hd->recoveries);
+	return 0;
+}
+
+int shmk_stats(struct shmk *h, struct shmk_stats *st)
+{
+	SHMK_KEEP_ERRNO;
+	int r;
+
+	if (!h || !st)
+		return -EINVAL;
+	r = shmk__read(h, &h->hdr->seq, stats_read, st);
+	if (r)
+		return r;
+	st->total_size = h->be->size(h);
+	r = h->be->clients(h, NULL, 0);
+	st->clients = r > 0 ? (uint64_t)r : 0;
+	return 0;
+}

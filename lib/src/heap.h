@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/* Heap block encoding, shared by the allocator and the checker. */
+#ifndef SHMK_HEAP_H
+#define SHMK_HEAP_H
+
+#include "internal.h"
+
+static inline uint64_t blk_tag(uint64_t w)
+{
+	return w >> BLK_TAG_SHIFT;
+}
+
+static inline uint64_t blk_size(uint64_t w)
+{
+	return w & BLK_SIZE_MASK;
+}
+
+static inline bool blk_used(uint64_t w)
+{
+	return w & BLK_F_USED;
+}
+
+static inline bool blk_prev_used(uint64_t w)
+{
+	return w & BLK_F_PREV_USED;
+}
+
+static inline uint64_t blk_mk_used(uint64_t size, bool prev_used)
+{
+	return BLK_TAG_USED << BLK_TAG_SHIFT | size | BLK_F_USED |
+	       (prev_used ? BLK_F_PREV_USED : 0);
+}
+
+static inline uint64_t blk_mk_free(uint64_t size, bool prev_used)
+{
+	return BLK_TAG_FREE << BLK_TAG_SHIFT | size |
+	       (prev_used ? BLK_F_PREV_USED : 0);
+}
+
+static inline uint64_t blk_mk_end(bool prev_used)
+{
+	return BLK_TAG_END << BLK_TAG_SHIFT | BLK_F_USED |
+	       (prev_used ? BLK_F_PREV_USED : 0);
+}
+
+static inline uint64_t blk_mk_foot(uint64_t size)
+{
+	return BLK_TAG_FOOT << BLK_TAG_SHIFT | size;
+}
+
+/* A well-formed header word of a used, free or end block. */
+static inline bool blk_word_ok(uint64_t w)
+{
+	switch (blk_tag(w)) {
+	case BLK_TAG_USED:
+		return blk_used(w) && blk_size(w) >= BLK_MIN &&
+		       !(w & 0xcULL);
+	case BLK_TAG_FREE:
+		return !blk_used(w) && blk_size(w) >= BLK_MIN &&
+		       !(w & 0xcULL);
+	case BLK_TAG_END:
+		return blk_used(w) && blk_size(w) == 0 && !(w & 0xcULL);
+	default:
+		return false;
+	}
+}
+
+static inline unsigned int bin_index(uint64_t size)
+{
+	return (unsigned int)((size - BLK_MIN) / BLK_ALIGN);
+}
+
+static inline uint64_t bin_root(unsigned int i)
+{
+	return __builtin_offsetof(struct shmk_hdr, bins) + 8ULL * i;
+}
+
+static inline uint64_t tree_root_for(uint64_t size)
+{
+	return size <= BIN_MAX_SIZE ? bin_root(bin_index(size))
+				    : __builtin_offsetof(struct shmk_hdr,
+							 large_root);
+}
+
+/*
+ * Physical walk over [heap_start, heap_end), validating each header word
+ * against the bounds (safe on torn or corrupt data). @fn gets each block
+ * offset and header word and may stop the walk by returning nonzero.
+ * Returns 0, @fn's value, or -EUCLEAN.
+ */
+typedef int (*shmk_blk_fn)(uint64_t blk, uint64_t word, void *arg);
+int shmk__heap_walk(const struct shmk *h, shmk_blk_fn fn, void *arg);
+
+#endif /* SHMK_HEAP_H */

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/* Private declarations shared by the library's source files. */
+#ifndef SHMK_INTERNAL_H
+#define SHMK_INTERNAL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "shmk.h"
+#include "layout.h"
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+#define barrier()	__asm__ __volatile__("" ::: "memory")
+#define READ_ONCE(x)	(*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+#define ALIGN_UP(x, a)	(((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Mappings start at this boundary when not at the common base. */
+#define SHMK_BASE_ALIGN	(2UL << 20)
+
+struct shmk;
+
+/* One way to obtain and resize the shared memory of a segment. */
+struct shmk_backend {
+	const char *name;
+	/* Usable on this system (automatic selection). */
+	bool (*available)(void);
+	/*
+	 * Attach to (or create) @name and map it read-write (read-only for
+	 * SHMK_RDONLY) at h->base, h->map_size bytes. Sets *created when this
+	 * call created the segment: the caller then initializes the header.
+	 * @size and @max_size are page multiples (used when creating).
+	 */
+	int (*attach)(struct shmk *h, const char *name, int flags,
+		      const struct shmk_opts *opts, size_t size,
+		      size_t max_size, bool *created);
+	/* Called once the header is initialized or validated. */
+	int (*attached)(struct shmk *h);
+	void (*detach)(struct shmk *h);
+	/* Set the active size (page multiple); grow or shrink. */
+	int (*resize)(struct shmk *h, uint64_t size);
+	/* The active size, fast (shmk_size()). */
+	uint64_t (*size)(const struct shmk *h);
+	/* The size of the backing memory, which a crash can leave larger. */
+	uint64_t (*backing_size)(const struct shmk *h);
+	int (*clients)(struct shmk *h, struct shmk_client *out, size_t max);
+	int (*client_pid)(struct shmk *h, const char *client_name);
+	int (*unlink)(const char *name);
+};
+
+extern const struct shmk_backend shmk__backend_kernel;
+extern const struct shmk_backend shmk__backend_memfd;
+
+struct shmk {
+	uint8_t *base;			/* the segment's mapping */
+	struct shmk_hdr *hdr;		/* == base */
+	struct shmk_log_entry *log;	/* base + SHMK_LOG_OFF */
+	size_t map_size;		/* == max size */
+	size_t page_size;
+	const struct shmk_backend *be;
+	int flags;			/* SHMK_* given to shmk_open */
+	bool rdonly;
+	bool at_common_base;
+	bool tx_nolog;			/* recovery's rebuild: no undo log */
+	char name[SHMK_NAME_MAX];
+	char client_name[SHMK_CLIENT_NAME_MAX];
+
+	union {
+		struct {
+			int fd;			/* client handle */
+			const struct shmk_status *status;
+			uint32_t client_id;
+		} k;
+		struct {
+			int fd;
+			struct shmk_registry *reg;	/* NULL: unregistered */
+			void *reg_map;			/* reader's RW window */
+			int slot;			/* -1: none */
+			uint64_t key;			/* our owner key */
+		} m;
+	};
+};
+
+static inline uint64_t *shmk__w(const struct shmk *h, uint64_t off)
+{
+	return (uint64_t *)(h->base + off);
+}
+
+static inline uint64_t shmk__rd(const struct shmk *h, uint64_t off)
+{
+	return *shmk__w(h, off);
+}
+
+/* Errno helpers: int-returning functions must leave errno alone. */
+static inline void shmk__restore_errno(int *saved)
+{
+	errno = *saved;
+}
+#define SHMK_KEEP_ERRNO \
+	int shmk__saved_errno __attribute__((cleanup(shmk__restore_errno), \
+					     unused)) = errno
+
+static inline uint64_t shmk__clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline void *shmk__fail_ptr(int neg_err)
+{
+	errno = -neg_err;
+	return NULL;
+}
+
+/* segment.c */
+int shmk__wait_ready(const uint64_t *magic);
+void *shmk__map_at(void *hint, size_t len, int prot, int fd, off_t off,
+		   bool *at_hint);
+
+/* lock.c */
+int shmk__lock(struct shmk *h);
+void shmk__unlock(struct shmk *h);
+int shmk__init_lock(struct shmk *h);
+typedef int (*shmk_read_fn)(struct shmk *h, void *arg);
+int shmk__read(struct shmk *h, const uint64_t *seq, shmk_read_fn fn,
+	       void *arg);
+int shmk__writable(const struct shmk *h);
+
+/* tx.c */
+void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg);
+void shmk__tx_commit(struct shmk *h);
+void shmk__tx_rollback(struct shmk *h);
+void shmk__dir_changing(struct shmk *h);
+
+/* heap.c */
+void shmk__heap_init(struct shmk *h, uint64_t heap_end);
+int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
+		     bool preserve, uint64_t *payload);
+int shmk__heap_free(struct shmk *h, uint64_t payload);
+int shmk__heap_valid_used(const struct shmk *h, uint64_t payload);
+int shmk__heap_extend(struct shmk *h, uint64_t new_end);
+void shmk__heap_recount(struct shmk *h);
+int shmk__heap_rebuild(struct shmk *h);
+uint64_t shmk__blk_size_for(uint64_t size);
+
+/* directory.c */
+int shmk__dir_init(struct shmk *h);
+int shmk__dir_remove_locked(struct shmk *h, const char *name);
+
+/* check.c */
+int shmk__check_locked(const struct shmk *h, bool quiescent);
+
+#ifdef SHMK_FAULT_INJECT
+/* Tests: die (SIGKILL) at the Nth fault point; 0 disables. */
+extern long shmk__fault_countdown;
+extern long shmk__fault_hits;		/* fault points passed */
+void shmk__fault_point(void);
+#define SHMK_FAULT_POINT() shmk__fault_point()
+#else
+#define SHMK_FAULT_POINT() do { } while (0)
+#endif
+
+#endif /* SHMK_INTERNAL_H */

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * The layout of a shmk segment. Everything here lives in shared memory and
+ * refers to other parts of the segment by offset from its start, never by
+ * pointer, so every process can use it at any base address.
+ *
+ *   0        struct shmk_hdr: identity, lock, sequence counters, the
+ *            transaction record, allocator roots, directory root
+ *   4 KiB    the undo log (struct shmk_log_entry[SHMK_LOG_CAP])
+ *   48 KiB   the client registry (memfd backend; unused by the kernel one)
+ *   64 KiB   the heap: blocks up to hdr->heap_end
+ *
+ * Heap blocks start at offsets that are 8 mod 16, so that the payload after
+ * their 8-byte header is 16-byte aligned; their sizes are multiples of 16.
+ *
+ *   used block   [hdr: TAG_USED | size | flags] [payload ...]
+ *   free block   [hdr: TAG_FREE | size | flags] [parent|color] [left] [right]
+ *                ... [footer: TAG_FOOT | size]
+ *
+ * The 8 bytes at heap_start are a guard word; the last 8 bytes before
+ * heap_end are an end sentinel (a zero-sized used block). Free blocks are
+ * never adjacent: a free block always coalesces with its free neighbours.
+ */
+#ifndef SHMK_LAYOUT_H
+#define SHMK_LAYOUT_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
+#define SHMK_LAYOUT_VERSION	1
+
+#define SHMK_LOG_OFF		(4u << 10)
+#define SHMK_LOG_CAP		2816u
+#define SHMK_REG_OFF		(48u << 10)
+#define SHMK_REG_SIZE		(16u << 10)	/* mapped alone by readers */
+#define SHMK_HEAP_START		(64u << 10)
+
+/* Blocks */
+#define BLK_HDR			8u
+#define BLK_ALIGN		16u
+#define BLK_MIN			48u	/* header, three links, footer */
+#define BLK_SIZE_MASK		0x0000fffffffffff0ULL
+#define BLK_F_USED		1ULL
+#define BLK_F_PREV_USED		2ULL
+#define BLK_TAG_SHIFT		48
+#define BLK_TAG_USED		0xa110ULL
+#define BLK_TAG_FREE		0xf4eeULL
+#define BLK_TAG_END		0xe4d0ULL
+#define BLK_TAG_FOOT		0xf007ULL
+#define BLK_GUARD		0x4452415547504548ULL	/* heap start guard */
+
+/* Free-block node fields, offsets from the block start */
+#define NODE_PARENT		8u	/* parent offset | color bit */
+#define NODE_LEFT		16u
+#define NODE_RIGHT		24u
+
+/* Size classes: exact-size bins for small blocks, one tree for the rest */
+#define SHMK_NBINS		64u
+#define BIN_MAX_SIZE		(BLK_MIN + (SHMK_NBINS - 1) * BLK_ALIGN)
+
+/* Transaction record: tx_state = count << TX_COUNT_SHIFT | op, 0 when idle */
+#define TX_COUNT_SHIFT		8
+#define TX_OP_MASK		0xffULL
+
+enum shmk_tx_op {
+	TX_NONE = 0,
+	TX_ALLOC,	/* rolled back */
+	TX_FREE,	/* rolled back, then replayed: arg = block offset */
+	TX_GROW,	/* rolled back; the backend's extra size is adopted */
+	TX_SHRINK,	/* rolled back */
+	TX_DIR_CREATE,	/* rolled back */
+	TX_DIR_REMOVE,	/* rolled back, then replayed: tx_name */
+};
+
+struct shmk_log_entry {
+	uint64_t off;
+	uint64_t old;
+};
+
+struct shmk_hdr {
+	/* Identity: written by the creator, magic last (release). */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;		/* = heap start */
+	uint64_t max_size;
+	uint64_t base_addr;		/* memfd: the creator's mapping */
+	uint64_t ctime_ns;
+	uint32_t page_size;
+	uint32_t mutex_size;		/* sizeof(pthread_mutex_t) */
+	uint32_t log_cap;
+	uint32_t reg_slots;
+	uint64_t pad0[1];
+
+	/* 64: the robust, process-shared lock */
+	pthread_mutex_t lock __attribute__((aligned(64)));
+
+	/* 128: sequence counters for lock-free readers (odd: changing) */
+	uint64_t seq __attribute__((aligned(64)));	/* any metadata */
+	uint64_t dir_seq;				/* the directory */
+
+	/* 192: the transaction in progress */
+	uint64_t tx_state __attribute__((aligned(64)));
+	uint64_t tx_arg;
+
+	/* Allocator (every write logged) */
+	uint64_t heap_start;
+	uint64_t heap_end;
+	uint64_t seg_size;		/* active size as set by the library */
+	uint64_t bin_map;		/* bit i: bins[i] not empty */
+	uint64_t large_root;		/* tree of blocks > BIN_MAX_SIZE */
+	uint64_t bins[SHMK_NBINS];	/* trees of blocks of one size */
+
+	/* Directory (every write logged) */
+	uint64_t dir_table;		/* payload offset of the slot array */
+	uint64_t dir_cap;		/* slots, a power of two */
+	uint64_t dir_count;
+	uint64_t dir_tombs;
+
+	/*
+	 * Derived counters: written unlogged, recomputed from the block walk
+	 * by recovery.
+	 */
+	uint64_t used_bytes;
+	uint64_t free_bytes;
+	uint64_t free_blocks;
+	uint64_t nallocs;		/* used blocks, internal ones included */
+
+	/* History, informational (unlogged) */
+	uint64_t grows;
+	uint64_t recoveries;
+
+	/* Set for good when recovery could not prove the metadata consistent. */
+	uint64_t unrecoverable;
+
+	/* Intent argument of TX_DIR_REMOVE */
+	char tx_name[256];
+};
+
+_Static_assert(sizeof(struct shmk_hdr) <= SHMK_LOG_OFF, "header too big");
+_Static_assert(SHMK_LOG_OFF + SHMK_LOG_CAP * sizeof(struct shmk_log_entry) <=
+	       SHMK_REG_OFF, "log too big");
+_Static_assert(BIN_MAX_SIZE == 1056, "bins");
+
+/*
+ * Client registry of the memfd backend, at SHMK_REG_OFF. Slots are claimed
+ * and released lock-free: owner is a compare-and-swap word holding the pid
+ * and the low 32 bits of its start time (from /proc/PID/stat), so a slot of
+ * a dead process, or of a reused pid, is recognised and reaped by anyone.
+ * Only the owner writes the other fields, under its seq (odd while writing).
+ */
+#define SHMK_REG_SLOTS		255u
+
+struct shmk_reg_slot {
+	uint64_t owner;			/* pid << 32 | start time, 0 = free */
+	uint32_t seq;
+	uint32_t client_id;
+	uint32_t flags;			/* SHMK_CLIENT_* */
+	int32_t pid;
+	char name[32];
+	uint64_t pad;
+};
+
+struct shmk_registry {
+	uint64_t writer;		/* slot index + 1 of the writer, or 0 */
+	uint32_t next_id;
+	uint32_t pad[13];
+	struct shmk_reg_slot slot[SHMK_REG_SLOTS];
+};
+
+_Static_assert(sizeof(struct shmk_reg_slot) == 64, "slot");
+_Static_assert(sizeof(struct shmk_registry) <= SHMK_REG_SIZE, "registry");
+_Static_assert(SHMK_REG_OFF + SHMK_REG_SIZE <= SHMK_HEAP_START, "layout");
+
+/* Directory */
+#define DIR_SLOT_EMPTY		0ULL
+#define DIR_SLOT_TOMB		1ULL
+#define DIR_MIN_CAP		64u
+#define DIR_ENTRY_MAGIC		0x595254454e524944ULL	/* xor'ed with offset */
+#define DIR_OBJ_GUARD		0x4a424f44454d414eULL	/* before each object */
+
+struct shmk_dir_slot {
+	uint64_t entry;			/* payload offset, EMPTY or TOMB */
+	uint64_t hash;
+};
+
+struct shmk_dir_entry {
+	uint64_t magic;			/* DIR_ENTRY_MAGIC ^ own offset */
+	uint64_t hash;
+	uint64_t size;			/* object size asked for */
+	uint32_t name_len;
+	uint32_t pad;
+	char name[];			/* name_len bytes and a NUL */
+};
+
+#endif /* SHMK_LAYOUT_H */

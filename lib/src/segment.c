@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * Segments: open and close, the header's creation and validation, backend
+ * selection, and the address helpers. The backends (segment_kernel.c,
+ * segment_memfd.c) provide the memory; this file lays out the library's
+ * header at offset 0 of it.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEFAULT_SIZE		(1ULL << 20)
+#define DEFAULT_MAX_SIZE	(1ULL << 30)
+#define MIN_SIZE		(SHMK_HEAP_START + (64ULL << 10))
+#define SIZE_LIMIT		(1ULL << 46)	/* SHMK_SIZE_LIMIT */
+#define READY_TIMEOUT_NS	(5ULL * 1000000000ULL)
+
+#define OPEN_FLAGS	(SHMK_CREATE | SHMK_EXCL | SHMK_RDONLY | SHMK_WRITER)
+
+static bool printable(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int check_name(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return -EINVAL;
+	n = strnlen(name, SHMK_NAME_MAX);
+	if (n == 0 || n >= SHMK_NAME_MAX || !printable(name, n) ||
+	    memchr(name, '/', n))
+		return -EINVAL;
+	return 0;
+}
+
+static int check_client_name(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return 0;
+	n = strnlen(name, SHMK_CLIENT_NAME_MAX);
+	return n < SHMK_CLIENT_NAME_MAX && printable(name, n) ? 0 : -EINVAL;
+}
+
+static const struct shmk_backend *pick_backend(const char *want)
+{
+	if (!want || !*want)
+		want = getenv("SHMK_BACKEND");
+	if (!want || !*want)
+		return shmk__backend_kernel.available() ? &shmk__backend_kernel
+							: &shmk__backend_memfd;
+	if (!strcmp(want, shmk__backend_kernel.name))
+		return &shmk__backend_kernel;
+	if (!strcmp(want, shmk__backend_memfd.name))
+		return &shmk__backend_memfd;
+	return NULL;
+}
+
+/*
+ * Map at @hint when that range is free; otherwise anywhere, at a
+ * SHMK_BASE_ALIGN boundary (reserve a larger range, map over its aligned
+ * part, trim), so that alignments up to SHMK_BASE_ALIGN hold for pointers
+ * in every process, not only for offsets.
+ */
+void *shmk__map_at(void *hint, size_t len, int prot, int fd, off_t off,
+		   bool *at_hint)
+{
+	uint8_t *res, *a;
+	void *p;
+
+	*at_hint = false;
+	if (hint) {
+		p = mmap(hint, len, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd,
+			 off);
+		if (p == hint) {
+			*at_hint = true;
+			return p;
+		}
+		if (p != MAP_FAILED)	/* a kernel without the flag */
+			munmap(p, len);
+	}
+	res = mmap(NULL, len + SHMK_BASE_ALIGN, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return mmap(NULL, len, prot, MAP_SHARED, fd, off);
+	a = (uint8_t *)ALIGN_UP((uintptr_t)res, (uintptr_t)SHMK_BASE_ALIGN);
+	p = mmap(a, len, prot, MAP_SHARED | MAP_FIXED, fd, off);
+	if (p == MAP_FAILED) {
+		munmap(res, len + SHMK_BASE_ALIGN);
+		return MAP_FAILED;
+	}
+	if (a > res)
+		munmap(res, (size_t)(a - res));
+	munmap(a + len, (size_t)(res + SHMK_BASE_ALIGN - a));
+	return p;
+}
+
+/* Wait (bounded) for the creator to publish the header. */
+int shmk__wait_ready(const uint64_t *magic)
+{
+	uint64_t deadline = 0;
+
+	for (unsigned int i = 0;; i++) {
+		uint64_t m = __atomic_load_n(magic, __ATOMIC_ACQUIRE);
+
+		if (m == SHMK_HDR_MAGIC)
+			return 0;
+		if (m != 0)
+			return -EPROTO;		/* not a shmk segment */
+		if (i < 100) {
+			sched_yield();
+			continue;
+		}
+		if (!deadline)
+			deadline = shmk__clock_ns(CLOCK_MONOTONIC) + READY_TIMEOUT_NS;
+		else if (shmk__clock_ns(CLOCK_MONOTONIC) > deadline)
+			return -ETIMEDOUT;
+		nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+	}
+}
+
+static int init_segment(struct shmk *h, uint64_t size)
+{
+	struct shmk_hdr *hd = h->hdr;
+	int r;
+
+	hd->version = SHMK_LAYOUT_VERSION;
+	hd->hdr_size = SHMK_HEAP_START;
+	hd->max_size = h->map_size;
+	hd->base_addr = (uintptr_t)h->base;
+	hd->ctime_ns = shmk__clock_ns(CLOCK_REALTIME);
+	hd->page_size = (uint32_t)h->page_size;
+	hd->mutex_size = sizeof(pthread_mutex_t);
+	hd->log_cap = SHMK_LOG_CAP;
+	hd->reg_slots = SHMK_REG_SLOTS;
+	r = shmk__init_lock(h);
+	if (r)
+		return r;
+	/* Nobody else sees the segment before the magic: no undo log. */
+	h->tx_nolog = true;
+	shmk__heap_init(h, size);
+	r = shmk__dir_init(h);
+	h->tx_nolog = false;
+	if (r)
+		return r;
+	__atomic_store_n(&hd->magic, SHMK_HDR_MAGIC, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static int validate_segment(struct shmk *h)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	int r = shmk__wait_ready(&hd->magic);
+
+	if (r)
+		return r;
+	if (hd->version != SHMK_LAYOUT_VERSION ||
+	    hd->hdr_size != SHMK_HEAP_START || hd->log_cap != SHMK_LOG_CAP ||
+	    hd->reg_slots != SHMK_REG_SLOTS ||
+	    hd->mutex_size != sizeof(pthread_mutex_t) ||
+	    hd->page_size != h->page_size)
+		return -EPROTO;
+	if (hd->max_size != h->map_size ||
+	    READ_ONCE(hd->heap_end) > h->map_size ||
+	    READ_ONCE(hd->heap_start) != SHMK_HEAP_START)
+		return -EUCLEAN;
+	return 0;
+}
+
+int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
+	      struct shmk **out)
+{
+	SHMK_KEEP_ERRNO;
+	static const struct shmk_opts defaults;
+	const struct shmk_backend *be;
+	uint64_t size, max, ps;
+	bool created = false;
+	struct shmk *h;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if ((flags & ~OPEN_FLAGS) ||
+	    ((flags & SHMK_EXCL) && !(flags & SHMK_CREATE)) ||
+	    ((flags & SHMK_RDONLY) && (flags & (SHMK_WRITER | SHMK_CREATE))))
+		return -EINVAL;
+	if ((r = check_name(name)))
+		return r;
+	if (!opts)
+		opts = &defaults;
+	if ((r = check_client_name(opts->client_name)))
+		return r;
+	if (opts->mode & ~0777U)
+		return -EINVAL;
+
+	size = opts->size ? opts->size : DEFAULT_SIZE;
+	max = opts->max_size;
+	if (!max)
+		max = size > DEFAULT_MAX_SIZE ? size : DEFAULT_MAX_SIZE;
+	else if (!opts->size && size > max)
+		size = max;
+	if (size > SIZE_LIMIT || max > SIZE_LIMIT)
+		return -EFBIG;
+	ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	size = ALIGN_UP(size < MIN_SIZE ? MIN_SIZE : size, ps);
+	max = ALIGN_UP(max, ps);
+	if (max < size)
+		return -EINVAL;
+
+	be = pick_backend(opts->backend);
+	if (!be)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->be = be;
+	h->flags = flags;
+	h->rdonly = flags & SHMK_RDONLY;
+	h->page_size = ps;
+	strcpy(h->name, name);
+	if (opts->client_name)
+		strcpy(h->client_name, opts->client_name);
+
+	r = be->attach(h, name, flags, opts, size, max, &created);
+	if (r) {
+		free(h);
+		return r;
+	}
+	h->hdr = (struct shmk_hdr *)h->base;
+	h->log = (struct shmk_log_entry *)(h->base + SHMK_LOG_OFF);
+	r = created ? init_segment(h, size) : validate_segment(h);
+	if (!r)
+		r = be->attached(h);
+	if (!r && !h->rdonly && !created) {
+		/* Recover now from a writer that died holding the lock. */
+		r = shmk__lock(h);
+		if (!r)
+			shmk__unlock(h);
+	}
+	if (r) {
+		be->detach(h);
+		if (created)
+			be->unlink(name);
+		free(h);
+		return r;
+	}
+	*out = h;
+	return 0;
+}
+
+int shmk_close(struct shmk *h)
+{
+	SHMK_KEEP_ERRNO;
+
+	if (!h)
+		return -EINVAL;
+	h->be->detach(h);
+	free(h);
+	return 0;
+}
+
+int shmk_unlink(const char *name)
+{
+	SHMK_KEEP_ERRNO;
+	const struct shmk_backend *be;
+	int r = check_name(name);
+
+	if (r)
+		return r;
+	be = pick_backend(NULL);
+	return be ? be->unlink(name) : -EINVAL;
+}
+
+void *shmk_base(const struct shmk *h)
+{
+	if (!h)
+		return shmk__fail_ptr(-EINVAL);
+	return h->base;
+}
+
+size_t shmk_size(const struct shmk *h)
+{
+	return h ? h->be->size(h) : 0;
+}
+
+size_t shmk_max_size(const struct shmk *h)
+{
+	return h ? h->map_size : 0;
+}
+
+const char *shmk_backend(const struct shmk *h)
+{
+	if (!h)
+		return shmk__fail_ptr(-EINVAL);
+	return h->be->name;
+}
+
+int shmk_at_common_base(const struct shmk *h)
+{
+	return h ? h->at_common_base : -EINVAL;
+}
+
+uint64_t shmk_off(const struct shmk *h, const void *ptr)
+{
+	const uint8_t *p = ptr;
+
+	if (!h || !p || p < h->base || p >= h->base + h->map_size)
+		return 0;
+	return (uint64_t)(p - h->base);
+}
+
+void *shmk_ptr(const struct shmk *h, uint64_t off)
+{
+	if (!h || !off || off >= h->map_size)
+		return shmk__fail_ptr(-EINVAL);
+	return h->base + off;
+}
+
+int shmk_clients(struct shmk *h, struct shmk_client *out, size_t max)
+{
+	SHMK_KEEP_ERRNO;
+
+	if (!h || (!out && max))
+		return -EINVAL;
+	return h->be->clients(h, out, max);
+}
+
+int shmk_client_pid(struct shmk *h, const char *client_name)
+{
+	SHMK_KEEP_ERRNO;
+
+	if (!h || !client_name || !*client_name ||
+	    check_client_name(client_name))
+		return -EINVAL;
+	return h->be->client_pid(h, client_name);
+}

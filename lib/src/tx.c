@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/* Transactions over segment metadata: begin, commit, rollback (see tx.h). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tx.h"
+
+void shmk__tx_overflow(void)
+{
+	/* Unreachable by construction: SHMK_LOG_CAP bounds every operation. */
+	fputs("libshmk: undo log overflow\n", stderr);
+	abort();
+}
+
+static void seq_make_odd(uint64_t *seq)
+{
+	uint64_t s = *seq;
+
+	if (!(s & 1)) {
+		__atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+	}
+}
+
+static void seq_make_even(uint64_t *seq)
+{
+	uint64_t s = *seq;
+
+	if (s & 1)
+		__atomic_store_n(seq, s + 1, __ATOMIC_RELEASE);
+}
+
+void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg)
+{
+	struct shmk_hdr *hd = h->hdr;
+
+	seq_make_odd(&hd->seq);
+	hd->tx_arg = arg;
+	barrier();
+	WRITE_ONCE(hd->tx_state, (uint64_t)op);
+	barrier();
+	SHMK_FAULT_POINT();
+}
+
+/* The directory is about to change: lock-free directory readers retry. */
+void shmk__dir_changing(struct shmk *h)
+{
+	seq_make_odd(&h->hdr->dir_seq);
+}
+
+void shmk__tx_commit(struct shmk *h)
+{
+	struct shmk_hdr *hd = h->hdr;
+
+	barrier();
+	SHMK_FAULT_POINT();
+	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */
+	barrier();
+	SHMK_FAULT_POINT();
+	seq_make_even(&hd->dir_seq);
+	seq_make_even(&hd->seq);
+}
+
+/*
+ * Undo every logged write, newest first, keeping the intent (op) for the
+ * caller. Idempotent: a recovery that dies here is simply redone.
+ */
+void shmk__tx_rollback(struct shmk *h)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t st = READ_ONCE(hd->tx_state);
+	uint64_t n = st >> TX_COUNT_SHIFT;
+
+	if (n > SHMK_LOG_CAP)
+		n = SHMK_LOG_CAP;
+	while (n-- > 0) {
+		uint64_t off = h->log[n].off;
+
+		/* Only header and heap words are ever logged. */
+		if (off % 8 == 0 && (off < SHMK_LOG_OFF ||
+				     (off >= SHMK_HEAP_START &&
+				      off + 8 <= h->map_size)))
+			WRITE_ONCE(*shmk__w(h, off), h->log[n].old);
+	}
+	barrier();
+	WRITE_ONCE(hd->tx_state, st & TX_OP_MASK);
+	barrier();
+}
+
+#ifdef SHMK_FAULT_INJECT
+long shmk__fault_countdown;
+long shmk__fault_hits;
+
+void shmk__fault_point(void)
+{
+	shmk__fault_hits++;
+	if (shmk__fault_countdown > 0 && --shmk__fault_countdown == 0)
+		raise(SIGKILL);
+}
+#endif

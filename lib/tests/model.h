@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * A reference model of the allocator's policy, for the tests: free blocks
+ * in two sorted arrays (by address, and by (size, address)), best fit with
+ * ties to the lowest address, splitting and coalescing exactly as the
+ * library documents. It predicts every offset shmk_alloc() returns.
+ */
+#ifndef SHMK_TEST_MODEL_H
+#define SHMK_TEST_MODEL_H
+
+#include "harness.h"
+#include "heap.h"
+
+struct mblk {
+	uint64_t off, size;
+};
+
+struct model {
+	struct mblk *by_addr, *by_size;
+	size_t n, cap;
+	uint64_t heap_end;
+	uint64_t used_bytes, free_bytes, nallocs;
+};
+
+static int mcmp_size(const struct mblk *a, const struct mblk *b)
+{
+	if (a->size != b->size)
+		return a->size < b->size ? -1 : 1;
+	return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/* First index in by_size not below (size, off). */
+static size_t m_lower_size(const struct model *m, uint64_t size, uint64_t off)
+{
+	size_t lo = 0, hi = m->n;
+	struct mblk k = { off, size };
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (mcmp_size(&m->by_size[mid], &k) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static size_t m_lower_addr(const struct model *m, uint64_t off)
+{
+	size_t lo = 0, hi = m->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (m->by_addr[mid].off < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void m_insert(struct model *m, uint64_t off, uint64_t size)
+{
+	size_t i;
+
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 1024;
+		m->by_addr = realloc(m->by_addr, m->cap * sizeof(struct mblk));
+		m->by_size = realloc(m->by_size, m->cap * sizeof(struct mblk));
+		CHECK(m->by_addr && m->by_size);
+	}
+	i = m_lower_addr(m, off);
+	memmove(&m->by_addr[i + 1], &m->by_addr[i],
+		(m->n - i) * sizeof(struct mblk));
+	m->by_addr[i] = (struct mblk){ off, size };
+	i = m_lower_size(m, size, off);
+	memmove(&m->by_size[i + 1], &m->by_size[i],
+		(m->n - i) * sizeof(struct mblk));
+	m->by_size[i] = (struct mblk){ off, size };
+	m->n++;
+	m->free_bytes += size;
+}
+
+static void m_remove(struct model *m, uint64_t off, uint64_t size)
+{
+	size_t i = m_lower_addr(m, off), j = m_lower_size(m, size, off);
+
+	CHECK(i < m->n && m->by_addr[i].off == off);
+	CHECK(j < m->n && m->by_size[j].off == off);
+	memmove(&m->by_addr[i], &m->by_addr[i + 1],
+		(m->n - i - 1) * sizeof(struct mblk));
+	memmove(&m->by_size[j], &m->by_size[j + 1],
+		(m->n - j - 1) * sizeof(struct mblk));
+	m->n--;
+	m->free_bytes -= size;
+}
+
+/* Best fit for @need: index in by_size, or m->n. */
+static size_t m_fit(const struct model *m, uint64_t need)
+{
+	return m_lower_size(m, need, 0);
+}
+
+static int m_walk_fn(uint64_t b, uint64_t w, void *arg)
+{
+	struct model *m = arg;
+
+	if (blk_tag(w) == BLK_TAG_END)
+		return 0;
+	if (blk_used(w)) {
+		m->used_bytes += blk_size(w);
+		m->nallocs++;
+	} else {
+		m_insert(m, b, blk_size(w));
+	}
+	return 0;
+}
+
+/* Start from the library's current state. */
+static void m_init(struct model *m, const struct shmk *h)
+{
+	memset(m, 0, sizeof(*m));
+	m->heap_end = h->hdr->heap_end;
+	CHECK_OK(shmk__heap_walk(h, m_walk_fn, m));
+}
+
+/* The heap grew to @new_end: the old end sentinel starts a free block. */
+static void m_extend(struct model *m, uint64_t new_end)
+{
+	uint64_t s = m->heap_end - 8, size = new_end - m->heap_end;
+
+	if (new_end <= m->heap_end)
+		return;
+	if (m->n && m->by_addr[m->n - 1].off + m->by_addr[m->n - 1].size == s) {
+		struct mblk l = m->by_addr[m->n - 1];
+
+		m_remove(m, l.off, l.size);
+		m_insert(m, l.off, l.size + size);
+	} else {
+		m_insert(m, s, size);
+	}
+	m->heap_end = new_end;
+}
+
+/*
+ * Predict an allocation: returns the payload offset and the block size, or
+ * 0 when nothing fits (the library then grows, or fails).
+ */
+static uint64_t m_alloc(struct model *m, uint64_t n, uint64_t align,
+			uint64_t *bsize)
+{
+	uint64_t need = shmk__blk_size_for(n), req = need, b, bs, start, tail;
+	size_t i;
+
+	if (align > BLK_ALIGN)
+		req = need + align + BLK_MIN;
+	i = m_fit(m, req);
+	if (i == m->n)
+		return 0;
+	b = m->by_size[i].off;
+	bs = m->by_size[i].size;
+	m_remove(m, b, bs);
+	start = b;
+	if (align > BLK_ALIGN) {
+		uint64_t p = (b + 8 + align - 1) & ~(align - 1);
+
+		if (p - 8 != b && p - 8 - b < BLK_MIN)
+			p += align;
+		start = p - 8;
+		if (start > b)
+			m_insert(m, b, start - b);
+	}
+	tail = b + bs - (start + need);
+	if (tail >= BLK_MIN)
+		m_insert(m, start + need, tail);
+	else
+		need += tail;
+	m->used_bytes += need;
+	m->nallocs++;
+	*bsize = need;
+	return start + 8;
+}
+
+static void m_free(struct model *m, uint64_t payload, uint64_t size)
+{
+	uint64_t b = payload - 8, start = b, end = b + size;
+	size_t i = m_lower_addr(m, b);
+
+	m->used_bytes -= size;
+	m->nallocs--;
+	if (i < m->n && m->by_addr[i].off == end) {
+		struct mblk nb = m->by_addr[i];
+
+		m_remove(m, nb.off, nb.size);
+		end += nb.size;
+	}
+	if (i > 0 && m->by_addr[i - 1].off + m->by_addr[i - 1].size == b) {
+		struct mblk pb = m->by_addr[i - 1];
+
+		m_remove(m, pb.off, pb.size);
+		start = pb.off;
+	}
+	m_insert(m, start, end - start);
+}
+
+static void m_destroy(struct model *m)
+{
+	free(m->by_addr);
+	free(m->by_size);
+	memset(m, 0, sizeof(*m));
+}
+
+static uint64_t m_largest(const struct model *m)
+{
+	return m->n ? m->by_size[m->n - 1].size : 0;
+}
+
+struct m_cmp {
+	const struct model *m;
+	size_t i;
+};
+
+static int m_cmp_fn(uint64_t b, uint64_t w, void *arg)
+{
+	struct m_cmp *c = arg;
+
+	if (blk_tag(w) == BLK_TAG_END || blk_used(w))
+		return 0;
+	if (c->i >= c->m->n || c->m->by_addr[c->i].off != b ||
+	    c->m->by_addr[c->i].size != blk_size(w)) {
+		fprintf(stderr, "free block %#llx+%llu not in the model\n",
+			(unsigned long long)b,
+			(unsigned long long)blk_size(w));
+		return 1;
+	}
+	c->i++;
+	return 0;
+}
+
+/* The library's free blocks are exactly the model's. */
+static void m_compare(const struct model *m, const struct shmk *h)
+{
+	struct m_cmp c = { m, 0 };
+
+	CHECK_OK(shmk__heap_walk(h, m_cmp_fn, &c));
+	CHECK_EQ(c.i, m->n);
+	CHECK_EQ(h->hdr->heap_end, m->heap_end);
+}
+
+#endif /* SHMK_TEST_MODEL_H */

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * Crash consistency, exhaustively: every allocator and directory operation
+ * is run in a child that kills itself (SIGKILL) at its Nth fault point, for
+ * every N the operation passes through (each step of the undo log, the
+ * intent record, the commit). The parent then takes the lock, which
+ * recovers, and requires: shmk_check() passes, and the heap's allocated
+ * blocks are exactly those before the operation or exactly those after it
+ * (after it, always, for free and remove, which recovery redoes); the
+ * directory agrees. Recovery itself is then killed at each of its own fault
+ * points, and the next recovery must still get it right.
+ */
+#include "internal.h"
+#include "heap.h"
+#include "harness.h"
+
+#define MAXB	512
+#define NBLK	40
+
+enum op {
+	OP_ALLOC_SMALL, OP_ALLOC_LARGE, OP_ALLOC_GROW, OP_ALLOC_ALIGNED,
+	OP_FREE_MERGE, OP_FREE_ALONE, OP_CREATE, OP_CREATE_REHASH, OP_REMOVE,
+	OP_GROW, OP_SHRINK, NOPS
+};
+
+static const char *const op_names[NOPS] = {
+	"alloc small", "alloc large", "alloc with growth", "alloc aligned",
+	"free with both neighbours free", "free alone", "create",
+	"create with rehash", "remove", "grow", "shrink",
+};
+
+struct state {
+	uint64_t heap_end;
+	size_t n;
+	uint64_t off[MAXB], size[MAXB];
+};
+
+struct ctx {
+	uint64_t merge, alone;		/* payload offsets to free */
+	size_t big;			/* a size that needs growth */
+};
+
+static const char *seg;
+
+static int snap_fn(uint64_t b, uint64_t w, void *arg)
+{
+	struct state *s = arg;
+
+	if (blk_tag(w) == BLK_TAG_END || !blk_used(w))
+		return 0;
+	CHECK(s->n < MAXB);
+	s->off[s->n] = b;
+	s->size[s->n++] = blk_size(w);
+	return 0;
+}
+
+static void snapshot(struct shmk *h, struct state *s)
+{
+	s->n = 0;
+	s->heap_end = h->hdr->heap_end;
+	CHECK_OK(shmk__heap_walk(h, snap_fn, s));
+}
+
+static bool same_blocks(const struct state *a, const struct state *b)
+{
+	return a->n == b->n &&
+	       !memcmp(a->off, b->off, a->n * sizeof(a->off[0])) &&
+	       !memcmp(a->size, b->size, a->n * sizeof(a->size[0]));
+}
+
+static struct shmk *fresh(void)
+{
+	shmk_unlink(seg);
+	return test_open(seg, SHMK_CREATE | SHMK_EXCL, 1 << 20, 8 << 20);
+}
+
+static void setup(struct shmk *h, enum op op, struct ctx *c)
+{
+	uint64_t blk[NBLK];
+	struct shmk_stats st;
+	char name[32];
+	void *x, *y, *z;
+	int nnames = op == OP_CREATE_REHASH ? 48 : 10;
+
+	for (int i = 0; i < NBLK; i++) {
+		void *p = shmk_alloc(h, 64 + (size_t)(i * 397) % 3000);
+
+		CHECK(p);
+		blk[i] = shmk_off(h, p);
+	}
+	x = shmk_alloc(h, 200);
+	y = shmk_alloc(h, 300);
+	z = shmk_alloc(h, 400);
+	CHECK(x && y && z);
+	for (int i = 1; i < NBLK; i += 2)
+		shmk_free(h, shmk_ptr(h, blk[i]));
+	c->merge = blk[2];
+	c->alone = shmk_off(h, y);
+	for (int i = 0; i < nnames; i++) {
+		snprintf(name, sizeof(name), "obj-%d", i);
+		CHECK(shmk_find_or_alloc(h, name, 100 + (size_t)i, NULL));
+	}
+	CHECK_OK(shmk_stats(h, &st));
+	c->big = st.largest_free + 4096;
+	CHECK_OK(shmk_check(h));
+}
+
+static void do_op(struct shmk *h, enum op op, const struct ctx *c)
+{
+	switch (op) {
+	case OP_ALLOC_SMALL:
+		shmk_alloc(h, 100);
+		break;
+	case OP_ALLOC_LARGE:
+		shmk_alloc(h, 20000);
+		break;
+	case OP_ALLOC_GROW:
+		shmk_alloc(h, c->big);
+		break;
+	case OP_ALLOC_ALIGNED:
+		shmk_alloc_aligned(h, 500, 4096);
+		break;
+	case OP_FREE_MERGE:
+		shmk_free(h, shmk_ptr(h, c->merge));
+		break;
+	case OP_FREE_ALONE:
+		shmk_free(h, shmk_ptr(h, c->alone));
+		break;
+	case OP_CREATE:
+	case OP_CREATE_REHASH:
+		shmk_find_or_alloc(h, "the-new-one", 1000, NULL);
+		break;
+	case OP_REMOVE:
+		shmk_remove(h, "obj-5");
+		break;
+	case OP_GROW:
+		shmk_grow(h, shmk_size(h) + (256 << 10));
+		break;
+	case OP_SHRINK:
+		shmk_shrink(h, shmk_size(h) - (256 << 10));
+		break;
+	case NOPS:
+		break;
+	}
+}
+
+struct child_arg {
+	enum op op;
+	const struct ctx *c;
+	long countdown;
+	long *hits;	/* shared: fault points the child passed */
+};
+
+/* Open, arm the fault, run the op (or, with NOPS, only the recovery). */
+static int child(void *arg)
+{
+	struct child_arg *a = arg;
+	struct shmk *h;
+
+	shmk__fault_hits = 0;
+	shmk__fault_countdown = a->op == NOPS ? a->countdown : 0;
+	if (shmk_open(seg, 0, NULL, &h))
+		return 2;
+	if (a->hits)
+		*a->hits = shmk__fault_hits;
+	if (a->op == NOPS)
+		return 0;
+	shmk__fault_countdown = a->countdown;
+	do_op(h, a->op, a->c);
+	return 0;
+}
+
+static int run_child(enum op op, const struct ctx *c, long countdown,
+		     long *hits)
+{
+	struct child_arg a = { op, c, countdown, hits };
+
+	return test_wait(test_fork(child, &a));
+}
+
+/* After recovery: the state before or after the op, as the op allows. */
+static void verify(struct shmk *h, enum op op, const struct state *pre,
+		   const struct state *post, long k)
+{
+	struct state now;
+	bool is_pre, is_post;
+	size_t sz;
+
+	CHECK_OK(shmk_check(h));
+	snapshot(h, &now);
+	is_pre = same_blocks(&now, pre);
+	is_post = same_blocks(&now, post);
+	if (!is_pre && !is_post) {
+		fprintf(stderr, "%s, fault %ld: %zu blocks, neither the %zu "
+			"before nor the %zu after\n", op_names[op], k, now.n,
+			pre->n, post->n);
+		test_fail();
+	}
+	switch (op) {
+	case OP_FREE_MERGE:
+	case OP_FREE_ALONE:
+	case OP_REMOVE:
+		/* Redone by recovery: never lost. */
+		CHECK(is_post);
+		CHECK(now.heap_end == post->heap_end);
+		break;
+	case OP_GROW:
+	case OP_SHRINK:
+	case OP_ALLOC_GROW:
+		CHECK(now.heap_end == pre->heap_end ||
+		      now.heap_end == post->heap_end);
+		break;
+	default:
+		CHECK(now.heap_end == pre->heap_end);
+		break;
+	}
+	if (op == OP_REMOVE)
+		CHECK_NULL_ERRNO(shmk_find(h, "obj-5", &sz), ENOENT);
+	if (op == OP_CREATE || op == OP_CREATE_REHASH)
+		CHECK(!!shmk_find(h, "the-new-one", &sz) == is_post);
+	CHECK(shmk_find(h, "obj-9", &sz) && sz == 109);
+}
+
+int main(void)
+{
+	long *hits = test_shared(sizeof(long));
+	long total = 0, recovery_total = 0;
+	/* valgrind (small scale): every third point */
+	const long stride = test_small() ? 3 : 1;
+
+	seg = test_name("fault");
+	for (int op = 0; op < NOPS; op++) {
+		struct state pre, post;
+		struct ctx c;
+		struct shmk *h = fresh();
+		uint64_t cap;
+		long n;
+
+		/* Reference: the states before and after, and the points. */
+		setup(h, op, &c);
+		snapshot(h, &pre);
+		shmk__fault_hits = 0;
+		cap = h->hdr->dir_cap;
+		do_op(h, op, &c);
+		n = shmk__fault_hits;
+		CHECK((op == OP_CREATE_REHASH) == (h->hdr->dir_cap != cap));
+		snapshot(h, &post);
+		CHECK_OK(shmk_check(h));
+		CHECK(n > 0);
+		CHECK(!same_blocks(&pre, &post) || pre.heap_end != post.heap_end);
+		CHECK_OK(shmk_close(h));
+
+		for (long k = 1; k <= n; k += stride) {
+			struct shmk_stats st;
+
+			h = fresh();
+			setup(h, op, &c);
+			CHECK_EQ(run_child(op, &c, k, NULL), 128 + SIGKILL);
+			verify(h, op, &pre, &post, k);
+			CHECK_OK(shmk_stats(h, &st));
+			CHECK_EQ(st.recoveries, 1);
+			CHECK_OK(shmk_close(h));
+		}
+		total += (n + stride - 1) / stride;
+
+		/* Kill the recovery too, at each of its fault points. */
+		if (op == OP_FREE_MERGE || op == OP_REMOVE ||
+		    op == OP_CREATE_REHASH || op == OP_ALLOC_GROW) {
+			long k = n / 2 + 1, m;
+
+			h = fresh();
+			setup(h, op, &c);
+			CHECK_EQ(run_child(op, &c, k, NULL), 128 + SIGKILL);
+			CHECK_EQ(run_child(NOPS, &c, 0, hits), 0);
+			m = *hits;
+			verify(h, op, &pre, &post, k);
+			CHECK_OK(shmk_close(h));
+			for (long j = 1; j <= m; j += stride) {
+				h = fresh();
+				setup(h, op, &c);
+				CHECK_EQ(run_child(op, &c, k, NULL),
+					 128 + SIGKILL);
+				CHECK_EQ(run_child(NOPS, &c, j, NULL),
+					 128 + SIGKILL);
+				verify(h, op, &pre, &post, k);
+				CHECK_OK(shmk_close(h));
+			}
+			recovery_total += (m + stride - 1) / stride;
+		}
+		printf("%-32s %3ld fault points\n", op_names[op], n);
+	}
+	printf("%ld crashes inside operations, %ld inside recoveries\n", total,
+	       recovery_total);
+	test_pass("fault");
+	return 0;
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * The allocator against a reference model (model.h): a million random
+ * allocs (some aligned) and frees of mixed sizes, with the live set swinging
+ * between a hundred and two thousand blocks, the heap growing on demand.
+ * Every returned offset must be the model's (best fit, lowest address,
+ * split, coalesce), contents must survive, and after every batch
+ * shmk_check() passes, the free blocks equal the model's and the stats are
+ * exact. Ends with everything freed and the heap shrunk back.
+ */
+#include "internal.h"
+#include "model.h"
+
+struct live {
+	uint64_t off, bsize, n;
+	uint8_t tag;
+};
+
+static void fill(uint8_t *p, uint64_t n, uint8_t tag)
+{
+	if (n <= 256) {
+		memset(p, tag, n);
+	} else {
+		memset(p, tag, 128);
+		memset(p + n - 128, tag, 128);
+	}
+}
+
+static void verify(const uint8_t *p, uint64_t n, uint8_t tag)
+{
+	uint64_t len = n <= 256 ? n : 128;
+
+	for (uint64_t i = 0; i < len; i++)
+		CHECK(p[i] == tag && p[n - 1 - i] == tag);
+}
+
+static void check_stats(struct shmk *h, const struct model *m, size_t nlive)
+{
+	struct shmk_stats st;
+
+	CHECK_OK(shmk_stats(h, &st));
+	CHECK_EQ(st.used_bytes, m->used_bytes);
+	CHECK_EQ(st.free_bytes, m->free_bytes);
+	CHECK_EQ(st.free_blocks, m->n);
+	CHECK_EQ(st.largest_free, m_largest(m));
+	CHECK_EQ(st.live_allocs, nlive);
+	CHECK_EQ(st.named_objects, 0);
+	CHECK_EQ(st.heap_size, m->heap_end - SHMK_HEAP_START);
+	CHECK_EQ(st.used_bytes + st.free_bytes + 16, st.heap_size);
+	CHECK_EQ(st.total_size, m->heap_end);
+	CHECK_EQ(st.max_size, shmk_max_size(h));
+}
+
+static uint64_t pick_size(void)
+{
+	uint64_t r = rnd_below(100);
+
+	if (r < 70)
+		return rnd_below(1025);
+	if (r < 95)
+		return 1024 + rnd_below(16 << 10);
+	return (16 << 10) + rnd_below(256 << 10);
+}
+
+int main(void)
+{
+	const long ops = test_small() ? 40000 : 1000000;
+	const long batch = test_small() ? 4000 : 10000;
+	const size_t maxlive = 4096;
+	struct live *live = calloc(maxlive, sizeof(*live));
+	long allocs = 0, frees = 0, grows = 0, enomem = 0, aligned = 0;
+	const char *seg;
+	struct model m;
+	struct shmk *h;
+	size_t nlive = 0, maxfree = 0;
+
+	test_seed();
+	seg = test_name("model");
+	h = test_open(seg, SHMK_CREATE, 256 << 10, 16 << 20);
+	m_init(&m, h);
+	CHECK(live);
+
+	for (long op = 0; op < ops; op++) {
+		size_t target = 100 + (size_t)(op / (ops / 25) % 4) * 600;
+		bool do_alloc = !nlive || (nlive < maxlive &&
+					   rnd_below(2 * target) >= nlive);
+
+		if (do_alloc) {
+			uint64_t n = pick_size(), align = 16, bs = 0, pred;
+			uint8_t *p;
+
+			if (rnd_below(16) == 0) {
+				align = 32ULL << rnd_below(8);
+				aligned++;
+			}
+			pred = m_alloc(&m, n, align, &bs);
+			errno = 0;
+			p = align > 16 ? shmk_alloc_aligned(h, n, align)
+				       : shmk_alloc(h, n);
+			if (!pred) {
+				if (!p) {
+					CHECK_EQ(errno, ENOMEM);
+					CHECK_EQ(h->hdr->heap_end, m.heap_end);
+					enomem++;
+					continue;
+				}
+				m_extend(&m, h->hdr->heap_end);
+				pred = m_alloc(&m, n, align, &bs);
+				CHECK(pred);
+				grows++;
+			}
+			CHECK(p != NULL);
+			CHECK_EQ(shmk_off(h, p), pred);
+			CHECK_EQ(shmk_usable_size(h, p), bs - 8);
+			CHECK_EQ(pred % align, 0);
+			CHECK_EQ((uintptr_t)p % 16, 0);
+			live[nlive] = (struct live){ pred, bs, n,
+						     (uint8_t)(1 + op % 251) };
+			fill(p, n, live[nlive].tag);
+			nlive++;
+			allocs++;
+		} else {
+			size_t i = rnd_below(nlive);
+			uint8_t *p = shmk_ptr(h, live[i].off);
+
+			verify(p, live[i].n, live[i].tag);
+			shmk_free(h, p);
+			m_free(&m, live[i].off, live[i].bsize);
+			live[i] = live[--nlive];
+			frees++;
+		}
+		if ((op + 1) % batch == 0) {
+			CHECK_OK(shmk_check(h));
+			m_compare(&m, h);
+			check_stats(h, &m, nlive);
+			if (m.n > maxfree)
+				maxfree = m.n;
+		}
+	}
+	printf("%ld allocs (%ld aligned), %ld frees, %ld growths, %ld ENOMEM,"
+	       " heap %llu KiB, up to %zu free blocks\n", allocs, aligned,
+	       frees, grows, enomem, (unsigned long long)(m.heap_end >> 10),
+	       maxfree);
+	CHECK(grows > 0 && enomem > 0);
+
+	/* Invalid frees are refused and change nothing. */
+	if (nlive) {
+		uint8_t *p = shmk_ptr(h, live[0].off);
+
+		shmk_free(h, p + 16);
+		shmk_free(h, p + 8);
+		shmk_free(h, (char *)shmk_base(h) + 100);
+		CHECK_OK(shmk_check(h));
+		m_compare(&m, h);
+	}
+	while (nlive) {
+		nlive--;
+		verify(shmk_ptr(h, live[nlive].off), live[nlive].n,
+		       live[nlive].tag);
+		shmk_free(h, shmk_ptr(h, live[nlive].off));
+		m_free(&m, live[nlive].off, live[nlive].bsize);
+	}
+	CHECK_OK(shmk_check(h));
+	m_compare(&m, h);
+	check_stats(h, &m, 0);
+
+	/* A double free is refused too. */
+	{
+		void *a = shmk_alloc(h, 100), *b = shmk_alloc(h, 100);
+
+		shmk_free(h, a);
+		shmk_free(h, a);
+		shmk_free(h, b);
+		shmk_free(h, b);
+		CHECK_OK(shmk_check(h));
+		m_compare(&m, h);
+	}
+
+	/* All free: the heap shrinks back to what the directory needs. */
+	CHECK_OK(shmk_shrink(h, 0));
+	CHECK(shmk_size(h) < 256 << 10);
+	CHECK_OK(shmk_check(h));
+	CHECK_OK(shmk_close(h));
+	free(live);
+	m_destroy(&m);
+	test_pass("model");
+	return 0;
+}

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * Segments: shmk_open() flags, names and options, errors, the backend,
+ * sizes, offsets and pointers, the common base, unlink, and the errno
+ * convention (int functions never touch errno).
+ */
+#include "harness.h"
+
+static const char *seg;
+
+static int child_reads(void *arg)
+{
+	uint64_t off = *(uint64_t *)arg;
+	struct shmk *h = NULL;
+	char *p;
+
+	if (shmk_open(seg, 0, NULL, &h))
+		return 2;
+	p = shmk_ptr(h, off);
+	if (!p || strcmp(p, "hello from the parent"))
+		return 3;
+	/* A fresh process has the range free: it maps at the common base
+	 * (valgrind keeps the address space to itself). */
+	if (shmk_at_common_base(h) != 1 && !test_under_valgrind())
+		return 4;
+	strcpy(p, "hello from the child");
+	return shmk_close(h) ? 5 : 0;
+}
+
+int main(void)
+{
+	struct shmk_opts o = { 0 };
+	struct shmk *h, *h2, *h3;
+	const char *be;
+	uint64_t off;
+	char *p;
+	int r;
+
+	seg = test_name("open");
+
+	/* Argument errors */
+	CHECK_ERR(shmk_open(seg, 0, NULL, NULL), EINVAL);
+	CHECK_ERR(shmk_open(seg, 1 << 10, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open(seg, SHMK_EXCL, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open(seg, SHMK_RDONLY | SHMK_WRITER, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open(seg, SHMK_RDONLY | SHMK_CREATE, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open(NULL, SHMK_CREATE, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open("", SHMK_CREATE, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open("a/b", SHMK_CREATE, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open("tab\there", SHMK_CREATE, NULL, &h), EINVAL);
+	CHECK_ERR(shmk_open("0123456789012345678901234567890123456789"
+			    "012345678901234567890123", SHMK_CREATE, NULL, &h),
+		  EINVAL);
+	o.mode = 01000;
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE, &o, &h), EINVAL);
+	o.mode = 0;
+	o.client_name = "a client name that is far too long";
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE, &o, &h), EINVAL);
+	o.client_name = NULL;
+	o.size = 8 << 20;
+	o.max_size = 4 << 20;
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE, &o, &h), EINVAL);
+	o.size = 0;
+	o.max_size = 1ULL << 50;
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE, &o, &h), EFBIG);
+	o.max_size = 0;
+	o.backend = "floppy";
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE, &o, &h), EINVAL);
+	o.backend = NULL;
+	CHECK_ERR(shmk_open(seg, 0, NULL, &h), ENOENT);
+	CHECK(h == NULL);
+
+	/* errno is left alone by int functions, even on failure */
+	errno = 4242;
+	CHECK_ERR(shmk_open(seg, 0, NULL, &h), ENOENT);
+	CHECK_EQ(errno, 4242);
+	CHECK_ERR(shmk_unlink(seg), ENOENT);
+	CHECK_EQ(errno, 4242);
+
+	/* Create with sizes that get rounded to pages */
+	o.size = 300000;
+	o.max_size = 64 << 20;
+	o.mode = 0640;
+	CHECK_OK(shmk_open(seg, SHMK_CREATE | SHMK_EXCL, &o, &h));
+	CHECK_EQ(errno, 4242);
+	be = getenv("SHMK_BACKEND");
+	if (be && *be)
+		CHECK(!strcmp(shmk_backend(h), be));
+	CHECK(!strcmp(shmk_backend(h), "memfd") ||
+	      !strcmp(shmk_backend(h), "kernel"));
+	printf("backend %s\n", shmk_backend(h));
+	CHECK_EQ(shmk_size(h), (300000 + 4095) & ~4095);
+	CHECK_EQ(shmk_max_size(h), 64 << 20);
+	CHECK(shmk_base(h) != NULL);
+	CHECK_EQ(shmk_at_common_base(h), 1);
+	CHECK_OK(shmk_check(h));
+
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE | SHMK_EXCL, NULL, &h2), EEXIST);
+
+	/* Offsets and pointers */
+	p = shmk_alloc(h, 100);
+	CHECK(p != NULL);
+	strcpy(p, "hello from the parent");
+	off = shmk_off(h, p);
+	CHECK(off != 0 && off < shmk_size(h));
+	CHECK(shmk_ptr(h, off) == p);
+	CHECK_EQ(shmk_off(h, NULL), 0);
+	CHECK_EQ(shmk_off(h, &off), 0);
+	CHECK_NULL_ERRNO(shmk_ptr(h, 0), EINVAL);
+	CHECK_NULL_ERRNO(shmk_ptr(h, 64 << 20), EINVAL);
+
+	/* A second handle in this process: elsewhere, same memory */
+	CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h2));
+	CHECK_EQ(shmk_at_common_base(h2), 0);
+	CHECK(shmk_base(h2) != shmk_base(h));
+	CHECK_EQ(shmk_size(h2), shmk_size(h));
+	CHECK_EQ(shmk_max_size(h2), 64 << 20);
+	CHECK(!strcmp(shmk_ptr(h2, off), "hello from the parent"));
+
+	/* Another process follows the offset */
+	r = test_wait(test_fork(child_reads, &off));
+	CHECK_EQ(r, 0);
+	CHECK(!strcmp(p, "hello from the child"));
+
+	/* Unlink: the name goes, attached handles keep working */
+	CHECK_OK(shmk_unlink(seg));
+	CHECK_ERR(shmk_unlink(seg), ENOENT);
+	CHECK_ERR(shmk_open(seg, 0, NULL, &h3), ENOENT);
+	CHECK(h3 == NULL);
+	CHECK(!strcmp(shmk_ptr(h2, off), "hello from the child"));
+	CHECK_OK(shmk_close(h));
+	shmk_free(h2, shmk_ptr(h2, off));
+	CHECK_OK(shmk_check(h2));
+	CHECK_OK(shmk_close(h2));
+
+	/* Defaults */
+	CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
+	CHECK_EQ(shmk_size(h), 1 << 20);
+	CHECK_EQ(shmk_max_size(h), 1 << 30);
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
+	CHECK_ERR(shmk_close(NULL), EINVAL);
+
+	/* Version */
+	CHECK_EQ(shmk_version_major(), SHMK_VERSION_MAJOR);
+	CHECK_EQ(shmk_version_minor(), SHMK_VERSION_MINOR);
+	CHECK_EQ(shmk_version_patch(), SHMK_VERSION_PATCH);
+	CHECK_OK(shmk_check_version(SHMK_VERSION_MAJOR, SHMK_VERSION_MINOR));
+	CHECK_ERR(shmk_check_version(SHMK_VERSION_MAJOR + 1, 0), ENOTSUP);
+	CHECK(SHMK_CHECK_VERSION(0, 1));
+	test_pass("open");
+	return 0;
+}

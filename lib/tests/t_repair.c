@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * Recovery beyond the undo log: a lock owner that dies leaving a broken free
+ * index (here: corrupted on purpose) gets the index rebuilt from the block
+ * chain, and the segment checks clean with every block intact; one that
+ * leaves a broken block chain gets the lock made unrecoverable, so that
+ * every later caller fails with ENOTRECOVERABLE instead of using a corrupt
+ * heap.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+#include "heap.h"
+#include "harness.h"
+
+static const char *seg;
+static uint64_t victim;		/* a live block's header */
+
+enum { CORRUPT_INDEX, CORRUPT_CHAIN };
+
+/* Take the lock, corrupt, die holding it. */
+static int corrupt_and_die(void *arg)
+{
+	struct shmk *h;
+
+	if (shmk_open(seg, 0, NULL, &h))
+		return 2;
+	if (pthread_mutex_lock(&h->hdr->lock))
+		return 3;
+	if ((intptr_t)arg == CORRUPT_INDEX) {
+		/* Lose the large tree and a bin, and garble the bitmap. */
+		h->hdr->large_root = 0;
+		for (unsigned int i = 0; i < SHMK_NBINS; i++)
+			if (h->hdr->bins[i]) {
+				h->hdr->bins[i] = 0;
+				break;
+			}
+		h->hdr->bin_map = ~0ULL;
+		h->hdr->free_blocks += 7;
+	} else {
+		/* A block header in the middle of the heap. */
+		*shmk__w(h, victim) = 0x1234;
+	}
+	raise(SIGKILL);
+	return 4;
+}
+
+int main(void)
+{
+	struct shmk_stats st;
+	struct shmk *h, *h2;
+	void *keep[200];
+	int n = 0;
+
+	seg = test_name("repair");
+	h = test_open(seg, SHMK_CREATE, 1 << 20, 64 << 20);
+	for (int i = 0; i < 400; i++) {
+		void *p = shmk_alloc(h, 10 + (size_t)(i * 53) % 3000);
+
+		CHECK(p);
+		memset(p, i, 8);
+		if (i % 2)
+			shmk_free(h, p);
+		else
+			keep[n++] = p;
+	}
+	CHECK(shmk_find_or_alloc(h, "named", 100, NULL));
+	CHECK_OK(shmk_check(h));
+
+	/* A broken index is rebuilt. */
+	CHECK_EQ(test_wait(test_fork(corrupt_and_die, (void *)CORRUPT_INDEX)),
+		 128 + SIGKILL);
+	CHECK_OK(shmk_check(h));
+	CHECK_OK(shmk_stats(h, &st));
+	CHECK_EQ(st.recoveries, 1);
+	CHECK_EQ(st.live_allocs, (uint64_t)n);
+	CHECK(shmk_find(h, "named", NULL));
+	for (int i = 0; i < n; i++)
+		shmk_free(h, keep[i]);
+	CHECK_OK(shmk_check(h));
+	CHECK_OK(shmk_stats(h, &st));
+	CHECK_EQ(st.live_allocs, 0);
+	CHECK(shmk_alloc(h, 100000));
+	CHECK_OK(shmk_check(h));
+
+	/* A broken chain is not handed out. */
+	victim = shmk_off(h, shmk_alloc(h, 1000)) - 8;
+	CHECK(shmk_alloc(h, 1000));
+	CHECK_EQ(test_wait(test_fork(corrupt_and_die, (void *)CORRUPT_CHAIN)),
+		 128 + SIGKILL);
+	CHECK_NULL_ERRNO(shmk_alloc(h, 10), ENOTRECOVERABLE);
+	CHECK_ERR(shmk_check(h), ENOTRECOVERABLE);
+	CHECK_NULL_ERRNO(shmk_find_or_alloc(h, "x", 10, NULL),
+			 ENOTRECOVERABLE);
+	CHECK_ERR(shmk_open(seg, 0, NULL, &h2), ENOTRECOVERABLE);
+	CHECK_ERR(shmk_stats(h, &st), ENOTRECOVERABLE);
+	/* Readers too */
+	CHECK_OK(shmk_open(seg, SHMK_RDONLY, NULL, &h2));
+	CHECK_NULL_ERRNO(shmk_find(h2, "named", NULL), ENOTRECOVERABLE);
+	CHECK_ERR(shmk_check(h2), ENOTRECOVERABLE);
+	CHECK_OK(shmk_close(h2));
+	CHECK_OK(shmk_close(h));
+	test_pass("repair");
+	return 0;
+}
