@@ -47,7 +47,7 @@ static struct genl_family shmk_genl_family;
 /* Set while the family is registered: events may be sent. */
 static bool shmk_genl_registered;
 
-/* Largest message: a segment (reply or event). Client messages are smaller. */
+/* Room for the largest message we send, a reply or an event. */
 #define SHMK_NL_MSG_SIZE						\
 	(nla_total_size(SHMK_NAME_MAX) +				\
 	 nla_total_size(SHMK_CLIENT_NAME_MAX) +				\
