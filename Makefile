@@ -8,10 +8,19 @@
 #                        in a VM
 #   make vm-run CMD=...  run CMD as root in a VM with shmk.ko loaded
 #   make lint            checkpatch --strict, sparse (C=2) and W=1
+#   make check-kernel KVER=...
+#                        the suites on one more installed Debian kernel (the
+#                        module built for it under build/ko/KVER)
+#   make check-kernels   the suites on every installed Debian kernel
+#   make check-debug     build (once, cached) the debug kernel (KASAN,
+#                        lockdep, kmemleak, fault injection) and run every
+#                        suite on it
+#   make deps-backports  install Debian's 6.12 kernel (image and headers)
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
-# the build tree and VM_KERNEL the image the VM boots.
+# the build tree, VM_KERNEL the image the VM boots and VM_MODULE the module
+# it loads (default kmod/shmk.ko).
 
 SHELL := /bin/bash
 PROJECT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -21,17 +30,21 @@ newest_kver = $(shell ls -d /lib/modules/*/build 2>/dev/null | \
 KVER ?= $(if $(wildcard /lib/modules/$(shell uname -r)/build),$(shell uname -r),$(newest_kver))
 KDIR ?= /lib/modules/$(KVER)/build
 VM_KERNEL ?=
+VM_MODULE ?=
 VM_TIMEOUT ?= 3000
 CHECKPATCH ?= /usr/src/linux-source-6.1/scripts/checkpatch.pl
+CHECK_LABEL ?= $(KVER)
 
-VM_RUN = $(PROJECT)/tools/vm/run --kver $(KVER) --timeout $(VM_TIMEOUT) \
-	 $(if $(VM_KERNEL),--kernel $(VM_KERNEL))
+# With VM_KERNEL the rig reads the kernel version from the image.
+VM_RUN = $(PROJECT)/tools/vm/run --timeout $(VM_TIMEOUT) \
+	 $(if $(VM_KERNEL),--kernel $(VM_KERNEL),--kver $(KVER)) \
+	 $(if $(VM_MODULE),--module $(VM_MODULE))
 
 KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/shmk.h
 
-.PHONY: all modules deps lint selftests lib examples check check-build check-run \
-	demo vm-run \
-	bench-grow bench clean
+.PHONY: all modules deps lint selftests lib lib-tests shmkctl examples check \
+	check-build check-run check-kernel check-kernels check-debug \
+	deps-backports demo vm-run bench-grow bench clean
 
 all: modules
 
@@ -50,9 +63,16 @@ lint:
 
 selftests:
 	$(MAKE) -C selftests
+	$(MAKE) -C selftests/netlink
 
 lib:
 	$(MAKE) -C lib
+
+lib-tests:
+	$(MAKE) -C lib test-build
+
+shmkctl:
+	$(MAKE) -C tools/shmkctl
 
 examples: lib
 	$(MAKE) -C examples
@@ -66,39 +86,76 @@ vm-run: modules
 	$(VM_RUN) -- '$(CMD)'
 
 # Suites: NAME=COMMAND, each ending its output with "N passed, N failed".
-HOST_SUITES ?=
-VM_SUITES ?= kselftests=selftests/run.sh
+# libshmk runs on the host on its memfd backend (plain, ASan+UBSan and
+# valgrind builds) and in the VM against /dev/shmk (plain and ASan+UBSan).
+# (Double quotes only: VM_SUITES goes into a single-quoted guest command.)
+HOST_SUITES ?= libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd lib/tests/run.sh"
+VM_SUITES ?= kselftests=selftests/run.sh netlink=selftests/netlink/run.sh \
+	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
 
 check: deps
 	$(MAKE) check-build
 	$(MAKE) lint
 	$(MAKE) check-run
 
-check-build: modules selftests
+check-build: modules selftests lib-tests shmkctl examples
 
 # The rig's own checks (dmesg clean, rmmod, nothing left allocated) count as
 # one more test; the grand total is the last line.
 check-run: | build
 	@rm -f build/check.log; rc=0; \
-	if [ -n "$(strip $(HOST_SUITES))" ]; then \
-		tools/run-suites --log build/check.log $(HOST_SUITES) || rc=1; \
-	fi; \
+	$(if $(strip $(HOST_SUITES)),tools/run-suites --log build/check.log \
+		$(HOST_SUITES) || rc=1;) \
 	if $(VM_RUN) -- 'tools/run-suites --log build/check.log $(VM_SUITES)'; then \
 		echo "suite vm-checks: 1 passed, 0 failed" >>build/check.log; \
 	else \
 		rc=1; echo "suite vm-checks: 0 passed, 1 failed" >>build/check.log; \
 	fi; \
-	echo "# ==== make check ($(KVER))"; \
+	echo "# ==== make check ($(CHECK_LABEL))"; \
 	cat build/check.log; \
 	tools/run-suites --total build/check.log || rc=1; \
 	exit $$rc
 
-build/grow_demo: examples/grow_demo.c uapi/linux/shmk.h | build
-	$(CC) -O2 -g -Wall -Wextra -Werror -Iuapi -o $@ $<
+# Other kernels: the module is built for each under build/ko/ (kmod/shmk.ko
+# stays the default build); the host suites do not depend on the kernel and
+# run only in make check.
+check-kernel: check-build
+	@test -d /lib/modules/$(KVER)/build || { echo "no headers for $(KVER)"; exit 1; }
+	tools/build-module /lib/modules/$(KVER)/build build/ko/$(KVER) W=1
+	$(MAKE) check-run KVER=$(KVER) HOST_SUITES= \
+		VM_MODULE=$(PROJECT)/build/ko/$(KVER)/kmod/shmk.ko
+
+check-kernels: deps
+	$(MAKE) check-build
+	@rc=0; ok=; bad=; \
+	for k in $$(ls -d /lib/modules/*/build | awk -F/ '{print $$4}' | sort -V); do \
+		[ -e /boot/vmlinuz-$$k ] || continue; \
+		if $(MAKE) check-kernel KVER=$$k; then ok="$$ok $$k"; \
+		else rc=1; bad="$$bad $$k"; fi; \
+	done; \
+	echo "# check-kernels: passed:$${ok:- none}; failed:$${bad:- none}"; \
+	exit $$rc
+
+deps-backports: deps
+	tools/kernels/install-backports
+
+# The debug kernel: about 25 minutes to build the first time (cached under
+# /var/cache/shmk), a slower boot and suites under KASAN afterwards.
+DEBUG_VM_TIMEOUT ?= 5400
+check-debug: deps
+	tools/kernels/build-debug --install-deps
+	tools/kernels/build-debug
+	$(MAKE) check-build
+	tools/build-module "$$(tools/kernels/build-debug --print-kdir)" \
+		build/ko/debug W=1
+	$(MAKE) check-run HOST_SUITES= CHECK_LABEL=debug \
+		VM_TIMEOUT=$(DEBUG_VM_TIMEOUT) \
+		VM_KERNEL="$$(tools/kernels/build-debug --print-image)" \
+		VM_MODULE=$(PROJECT)/build/ko/debug/kmod/shmk.ko
 
 demo: deps
-	$(MAKE) modules build/grow_demo
-	$(VM_RUN) -- 'build/grow_demo'
+	$(MAKE) modules examples
+	$(VM_RUN) -- 'examples/grow_demo && examples/heap_demo'
 
 bench:
 	$(MAKE) -C bench
@@ -117,4 +174,8 @@ clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
 	-$(MAKE) -C bench clean
 	-$(MAKE) -C selftests clean
+	-$(MAKE) -C selftests/netlink clean
+	-$(MAKE) -C lib clean
+	-$(MAKE) -C tools/shmkctl clean
+	-$(MAKE) -C examples clean
 	rm -rf build

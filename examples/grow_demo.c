@@ -1,85 +1,48 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: MIT
 /*
- * grow_demo: one process grows a shmk segment while three peers use it.
+ * grow_demo: one process grows a shared heap while three peers use it.
  *
- * The peers attach and map the segment, then wait. The grower grows it
- * (eagerly: the module installs the new pages in every peer before the
- * ioctl returns), writes a message at the start of the new range and tells
- * the peers, which read the message and write every new page while counting
- * their minor page faults. The same is then done with a lazy grow, where
- * each peer faults every page in, as with memfd.
+ *   grow_demo [kernel|memfd ...]   default: kernel, then memfd
+ *
+ * For each backend, a grower creates a 1 MiB libshmk segment and three
+ * peers attach to it. The grower then allocates a 64 MiB block, which no
+ * free block can hold: the heap grows. It writes a message at the start of
+ * the block and publishes the block's offset under a name in the segment's
+ * directory. Each peer finds the name, follows the offset, reads the
+ * message and writes every page of the block, counting its minor page
+ * faults.
+ *
+ * With the kernel backend (/dev/shmk) the module installed the new pages in
+ * every peer before the growth returned: the peers take no fault at all.
+ * With the memfd backend (POSIX shared memory grown by ftruncate, what
+ * applications do today) every peer faults every page in.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <linux/shmk.h>
 
-#define NAME		"grow-demo"
+#include <shmk.h>
+
 #define PEERS		3
 #define MIB		(1UL << 20)
-#define MAX_SIZE	(256 * MIB)
+#define BLOCK		(64 * MIB)
+#define PAGE		4096UL
 
-struct phase {
-	const char *what;
-	uint64_t from, to;
-	uint32_t flags;
+/* Published under "demo/block" by the grower. */
+struct published {
+	uint64_t off;		/* of the block: valid in every process */
+	uint64_t len;
 };
 
-static const struct phase phases[] = {
-	{ "eager grow", 1 * MIB, 65 * MIB, 0 },
-	{ "lazy grow", 65 * MIB, 129 * MIB, SHMK_GROW_LAZY },
-};
-
-static void die(const char *what)
+static void die(const char *what, int err)
 {
-	fprintf(stderr, "grow_demo: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "grow_demo: %s: %s\n", what, strerror(err));
 	exit(1);
-}
-
-static int attach(const char *client, uint32_t flags)
-{
-	struct shmk_attach a = {
-		.flags = flags,
-		.mode = 0600,
-		.size = 1 * MIB,
-		.max_size = MAX_SIZE,
-	};
-	int ctl, fd;
-
-	snprintf(a.name, sizeof(a.name), "%s", NAME);
-	snprintf(a.client_name, sizeof(a.client_name), "%s", client);
-	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
-	if (ctl < 0)
-		die("open " SHMK_DEVICE);
-	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
-	if (fd < 0)
-		die("attach");
-	close(ctl);
-	return fd;
-}
-
-/* Map at the segment's common base when it has one, as libshmk does. */
-static char *map(int fd)
-{
-	struct shmk_info info = { 0 };
-	void *hint, *p;
-
-	if (ioctl(fd, SHMK_IOC_INFO, &info))
-		die("info");
-	hint = (void *)(uintptr_t)info.base_addr;
-	p = mmap(hint, MAX_SIZE, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | (hint ? MAP_FIXED_NOREPLACE : 0), fd, 0);
-	if (p == MAP_FAILED)
-		die("mmap");
-	return p;
 }
 
 static long minflt(void)
@@ -90,111 +53,144 @@ static long minflt(void)
 	return ru.ru_minflt;
 }
 
-static void peer(int id, int go, int done)
+static struct shmk *attach(const char *seg, const char *client, int flags)
 {
-	char client[32];
-	char *base;
-	size_t i;
-	int fd;
+	struct shmk_opts o = {
+		.size = 1 * MIB,
+		.max_size = 256 * MIB,
+		.mode = 0600,
+		.client_name = client,
+	};
+	struct shmk *h;
+	int r;
+
+	r = shmk_open(seg, flags, &o, &h);
+	if (r)
+		die("shmk_open", -r);
+	return h;
+}
+
+static void peer(const char *seg, int id, int go, int done)
+{
+	const struct published *pub;
+	char client[32], c;
+	struct shmk *h;
+	long before, faults;
+	char *p;
+	uint64_t i;
 
 	snprintf(client, sizeof(client), "peer-%d", id);
-	fd = attach(client, 0);
-	base = map(fd);
+	h = attach(seg, client, 0);
 	minflt();	/* fault in what measuring itself touches */
 	if (write(done, "r", 1) != 1)
-		die("ready");
+		die("ready", errno);
+	if (read(go, &c, 1) != 1)
+		die("wait", errno);
 
-	for (i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
-		const struct phase *ph = &phases[i];
-		unsigned long pages = (ph->to - ph->from) / 4096, p;
-		long before;
-		char c;
-
-		if (read(go, &c, 1) != 1)
-			die("wait");
-		before = minflt();
-		for (p = 1; p < pages; p++)
-			base[ph->from + p * 4096 + id] = (char)id;
-		printf("  %-7s pid %-5d read \"%s\" at %p, wrote %lu new pages, minor faults: %ld\n",
-		       client, getpid(), base + ph->from, base + ph->from,
-		       pages - 1, minflt() - before);
-		fflush(stdout);
-		if (write(done, "d", 1) != 1)
-			die("done");
-	}
+	pub = shmk_find(h, "demo/block", NULL);
+	if (!pub)
+		die("shmk_find demo/block", errno);
+	p = shmk_ptr(h, pub->off);
+	before = minflt();
+	for (i = PAGE; i < pub->len; i += PAGE)
+		p[i + id] = (char)id;
+	faults = minflt() - before;
+	printf("  %-6s pid %-5d read \"%s\" at offset %#llx, wrote %llu new pages: %ld minor faults\n",
+	       client, getpid(), p, (unsigned long long)pub->off,
+	       (unsigned long long)(pub->len / PAGE - 1), faults);
+	fflush(stdout);
+	shmk_close(h);
 	exit(0);
 }
 
-int main(void)
+static void run(const char *backend)
 {
-	int go[2], done[2], fd, i;
-	size_t ph;
-	char *base, c;
+	struct shmk_client clients[PEERS + 1];
+	struct published *pub;
+	int go[2], done[2], i, n, r, created, status, failed = 0;
+	char seg[64], c, *blk;
+	struct shmk *h;
+	size_t before;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	fd = attach("grower", SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL);
-	base = map(fd);
-	printf("grower pid %d created segment \"%s\" (1 MiB active, %lu MiB max) at %p\n",
-	       getpid(), NAME, MAX_SIZE / MIB, (void *)base);
+	/* The backend for shmk_open() and shmk_unlink() here and in the peers */
+	if (setenv("SHMK_BACKEND", backend, 1))
+		die("setenv", errno);
+	snprintf(seg, sizeof(seg), "grow-demo-%s-%d", backend, (int)getpid());
+	h = attach(seg, "grower", SHMK_CREATE | SHMK_EXCL);
+	printf("%s backend: grower pid %d created segment \"%s\" (%zu MiB active, %zu MiB max)\n",
+	       shmk_backend(h), getpid(), seg, shmk_size(h) / MIB,
+	       shmk_max_size(h) / MIB);
 
 	if (pipe(go) || pipe(done))
-		die("pipe");
+		die("pipe", errno);
 	for (i = 0; i < PEERS; i++) {
 		pid_t pid = fork();
 
 		if (pid < 0)
-			die("fork");
+			die("fork", errno);
 		if (!pid)
-			peer(i + 1, go[0], done[1]);
+			peer(seg, i + 1, go[0], done[1]);
 	}
 	for (i = 0; i < PEERS; i++)
 		if (read(done[0], &c, 1) != 1)
-			die("ready");
-	printf("%d peers attached and mapped the segment at the same address\n",
-	       PEERS);
+			die("ready", errno);
+	n = shmk_clients(h, clients, PEERS + 1);
+	if (n < 0)
+		die("shmk_clients", -n);
+	printf("  %d clients attached:", n);
+	for (i = 0; i < n && i < PEERS + 1; i++)
+		printf(" %s (pid %d)", clients[i].name, clients[i].pid);
+	printf("\n");
 
-	for (ph = 0; ph < sizeof(phases) / sizeof(phases[0]); ph++) {
-		struct shmk_resize rs = {
-			.size = phases[ph].to,
-			.flags = phases[ph].flags,
-		};
+	before = shmk_size(h);
+	blk = shmk_alloc(h, BLOCK);
+	if (!blk)
+		die("shmk_alloc", errno);
+	snprintf(blk, 64, "hello from pid %d", getpid());
+	pub = shmk_find_or_alloc(h, "demo/block", sizeof(*pub), &created);
+	if (!pub)
+		die("shmk_find_or_alloc", errno);
+	pub->off = shmk_off(h, blk);
+	pub->len = BLOCK;
+	printf("  shmk_alloc(64 MiB) grew the heap from %zu to %zu MiB; the peers follow its offset:\n",
+	       before / MIB, shmk_size(h) / MIB);
+	for (i = 0; i < PEERS; i++)
+		if (write(go[1], "g", 1) != 1)
+			die("go", errno);
+	while (wait(&status) > 0)
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			failed = 1;
+	if (failed)
+		die("a peer failed", EIO);
 
-		if (ioctl(fd, SHMK_IOC_GROW, &rs))
-			die("grow");
-		snprintf(base + phases[ph].from, 64, "hello from pid %d (%s)",
-			 getpid(), phases[ph].what);
-		printf("%s: %llu -> %llu MiB (generation %llu); peers now write every new page:\n",
-		       phases[ph].what, (unsigned long long)rs.old_size / MIB,
-		       (unsigned long long)rs.new_size / MIB,
-		       (unsigned long long)rs.generation);
-		for (i = 0; i < PEERS; i++)
-			if (write(go[1], "g", 1) != 1)
-				die("go");
-		for (i = 0; i < PEERS; i++)
-			if (read(done[0], &c, 1) != 1)
-				die("done");
+	shmk_free(h, blk);
+	r = shmk_remove(h, "demo/block");
+	if (r)
+		die("shmk_remove", -r);
+	r = shmk_check(h);
+	printf("  freed the block; shmk_check: %s\n", r ? strerror(-r) : "ok");
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+	shmk_close(h);
+	r = shmk_unlink(seg);
+	if (r)
+		die("shmk_unlink", -r);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const all[] = { "kernel", "memfd" };
+	int i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1) {
+		for (i = 1; i < argc; i++)
+			run(argv[i]);
+		return 0;
 	}
-	while (wait(NULL) > 0)
-		;
-
-	{
-		struct shmk_resize rs = { .size = 1 * MIB };
-
-		if (ioctl(fd, SHMK_IOC_SHRINK, &rs))
-			die("shrink");
-		printf("shrunk back to %llu MiB; the cut range is unmapped from every client\n",
-		       (unsigned long long)rs.new_size / MIB);
-	}
-	{
-		struct shmk_unlink u = { .name = NAME };
-		int ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
-
-		if (ctl < 0 || ioctl(ctl, SHMK_IOC_UNLINK, &u))
-			die("unlink");
-		close(ctl);
-	}
-	munmap(base, MAX_SIZE);
-	close(fd);
-	printf("unlinked; the segment is freed now that every client has gone\n");
+	for (i = 0; i < 2; i++)
+		run(all[i]);
 	return 0;
 }

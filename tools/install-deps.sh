@@ -29,6 +29,8 @@ PACKAGES=(
 	pkg-config
 	libboost-dev
 	python3
+	valgrind
+	util-linux
 )
 SRC_TAR=/usr/src/linux-source-6.1.tar.xz
 SRC_DIR=/usr/src/linux-source-6.1

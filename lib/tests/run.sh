@@ -11,7 +11,8 @@
 #
 # Environment:
 #   SHMK_BACKEND         kernel or memfd; unset: kernel when /dev/shmk exists
-#   SHMK_TEST_VARIANTS   default "plain asan valgrind" (valgrind if installed)
+#   SHMK_TEST_VARIANTS   default "plain asan valgrind" (valgrind if installed);
+#                        separated by spaces or commas
 #   SHMK_TEST_ONLY       space-separated test names (t_model ...) to run
 #   SHMK_TEST_TIMEOUT    seconds per test, default 600
 #   SHMK_TEST_NO_BUILD   set: do not run "make test-build" first
@@ -24,7 +25,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 B=build
-VARIANTS=${SHMK_TEST_VARIANTS:-"plain asan valgrind"}
+VARIANTS=$(echo "${SHMK_TEST_VARIANTS:-plain asan valgrind}" | tr , ' ')
 TIMEOUT=${SHMK_TEST_TIMEOUT:-600}
 passed=0
 failed=0
