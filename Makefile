@@ -44,7 +44,7 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 
 .PHONY: all modules deps lint selftests lib lib-tests shmkctl examples check \
 	check-build check-run check-kernel check-kernels check-debug \
-	deps-backports demo vm-run bench-grow bench clean
+	deps-backports demo vm-run bench-grow bench-alloc bench clean
 
 all: modules
 
@@ -169,6 +169,17 @@ bench-grow: deps
 	SHMK_BENCH_CMD="make bench-grow BENCH_REPS=$(BENCH_REPS)" \
 		bench/grow-report build/bench/grow.csv build/bench
 	cat build/bench/grow.md
+
+# Allocator against Boost.Interprocess and glibc malloc, on the host (libshmk
+# on its memfd backend, no VM); writes build/bench/alloc.{csv,md,png}.
+ALLOC_REPS ?= 7
+bench-alloc: deps
+	$(MAKE) -C bench alloc_bench
+	mkdir -p build/bench
+	bench/alloc_bench -r $(ALLOC_REPS) > build/bench/alloc.csv
+	SHMK_BENCH_CMD="make bench-alloc ALLOC_REPS=$(ALLOC_REPS)" \
+		bench/alloc-report build/bench/alloc.csv build/bench
+	cat build/bench/alloc.md
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
