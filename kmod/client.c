@@ -259,7 +259,14 @@ long shmk_ioctl_attach(void __user *argp)
 	req.client_id = client->id;
 	req.out_flags = created ? SHMK_ATTACH_CREATED : 0;
 	if (copy_to_user(argp, &req, sizeof(req))) {
-		/* The release unregisters the client and drops the segment. */
+		/*
+		 * A failed call creates nothing, as on the other error paths:
+		 * unlink what this call created (the client's reference keeps
+		 * it alive meanwhile). The release then unregisters the client
+		 * and drops the segment.
+		 */
+		if (created)
+			shmk_segment_unlink_seg(seg);
 		fput(file);
 		put_unused_fd(fd);
 		return -EFAULT;

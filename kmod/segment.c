@@ -162,7 +162,12 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 	snprintf(shm_name, sizeof(shm_name), "shmk:%s", seg->name);
 	shm = shmem_file_setup(shm_name, 0, VM_NORESERVE);
 	if (IS_ERR(shm)) {
-		ret = PTR_ERR(shm);
+		/*
+		 * shmem says -ENOSPC when it cannot allocate the inode (the
+		 * internal mount has no inode limit); ENOSPC from ATTACH means
+		 * max_segments or max_pages.
+		 */
+		ret = PTR_ERR(shm) == -ENOSPC ? -ENOMEM : PTR_ERR(shm);
 		goto err;
 	}
 	seg->shm = shm;
@@ -281,6 +286,14 @@ int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
 			seg = fresh;
 			fresh = NULL;
 			*created = true;
+		} else {
+			/*
+			 * On -ENOMEM the id it tried is left in fresh->id:
+			 * the release must neither erase that slot (someone
+			 * may take it once the lock is dropped) nor announce
+			 * the destruction of a segment never created.
+			 */
+			fresh->id = 0;
 		}
 	}
 	mutex_unlock(&shmk_registry_lock);
