@@ -43,7 +43,7 @@ VM_RUN = $(PROJECT)/tools/vm/run --timeout $(VM_TIMEOUT) \
 KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/shmk.h
 
 .PHONY: all modules deps lint selftests lib lib-tests shmkctl examples check \
-	check-build check-run check-kernel check-kernels check-debug \
+	check-build userspace check-run check-kernel check-kernels check-debug \
 	deps-backports demo vm-run bench-grow bench-alloc bench clean
 
 all: modules
@@ -98,7 +98,10 @@ check: deps
 	$(MAKE) lint
 	$(MAKE) check-run
 
-check-build: modules selftests lib-tests shmkctl examples
+check-build: modules userspace
+
+# Everything but the module (the same binaries serve every kernel).
+userspace: selftests lib-tests shmkctl examples
 
 # The rig's own checks (dmesg clean, rmmod, nothing left allocated) count as
 # one more test; the grand total is the last line.
@@ -119,14 +122,14 @@ check-run: | build
 # Other kernels: the module is built for each under build/ko/ (kmod/shmk.ko
 # stays the default build); the host suites do not depend on the kernel and
 # run only in make check.
-check-kernel: check-build
+check-kernel: userspace
 	@test -d /lib/modules/$(KVER)/build || { echo "no headers for $(KVER)"; exit 1; }
 	tools/build-module /lib/modules/$(KVER)/build build/ko/$(KVER) W=1
 	$(MAKE) check-run KVER=$(KVER) HOST_SUITES= \
 		VM_MODULE=$(PROJECT)/build/ko/$(KVER)/kmod/shmk.ko
 
 check-kernels: deps
-	$(MAKE) check-build
+	$(MAKE) userspace
 	@rc=0; ok=; bad=; \
 	for k in $$(ls -d /lib/modules/*/build | awk -F/ '{print $$4}' | sort -V); do \
 		[ -e /boot/vmlinuz-$$k ] || continue; \
@@ -145,7 +148,7 @@ DEBUG_VM_TIMEOUT ?= 5400
 check-debug: deps
 	tools/kernels/build-debug --install-deps
 	tools/kernels/build-debug
-	$(MAKE) check-build
+	$(MAKE) userspace
 	tools/build-module "$$(tools/kernels/build-debug --print-kdir)" \
 		build/ko/debug W=1
 	$(MAKE) check-run HOST_SUITES= CHECK_LABEL=debug \

@@ -509,7 +509,8 @@ def test_namespaces():
     try:
         h = Helper().attach("t-ns create 65536 65536 0600 cname outer")
         # A user namespace without a mapping sees root as the overflow uid.
-        # (No user namespaces for a chrooted process, as in the test VM.)
+        # (No user namespaces for a chrooted process: the VM rig runs tests
+        # in a mount namespace of their own instead of a chroot.)
         if subprocess.run(["unshare", "-U", "true"], stderr=subprocess.DEVNULL).returncode:
             log("cannot create a user namespace here (chroot?): userns case skipped")
         else:
