@@ -34,6 +34,8 @@ VM_MODULE ?=
 VM_TIMEOUT ?= 3000
 CHECKPATCH ?= /usr/src/linux-source-6.1/scripts/checkpatch.pl
 CHECK_LABEL ?= $(KVER)
+# Per label, so that runs on several kernels at once keep their results apart.
+CHECK_LOG = build/check-$(CHECK_LABEL).log
 
 # With VM_KERNEL the rig reads the kernel version from the image.
 VM_RUN = $(PROJECT)/tools/vm/run --timeout $(VM_TIMEOUT) \
@@ -106,17 +108,17 @@ userspace: selftests lib-tests shmkctl examples
 # The rig's own checks (dmesg clean, rmmod, nothing left allocated) count as
 # one more test; the grand total is the last line.
 check-run: | build
-	@rm -f build/check.log; rc=0; \
-	$(if $(strip $(HOST_SUITES)),tools/run-suites --log build/check.log \
+	@rm -f $(CHECK_LOG); rc=0; \
+	$(if $(strip $(HOST_SUITES)),tools/run-suites --log $(CHECK_LOG) \
 		$(HOST_SUITES) || rc=1;) \
-	if $(VM_RUN) -- 'tools/run-suites --log build/check.log $(VM_SUITES)'; then \
-		echo "suite vm-checks: 1 passed, 0 failed" >>build/check.log; \
+	if $(VM_RUN) -- 'tools/run-suites --log $(CHECK_LOG) $(VM_SUITES)'; then \
+		echo "suite vm-checks: 1 passed, 0 failed" >>$(CHECK_LOG); \
 	else \
-		rc=1; echo "suite vm-checks: 0 passed, 1 failed" >>build/check.log; \
+		rc=1; echo "suite vm-checks: 0 passed, 1 failed" >>$(CHECK_LOG); \
 	fi; \
 	echo "# ==== make check ($(CHECK_LABEL))"; \
-	cat build/check.log; \
-	tools/run-suites --total build/check.log || rc=1; \
+	cat $(CHECK_LOG); \
+	tools/run-suites --total $(CHECK_LOG) || rc=1; \
 	exit $$rc
 
 # Other kernels: the module is built for each under build/ko/ (kmod/shmk.ko
