@@ -147,6 +147,10 @@ deps-backports: deps
 # The debug kernel: about 25 minutes to build the first time (cached under
 # /var/cache/shmk), a slower boot and suites under KASAN afterwards.
 DEBUG_VM_TIMEOUT ?= 5400
+# Every suite of make check; the memfd one too (shmem and futexes under
+# KASAN), without valgrind, which would take most of an hour there.
+DEBUG_VM_SUITES ?= $(VM_SUITES) \
+	libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
 check-debug: deps
 	tools/kernels/build-debug --install-deps
 	tools/kernels/build-debug
@@ -154,7 +158,7 @@ check-debug: deps
 	tools/build-module "$$(tools/kernels/build-debug --print-kdir)" \
 		build/ko/debug W=1
 	$(MAKE) check-run HOST_SUITES= CHECK_LABEL=debug \
-		VM_TIMEOUT=$(DEBUG_VM_TIMEOUT) \
+		VM_SUITES='$(DEBUG_VM_SUITES)' VM_TIMEOUT=$(DEBUG_VM_TIMEOUT) \
 		VM_KERNEL="$$(tools/kernels/build-debug --print-image)" \
 		VM_MODULE=$(PROJECT)/build/ko/debug/kmod/shmk.ko
 
