@@ -21,16 +21,38 @@
 #include "heap.h"
 #include "tx.h"
 
+static inline uint64_t hash_rotl(uint64_t x, unsigned int r)
+{
+	return x << r | x >> (64 - r);
+}
+
+/*
+ * A word-at-a-time hash: eight bytes per step (unaligned loads through
+ * memcpy, host byte order: a segment never leaves its machine), the
+ * last partial word zero-padded, the length in the seed, then the murmur3
+ * finalizer. Stored in entries and slots: changing it needs a new
+ * SHMK_LAYOUT_VERSION.
+ */
 uint64_t shmk__dir_hash(const char *name, size_t len)
 {
-	uint64_t x = 0xcbf29ce484222325ULL;	/* FNV-1a, then a finalizer */
+	const uint64_t m = 0x9fb21c651e98df25ULL;
+	uint64_t x = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * m), k;
+	const char *p = name;
+	size_t n = len;
 
-	for (size_t i = 0; i < len; i++) {
-		x ^= (uint8_t)name[i];
-		x *= 0x100000001b3ULL;
+	for (; n >= 8; n -= 8, p += 8) {
+		memcpy(&k, p, 8);
+		x = (hash_rotl(x, 23) ^ k) * m;
+	}
+	if (n) {
+		k = 0;
+		memcpy(&k, p, n);
+		x = (hash_rotl(x, 23) ^ k) * m;
 	}
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
 	x ^= x >> 33;
 	return x;
 }

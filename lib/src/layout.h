@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
-#define SHMK_LAYOUT_VERSION	1
+#define SHMK_LAYOUT_VERSION	2	/* 2: word-at-a-time name hash */
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u
