@@ -49,27 +49,6 @@
 #define FI_CHILD_MS		120000
 #define FI_BLOCK		MiB(2)
 
-#define FI_CHK(cond) do {						\
-	if (!(cond)) {							\
-		int __e = errno;					\
-		fprintf(stderr, "# [%d] %s:%d: check failed: %s "	\
-			"(errno %d: %s)\n", getpid(), __FILE__,	\
-			__LINE__, #cond, __e, strerror(__e));		\
-		return 1;						\
-	}								\
-} while (0)
-
-#define FI_CHK_EQ(expected, seen) do {					\
-	long long __x = (long long)(expected);				\
-	long long __s = (long long)(seen);				\
-	if (__x != __s) {						\
-		fprintf(stderr, "# [%d] %s:%d: %s == %s: expected "	\
-			"%lld, got %lld\n", getpid(), __FILE__,	\
-			__LINE__, #expected, #seen, __x, __s);		\
-		return 1;						\
-	}								\
-} while (0)
-
 /* ------------------------------------------------------------------ */
 /* debugfs knobs: saved by the harness parent, restored at its exit.   */
 
@@ -738,7 +717,7 @@ static const char *fi_errname(long err)
 static int fi_child_main(fi_self *self, fi_child_fn fn, unsigned int nth)
 {
 	fi_nth_fd = open(FI_NTH_PATH, O_RDWR | O_CLOEXEC);
-	FI_CHK(fi_nth_fd >= 0);
+	CHK(fi_nth_fd >= 0);
 	self->res->stage = 1;
 	fi_prefault_stack();
 	return fn(self, nth);
@@ -857,9 +836,9 @@ static void fi_report(const struct fi_stats *st)
 
 static int fi_counters(long long segs, long long pages, long long clients)
 {
-	FI_CHK_EQ(segs, shmk_counter("segments"));
-	FI_CHK_EQ(pages, shmk_counter("pages"));
-	FI_CHK_EQ(clients, shmk_counter("clients"));
+	CHK_EQ(segs, shmk_counter("segments"));
+	CHK_EQ(pages, shmk_counter("pages"));
+	CHK_EQ(clients, shmk_counter("clients"));
 	return 0;
 }
 
@@ -877,12 +856,12 @@ static int fi_segment(fi_self *self, unsigned int pages,
 
 	self->fd = shmk_create(self->ctl, self->name, pages * pg,
 			       max_pages * pg);
-	FI_CHK(self->fd >= 0);
+	CHK(self->fd >= 0);
 	hole = fi_hole();
-	FI_CHK(hole);
+	CHK(hole);
 	self->map = fi_map_at(hole, max_pages * pg, PROT_READ | PROT_WRITE,
 			      self->fd, 0);
-	FI_CHK(self->map != MAP_FAILED);
+	CHK(self->map != MAP_FAILED);
 	self->map_len = max_pages * pg;
 	fi_fill(self->map, 0, pages, SALT_A);
 	return 0;
@@ -981,7 +960,7 @@ static int fi_child_create(fi_self *self, unsigned int nth)
 	set_str(a.name, sizeof(a.name), self->name);
 	self->res->stage = 2;
 
-	FI_CHK(!fi_arm(nth));
+	CHK(!fi_arm(nth));
 	fd = ioctl(self->ctl, SHMK_IOC_ATTACH, &a);
 	e = errno;
 	hit = fi_disarm();
@@ -989,10 +968,10 @@ static int fi_child_create(fi_self *self, unsigned int nth)
 
 	if (fd < 0)
 		return 0;
-	FI_CHK(a.out_flags & SHMK_ATTACH_CREATED);
-	FI_CHK_EQ(0, shmk_get_info(fd, &info));
-	FI_CHK_EQ(a.size, info.size);
-	FI_CHK_EQ(1, info.nr_clients);
+	CHK(a.out_flags & SHMK_ATTACH_CREATED);
+	CHK_EQ(0, shmk_get_info(fd, &info));
+	CHK_EQ(a.size, info.size);
+	CHK_EQ(1, info.nr_clients);
 	return 0;
 }
 
@@ -1005,26 +984,26 @@ static int fi_check_create(fi_self *self, const struct fi_result *r)
 
 	if (r->ret < 0) {
 		/* A failed create leaves no segment behind. */
-		FI_CHK_EQ(-ENOENT, shmk_open(self->ctl, self->name, 0, NULL));
+		CHK_EQ(-ENOENT, shmk_open(self->ctl, self->name, 0, NULL));
 		return fi_counters(0, 0, 0);
 	}
 	/* The child has gone; the segment stays, usable and zeroed. */
-	FI_CHK(fi_counters(1, CR_PAGES, 0) == 0);
+	CHK(fi_counters(1, CR_PAGES, 0) == 0);
 	fd = shmk_open(self->ctl, self->name, 0, NULL);
-	FI_CHK(fd >= 0);
+	CHK(fd >= 0);
 	p = shmk_map(fd, CR_MAX * pg, PROT_READ | PROT_WRITE);
-	FI_CHK(p != MAP_FAILED);
-	FI_CHK_EQ(-1, fi_bad_page(p, 0, CR_PAGES, 0));
+	CHK(p != MAP_FAILED);
+	CHK_EQ(-1, fi_bad_page(p, 0, CR_PAGES, 0));
 	fi_fill(p, 0, CR_PAGES, SALT_A);
-	FI_CHK_EQ(-1, fi_bad_page(p, 0, CR_PAGES, SALT_A));
+	CHK_EQ(-1, fi_bad_page(p, 0, CR_PAGES, SALT_A));
 	st = shmk_map_status(fd);
-	FI_CHK(st);
-	FI_CHK_EQ(SHMK_STATUS_MAGIC, st->magic);
-	FI_CHK_EQ(CR_PAGES * pg, st->size);
+	CHK(st);
+	CHK_EQ(SHMK_STATUS_MAGIC, st->magic);
+	CHK_EQ(CR_PAGES * pg, st->size);
 	munmap((void *)st, pg);
 	munmap(p, CR_MAX * pg);
 	close(fd);
-	FI_CHK_EQ(0, shmk_unlink_name(self->ctl, self->name));
+	CHK_EQ(0, shmk_unlink_name(self->ctl, self->name));
 	return fi_counters(0, 0, 0);
 }
 
@@ -1057,7 +1036,7 @@ static int fi_child_attach(fi_self *self, unsigned int nth)
 	set_str(a.client_name, sizeof(a.client_name), "fi-attach");
 	self->res->stage = 2;
 
-	FI_CHK(!fi_arm(nth));
+	CHK(!fi_arm(nth));
 	fd = ioctl(self->ctl, SHMK_IOC_ATTACH, &a);
 	e = errno;
 	hit = fi_disarm();
@@ -1065,21 +1044,21 @@ static int fi_child_attach(fi_self *self, unsigned int nth)
 
 	if (fd < 0) {
 		/* Nothing was registered. */
-		FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
-		FI_CHK_EQ(1, info.nr_clients);
-		FI_CHK_EQ(-ENOENT, shmk_lookup(self->fd, "fi-attach", NULL,
+		CHK_EQ(0, shmk_get_info(self->fd, &info));
+		CHK_EQ(1, info.nr_clients);
+		CHK_EQ(-ENOENT, shmk_lookup(self->fd, "fi-attach", NULL,
 					       NULL));
 		return fi_counters(1, AT_PAGES, 1);
 	}
-	FI_CHK(!(a.out_flags & SHMK_ATTACH_CREATED));
-	FI_CHK_EQ(0, shmk_get_info(fd, &info));
-	FI_CHK_EQ(2, info.nr_clients);
-	FI_CHK_EQ(a.client_id, info.client_id);
-	FI_CHK_EQ(0, shmk_lookup(self->fd, "fi-attach", &pid, NULL));
-	FI_CHK_EQ(getpid(), pid);
+	CHK(!(a.out_flags & SHMK_ATTACH_CREATED));
+	CHK_EQ(0, shmk_get_info(fd, &info));
+	CHK_EQ(2, info.nr_clients);
+	CHK_EQ(a.client_id, info.client_id);
+	CHK_EQ(0, shmk_lookup(self->fd, "fi-attach", &pid, NULL));
+	CHK_EQ(getpid(), pid);
 	p = shmk_map(fd, AT_PAGES * page_size(), PROT_READ | PROT_WRITE);
-	FI_CHK(p != MAP_FAILED);
-	FI_CHK_EQ(-1, fi_bad_page(p, 0, AT_PAGES, SALT_A));
+	CHK(p != MAP_FAILED);
+	CHK_EQ(-1, fi_bad_page(p, 0, AT_PAGES, SALT_A));
 	return 0;
 }
 
@@ -1089,9 +1068,9 @@ static int fi_check_attach(fi_self *self, const struct fi_result *r)
 
 	(void)r;
 	/* The child's client, if any, left with it. */
-	FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
-	FI_CHK_EQ(1, info.nr_clients);
-	FI_CHK_EQ(-1, fi_bad_page(self->map, 0, AT_PAGES, SALT_A));
+	CHK_EQ(0, shmk_get_info(self->fd, &info));
+	CHK_EQ(1, info.nr_clients);
+	CHK_EQ(-1, fi_bad_page(self->map, 0, AT_PAGES, SALT_A));
 	return fi_counters(1, AT_PAGES, 1);
 }
 
@@ -1124,12 +1103,12 @@ static int fi_child_mmap(fi_self *self, unsigned int nth)
 	char *hole, *p;
 
 	fd = shmk_open(self->ctl, self->name, 0, NULL);
-	FI_CHK(fd >= 0);
+	CHK(fd >= 0);
 	hole = fi_hole();
-	FI_CHK(hole);
+	CHK(hole);
 	self->res->stage = 2;
 
-	FI_CHK(!fi_arm(nth));
+	CHK(!fi_arm(nth));
 	p = mmap(hole, len, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
 	e = errno;
@@ -1138,14 +1117,14 @@ static int fi_child_mmap(fi_self *self, unsigned int nth)
 
 	if (p == MAP_FAILED) {
 		/* Nothing is left mapped; a retry works. */
-		FI_CHK(fi_unmapped(hole, len));
+		CHK(fi_unmapped(hole, len));
 		p = fi_map_at(hole, len, PROT_READ | PROT_WRITE, fd, 0);
-		FI_CHK(p != MAP_FAILED);
+		CHK(p != MAP_FAILED);
 	}
-	FI_CHK(p == hole);
-	FI_CHK_EQ(-1, fi_bad_page(p, 0, MM_PAGES, SALT_A));
+	CHK(p == hole);
+	CHK_EQ(-1, fi_bad_page(p, 0, MM_PAGES, SALT_A));
 	/* Beyond the active size: SIGBUS, not some stale page. */
-	FI_CHK_EQ(SIGBUS, shmk_probe_read(p + MM_PAGES * pg));
+	CHK_EQ(SIGBUS, shmk_probe_read(p + MM_PAGES * pg));
 	/* A write the parent checks in its own mapping. */
 	fi_fill(p, MM_PAGES - 1, MM_PAGES, SALT_B);
 	self->res->stage = 3;
@@ -1156,16 +1135,16 @@ static int fi_check_mmap(fi_self *self, const struct fi_result *r)
 {
 	struct shmk_info info;
 
-	FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
-	FI_CHK_EQ(1, info.nr_clients);
-	FI_CHK_EQ(MM_PAGES * page_size(), info.size);
+	CHK_EQ(0, shmk_get_info(self->fd, &info));
+	CHK_EQ(1, info.nr_clients);
+	CHK_EQ(MM_PAGES * page_size(), info.size);
 	if (r->stage == 3) {
 		/* The mmap child wrote the last page through its mapping. */
-		FI_CHK_EQ(-1, fi_bad_page(self->map, MM_PAGES - 1, MM_PAGES,
+		CHK_EQ(-1, fi_bad_page(self->map, MM_PAGES - 1, MM_PAGES,
 					  SALT_B));
 		fi_fill(self->map, MM_PAGES - 1, MM_PAGES, SALT_A);
 	}
-	FI_CHK_EQ(-1, fi_bad_page(self->map, 0, MM_PAGES, SALT_A));
+	CHK_EQ(-1, fi_bad_page(self->map, 0, MM_PAGES, SALT_A));
 	return fi_counters(1, MM_PAGES, 1);
 }
 
@@ -1194,12 +1173,12 @@ static int fi_child_status(fi_self *self, unsigned int nth)
 	void *p;
 
 	fd = shmk_open(self->ctl, self->name, 0, "fi-status");
-	FI_CHK(fd >= 0);
+	CHK(fd >= 0);
 	hole = fi_hole();
-	FI_CHK(hole);
+	CHK(hole);
 	self->res->stage = 2;
 
-	FI_CHK(!fi_arm(nth));
+	CHK(!fi_arm(nth));
 	p = mmap(hole, pg, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, fd,
 		 (off_t)SHMK_STATUS_OFFSET);
 	e = errno;
@@ -1209,23 +1188,23 @@ static int fi_child_status(fi_self *self, unsigned int nth)
 	fi_record(self->res, p == MAP_FAILED ? -e : 0, hit);
 
 	if (p == MAP_FAILED) {
-		FI_CHK(fi_unmapped(hole, pg));
+		CHK(fi_unmapped(hole, pg));
 		p = fi_map_at(hole, pg, PROT_READ, fd,
 			      (off_t)SHMK_STATUS_OFFSET);
-		FI_CHK(p != MAP_FAILED);
+		CHK(p != MAP_FAILED);
 		magic = ((const volatile struct shmk_status *)p)->magic;
 	}
-	FI_CHK(p == hole);
-	FI_CHK_EQ(SHMK_STATUS_MAGIC, magic);
+	CHK(p == hole);
+	CHK_EQ(SHMK_STATUS_MAGIC, magic);
 	st = p;
-	FI_CHK(shmk_status_read(st, &snap, 5000) >= 0);
-	FI_CHK_EQ(0, shmk_get_info(fd, &info));
-	FI_CHK_EQ(SHMK_STATUS_VERSION, snap.version);
-	FI_CHK_EQ(info.segment_id, snap.segment_id);
-	FI_CHK_EQ(MM_PAGES * pg, snap.size);
-	FI_CHK_EQ(2, snap.nr_clients);
-	FI_CHK_EQ(2, snap.table_len);
-	FI_CHK(!strcmp(snap.clients[1].name, "fi-status"));
+	CHK(shmk_status_read(st, &snap, 5000) >= 0);
+	CHK_EQ(0, shmk_get_info(fd, &info));
+	CHK_EQ(SHMK_STATUS_VERSION, snap.version);
+	CHK_EQ(info.segment_id, snap.segment_id);
+	CHK_EQ(MM_PAGES * pg, snap.size);
+	CHK_EQ(2, snap.nr_clients);
+	CHK_EQ(2, snap.table_len);
+	CHK(!strcmp(snap.clients[1].name, "fi-status"));
 	return 0;
 }
 
@@ -1263,13 +1242,13 @@ static int fi_peer_main(fi_self *self, int cmd_fd, int reply_fd)
 	int fd, ok = 0;
 
 	fd = shmk_open_simple(self->name, 0, "fi-peer");
-	FI_CHK(fd >= 0);
+	CHK(fd >= 0);
 	hole = fi_hole();
-	FI_CHK(hole);
+	CHK(hole);
 	p = fi_map_at(hole, RS_MAX * pg, PROT_READ | PROT_WRITE, fd, 0);
-	FI_CHK(p != MAP_FAILED);
+	CHK(p != MAP_FAILED);
 	shmk_probe_setup();
-	FI_CHK(write(reply_fd, &ok, sizeof(ok)) == sizeof(ok));
+	CHK(write(reply_fd, &ok, sizeof(ok)) == sizeof(ok));
 	while (read(cmd_fd, &c, sizeof(c)) == sizeof(c)) {
 		long bad = -1;
 
@@ -1289,7 +1268,7 @@ static int fi_peer_main(fi_self *self, int cmd_fd, int reply_fd)
 		default:
 			ok = 1;
 		}
-		FI_CHK(write(reply_fd, &ok, sizeof(ok)) == sizeof(ok));
+		CHK(write(reply_fd, &ok, sizeof(ok)) == sizeof(ok));
 	}
 	return 0;
 }
@@ -1312,11 +1291,11 @@ static int fi_peer_start(fi_self *self)
 	int cmd[2], reply[2], ok = -1;
 	pid_t parent = getpid();
 
-	FI_CHK(!pipe2(cmd, O_CLOEXEC) && !pipe2(reply, O_CLOEXEC));
+	CHK(!pipe2(cmd, O_CLOEXEC) && !pipe2(reply, O_CLOEXEC));
 	fflush(stdout);
 	fflush(stderr);
 	self->peer = fork();
-	FI_CHK(self->peer >= 0);
+	CHK(self->peer >= 0);
 	if (!self->peer) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
@@ -1329,8 +1308,8 @@ static int fi_peer_start(fi_self *self)
 	close(reply[1]);
 	self->peer_cmd = cmd[1];
 	self->peer_reply = reply[0];
-	FI_CHK(read(self->peer_reply, &ok, sizeof(ok)) == sizeof(ok));
-	FI_CHK_EQ(0, ok);
+	CHK(read(self->peer_reply, &ok, sizeof(ok)) == sizeof(ok));
+	CHK_EQ(0, ok);
 	return 0;
 }
 
@@ -1339,9 +1318,9 @@ static int fi_peer_stop(fi_self *self)
 	struct fi_peer_cmd c = { PEER_QUIT, 0, 0, 0 };
 	int status;
 
-	FI_CHK(write(self->peer_cmd, &c, sizeof(c)) == sizeof(c));
+	CHK(write(self->peer_cmd, &c, sizeof(c)) == sizeof(c));
 	status = shmk_wait(self->peer, 30000);
-	FI_CHK(shmk_status_ok(self->peer, status));
+	CHK(shmk_status_ok(self->peer, status));
 	self->peer = 0;
 	return 0;
 }
@@ -1351,37 +1330,46 @@ static int fi_resize_setup(fi_self *self, unsigned int pages)
 {
 	struct shmk_info info;
 
-	FI_CHK_EQ(0, fi_segment(self, pages, RS_MAX));
-	FI_CHK_EQ(0, fi_peer_start(self));
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, pages, SALT_A));
-	FI_CHK_EQ(0, fi_nl_open(&self->nl));
-	FI_CHK_EQ(pages, fi_nl_pages(&self->nl, self->name));
-	FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
+	CHK_EQ(0, fi_segment(self, pages, RS_MAX));
+	CHK_EQ(0, fi_peer_start(self));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, pages, SALT_A));
+	CHK_EQ(0, fi_nl_open(&self->nl));
+	CHK_EQ(pages, fi_nl_pages(&self->nl, self->name));
+	CHK_EQ(0, shmk_get_info(self->fd, &info));
 	self->gen = info.generation;
 	return fi_counters(1, pages, 2);
 }
 
-static int fi_child_grow(fi_self *self, unsigned int nth)
+/* One GROW or SHRINK from @from to @to pages with fault nth armed. */
+static int fi_child_resize(fi_self *self, unsigned int nth,
+			   unsigned long cmd, unsigned int from,
+			   unsigned int to, unsigned int flags)
 {
 	struct shmk_resize rs;
 	int ret, e, hit;
 
 	memset(&rs, 0, sizeof(rs));
-	rs.size = RS_S1 * page_size();
-	rs.flags = self->lazy ? SHMK_GROW_LAZY : 0;
+	rs.size = to * page_size();
+	rs.flags = flags;
 	self->res->stage = 2;
 
-	FI_CHK(!fi_arm(nth));
-	ret = ioctl(self->fd, SHMK_IOC_GROW, &rs);
+	CHK(!fi_arm(nth));
+	ret = ioctl(self->fd, cmd, &rs);
 	e = errno;
 	hit = fi_disarm();
 	fi_record(self->res, ret < 0 ? -e : ret, hit);
 
 	if (ret < 0)
 		return 0;
-	FI_CHK_EQ(RS_S0 * page_size(), rs.old_size);
-	FI_CHK_EQ(RS_S1 * page_size(), rs.new_size);
+	CHK_EQ(from * page_size(), rs.old_size);
+	CHK_EQ(to * page_size(), rs.new_size);
 	return 0;
+}
+
+static int fi_child_grow(fi_self *self, unsigned int nth)
+{
+	return fi_child_resize(self, nth, SHMK_IOC_GROW, RS_S0, RS_S1,
+			       self->lazy ? SHMK_GROW_LAZY : 0);
 }
 
 static int fi_check_grow(fi_self *self, const struct fi_result *r)
@@ -1390,47 +1378,47 @@ static int fi_check_grow(fi_self *self, const struct fi_result *r)
 	unsigned int pages;
 	struct shmk_info info;
 
-	FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
+	CHK_EQ(0, shmk_get_info(self->fd, &info));
 	pages = info.size / pg;
 	if (r->ret == -EFAULT)
-		FI_CHK(pages == RS_S0 || pages == RS_S1);
+		CHK(pages == RS_S0 || pages == RS_S1);
 	else
-		FI_CHK_EQ(r->ret < 0 ? RS_S0 : RS_S1, pages);
+		CHK_EQ(r->ret < 0 ? RS_S0 : RS_S1, pages);
 	if (pages == RS_S0) {
 		/* Undone: same generation, no page left of the new range. */
-		FI_CHK_EQ(self->gen, info.generation);
-		FI_CHK_EQ(RS_S0, fi_nl_pages(&self->nl, self->name));
-		FI_CHK(fi_counters(1, RS_S0, 2) == 0);
+		CHK_EQ(self->gen, info.generation);
+		CHK_EQ(RS_S0, fi_nl_pages(&self->nl, self->name));
+		CHK(fi_counters(1, RS_S0, 2) == 0);
 	} else {
-		FI_CHK_EQ(self->gen + 1, info.generation);
-		FI_CHK_EQ(self->lazy ? RS_S0 : RS_S1,
+		CHK_EQ(self->gen + 1, info.generation);
+		CHK_EQ(self->lazy ? RS_S0 : RS_S1,
 			  fi_nl_pages(&self->nl, self->name));
 	}
 	/* The old range is intact everywhere. */
-	FI_CHK_EQ(-1, fi_bad_page(self->map, 0, RS_S0, SALT_A));
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, RS_S0, SALT_A));
+	CHK_EQ(-1, fi_bad_page(self->map, 0, RS_S0, SALT_A));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, RS_S0, SALT_A));
 
 	if (pages == RS_S0) {
 		/* Still cut at the old size; a retry without injection works. */
-		FI_CHK_EQ(SIGBUS, shmk_probe_read(self->map + RS_S0 * pg));
-		FI_CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S0, 0, 0));
-		FI_CHK_EQ(0, shmk_grow(self->fd, RS_S1 * pg,
+		CHK_EQ(SIGBUS, shmk_probe_read(self->map + RS_S0 * pg));
+		CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S0, 0, 0));
+		CHK_EQ(0, shmk_grow(self->fd, RS_S1 * pg,
 				       self->lazy ? SHMK_GROW_LAZY : 0, NULL));
-		FI_CHK_EQ(self->lazy ? RS_S0 : RS_S1,
+		CHK_EQ(self->lazy ? RS_S0 : RS_S1,
 			  fi_nl_pages(&self->nl, self->name));
 	}
 	/* The new range is zeroed and shared with the peer. */
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, RS_S0, RS_S1, 0));
-	FI_CHK_EQ(-1, fi_bad_page(self->map, RS_S0, RS_S1, 0));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, RS_S0, RS_S1, 0));
+	CHK_EQ(-1, fi_bad_page(self->map, RS_S0, RS_S1, 0));
 	fi_fill(self->map, RS_S0, RS_S1, SALT_B);
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, RS_S0, RS_S1, SALT_B));
-	FI_CHK_EQ(RS_S1, fi_nl_pages(&self->nl, self->name));
-	FI_CHK(fi_counters(1, RS_S1, 2) == 0);
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, RS_S0, RS_S1, SALT_B));
+	CHK_EQ(RS_S1, fi_nl_pages(&self->nl, self->name));
+	CHK(fi_counters(1, RS_S1, 2) == 0);
 
 	/* Back to the start for the next attempt. */
-	FI_CHK_EQ(0, shmk_shrink(self->fd, RS_S0 * pg, NULL));
-	FI_CHK_EQ(RS_S0, fi_nl_pages(&self->nl, self->name));
-	FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
+	CHK_EQ(0, shmk_shrink(self->fd, RS_S0 * pg, NULL));
+	CHK_EQ(RS_S0, fi_nl_pages(&self->nl, self->name));
+	CHK_EQ(0, shmk_get_info(self->fd, &info));
 	self->gen = info.generation;
 	return fi_counters(1, RS_S0, 2);
 }
@@ -1463,24 +1451,7 @@ TEST_F_TIMEOUT(fault, grow_lazy, 240)
 
 static int fi_child_shrink(fi_self *self, unsigned int nth)
 {
-	struct shmk_resize rs;
-	int ret, e, hit;
-
-	memset(&rs, 0, sizeof(rs));
-	rs.size = RS_S0 * page_size();
-	self->res->stage = 2;
-
-	FI_CHK(!fi_arm(nth));
-	ret = ioctl(self->fd, SHMK_IOC_SHRINK, &rs);
-	e = errno;
-	hit = fi_disarm();
-	fi_record(self->res, ret < 0 ? -e : ret, hit);
-
-	if (ret < 0)
-		return 0;
-	FI_CHK_EQ(RS_S1 * page_size(), rs.old_size);
-	FI_CHK_EQ(RS_S0 * page_size(), rs.new_size);
-	return 0;
+	return fi_child_resize(self, nth, SHMK_IOC_SHRINK, RS_S1, RS_S0, 0);
 }
 
 static int fi_check_shrink(fi_self *self, const struct fi_result *r)
@@ -1489,33 +1460,33 @@ static int fi_check_shrink(fi_self *self, const struct fi_result *r)
 	struct shmk_info info;
 	unsigned int pages;
 
-	FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
+	CHK_EQ(0, shmk_get_info(self->fd, &info));
 	pages = info.size / pg;
 	if (r->ret == -EFAULT)
-		FI_CHK(pages == RS_S0 || pages == RS_S1);
+		CHK(pages == RS_S0 || pages == RS_S1);
 	else
-		FI_CHK_EQ(r->ret < 0 ? RS_S1 : RS_S0, pages);
-	FI_CHK_EQ(pages, fi_nl_pages(&self->nl, self->name));
-	FI_CHK(fi_counters(1, pages, 2) == 0);
-	FI_CHK_EQ(-1, fi_bad_page(self->map, 0, pages, SALT_A));
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, pages, SALT_A));
+		CHK_EQ(r->ret < 0 ? RS_S1 : RS_S0, pages);
+	CHK_EQ(pages, fi_nl_pages(&self->nl, self->name));
+	CHK(fi_counters(1, pages, 2) == 0);
+	CHK_EQ(-1, fi_bad_page(self->map, 0, pages, SALT_A));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, pages, SALT_A));
 	if (pages == RS_S1) {
 		/* Not done: a shrink without injection works. */
-		FI_CHK_EQ(self->gen, info.generation);
-		FI_CHK_EQ(0, shmk_shrink(self->fd, RS_S0 * pg, NULL));
-		FI_CHK_EQ(RS_S0, fi_nl_pages(&self->nl, self->name));
+		CHK_EQ(self->gen, info.generation);
+		CHK_EQ(0, shmk_shrink(self->fd, RS_S0 * pg, NULL));
+		CHK_EQ(RS_S0, fi_nl_pages(&self->nl, self->name));
 	}
 	/* Cut everywhere. */
-	FI_CHK_EQ(SIGBUS, shmk_probe_read(self->map + RS_S0 * pg));
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S0, 0, 0));
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S1 - 1, 0, 0));
+	CHK_EQ(SIGBUS, shmk_probe_read(self->map + RS_S0 * pg));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S0, 0, 0));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S1 - 1, 0, 0));
 
 	/* Back to the start for the next attempt. */
-	FI_CHK_EQ(0, shmk_grow(self->fd, RS_S1 * pg, 0, NULL));
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, RS_S0, RS_S1, 0));
+	CHK_EQ(0, shmk_grow(self->fd, RS_S1 * pg, 0, NULL));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, RS_S0, RS_S1, 0));
 	fi_fill(self->map, RS_S0, RS_S1, SALT_A);
-	FI_CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, RS_S1, SALT_A));
-	FI_CHK_EQ(0, shmk_get_info(self->fd, &info));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, RS_S1, SALT_A));
+	CHK_EQ(0, shmk_get_info(self->fd, &info));
 	self->gen = info.generation;
 	return fi_counters(1, RS_S1, 2);
 }
@@ -1583,7 +1554,7 @@ static int fi_child_nl(fi_self *self, unsigned int nth)
 	struct fi_nl nl;
 	int ret, hit, i;
 
-	FI_CHK_EQ(0, fi_nl_open(&nl));
+	CHK_EQ(0, fi_nl_open(&nl));
 	switch (self->nl_kind) {
 	case NL_SEG_DO:
 		fi_nl_init(&r, nl.family, SHMK_CMD_SEGMENT_GET, NLM_F_ACK);
@@ -1601,7 +1572,7 @@ static int fi_child_nl(fi_self *self, unsigned int nth)
 	memset(fi_nl_buf, 0, sizeof(fi_nl_buf));
 	self->res->stage = 2;
 
-	FI_CHK(!fi_arm(nth));
+	CHK(!fi_arm(nth));
 	ret = fi_nl_exchange(&nl, &r, fi_nl_collect, self);
 	hit = fi_disarm();
 	fi_record(self->res, ret, hit);
@@ -1609,22 +1580,22 @@ static int fi_child_nl(fi_self *self, unsigned int nth)
 	close(nl.fd);
 	if (ret < 0)
 		return 0;
-	FI_CHK_EQ(0, fi_seen.bad);
+	CHK_EQ(0, fi_seen.bad);
 	for (i = 0; i < NL_NSEG; i++) {
 		unsigned int clients = i ? 1 : 1 + NL_NEXTRA;
 
 		switch (self->nl_kind) {
 		case NL_SEG_DO:
-			FI_CHK_EQ(i == NL_DO_IDX, fi_seen.segs[i]);
-			FI_CHK_EQ(0, fi_seen.clients[i]);
+			CHK_EQ(i == NL_DO_IDX, fi_seen.segs[i]);
+			CHK_EQ(0, fi_seen.clients[i]);
 			break;
 		case NL_SEG_DUMP:
-			FI_CHK_EQ(1, fi_seen.segs[i]);
-			FI_CHK_EQ(0, fi_seen.clients[i]);
+			CHK_EQ(1, fi_seen.segs[i]);
+			CHK_EQ(0, fi_seen.clients[i]);
 			break;
 		default:
-			FI_CHK_EQ(0, fi_seen.segs[i]);
-			FI_CHK_EQ(clients, fi_seen.clients[i]);
+			CHK_EQ(0, fi_seen.segs[i]);
+			CHK_EQ(clients, fi_seen.clients[i]);
 		}
 	}
 	return 0;
@@ -1765,58 +1736,58 @@ static int fi_check_events(fi_self *self, const struct fi_result *r)
 
 	/* The child has gone; the segment goes with the unlink. */
 	ret = shmk_unlink_name(self->ctl, self->name);
-	FI_CHK(ret == (r->ret < 0 ? -ENOENT : 0));
-	FI_CHK(fi_counters(0, 0, 0) == 0);
-	FI_CHK_EQ(0, fi_ev_drain(self, &ev));
-	FI_CHK_EQ(0, ev.other);
-	FI_CHK(ev.n <= EV_MAX);
+	CHK(ret == (r->ret < 0 ? -ENOENT : 0));
+	CHK(fi_counters(0, 0, 0) == 0);
+	CHK_EQ(0, fi_ev_drain(self, &ev));
+	CHK_EQ(0, ev.other);
+	CHK(ev.n <= EV_MAX);
 	for (i = 0; i < ev.n; i++) {
 		if (fi_verbose)
 			fprintf(stderr, "#   event %s segment %u\n",
 				fi_ev_name(ev.cmd[i]), ev.seg_id[i]);
 		switch (ev.cmd[i]) {
 		case SHMK_CMD_SEGMENT_CREATED:
-			FI_CHK(!created && !destroyed && !attached);
+			CHK(!created && !destroyed && !attached);
 			created++;
 			id = ev.seg_id[i];
 			break;
 		case SHMK_CMD_CLIENT_ATTACHED:
-			FI_CHK(!attached && !destroyed);
+			CHK(!attached && !destroyed);
 			attached++;
 			break;
 		case SHMK_CMD_CLIENT_DETACHED:
-			FI_CHK(attached || dropped_ok);
-			FI_CHK(!detached && !destroyed);
+			CHK(attached || dropped_ok);
+			CHK(!detached && !destroyed);
 			detached++;
 			break;
 		case SHMK_CMD_SEGMENT_DESTROYED:
 			/* Only what was announced is destroyed. */
-			FI_CHK(created || dropped_ok);
+			CHK(created || dropped_ok);
 			if (created)
-				FI_CHK_EQ(id, ev.seg_id[i]);
-			FI_CHK(!destroyed);
+				CHK_EQ(id, ev.seg_id[i]);
+			CHK(!destroyed);
 			destroyed++;
 			break;
 		default:
-			FI_CHK(!"unexpected event");
+			CHK(!"unexpected event");
 		}
 		if (created && ev.seg_id[i] != id)
-			FI_CHK_EQ(id, ev.seg_id[i]);
+			CHK_EQ(id, ev.seg_id[i]);
 	}
 	if (r->ret < 0) {
 		/*
 		 * The injected fault failed the call, so no event was lost:
 		 * whatever the call announced, it took back.
 		 */
-		FI_CHK_EQ(created, destroyed);
-		FI_CHK_EQ(attached, detached);
+		CHK_EQ(created, destroyed);
+		CHK_EQ(attached, detached);
 	} else {
 		/* Sent after the window: never lost. */
-		FI_CHK_EQ(1, detached);
-		FI_CHK_EQ(1, destroyed);
+		CHK_EQ(1, detached);
+		CHK_EQ(1, destroyed);
 		if (!r->injected) {
-			FI_CHK_EQ(1, created);
-			FI_CHK_EQ(1, attached);
+			CHK_EQ(1, created);
+			CHK_EQ(1, attached);
 		}
 	}
 	return 0;
