@@ -30,6 +30,11 @@ unsigned int shmk_max_clients = 64;
 module_param_named(max_clients, shmk_max_clients, uint, 0644);
 MODULE_PARM_DESC(max_clients, "Clients attached to one segment at once");
 
+unsigned int shmk_grow_threads;
+module_param_named(grow_threads, shmk_grow_threads, uint, 0644);
+MODULE_PARM_DESC(grow_threads,
+		 "CPUs one grow fills pages on at once (default 0: all online, at most 16)");
+
 atomic_t shmk_nr_segments = ATOMIC_INIT(0);
 atomic_long_t shmk_nr_pages = ATOMIC_LONG_INIT(0);
 atomic_t shmk_nr_clients = ATOMIC_INIT(0);

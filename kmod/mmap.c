@@ -4,18 +4,23 @@
  * installs newly grown pages into every client's page tables before the
  * grow returns.
  */
+#include <linux/cred.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 
 #include "shmk.h"
 #include "shmk_compat.h"
 
 /* Pages allocated and installed per step of a grow. */
 #define SHMK_BATCH	512
+/* CPUs one grow fills pages on at most (grow_threads bounds it lower). */
+#define SHMK_MAX_GROW_THREADS	16U
 
 static const struct vm_operations_struct shmk_vm_ops;
 
@@ -195,6 +200,107 @@ void shmk_segment_evict(struct shmk_segment *seg, struct shmk_peers *peers)
 	shmk_remap_peers(seg, peers);
 }
 
+/*
+ * A grow's page filling, shared by the caller and the workers that help it
+ * on other CPUs. Participants claim SHMK_BATCH-aligned batches in turn, so
+ * in a 2 MiB-aligned mapping each batch fills one page table of its own.
+ */
+struct shmk_fill {
+	struct shmk_segment *seg;
+	struct shmk_peers *peers;
+	pgoff_t first;
+	pgoff_t last;
+	atomic_long_t next;	/* start of the next unclaimed batch */
+	atomic_t error;		/* the first error, or 0 */
+	struct mem_cgroup *memcg;	/* the caller's, for the workers */
+	const struct cred *cred;
+};
+
+struct shmk_fill_worker {
+	struct work_struct work;
+	struct shmk_fill *fill;
+	struct page **pages;
+};
+
+/* Allocate pages [@first, @first + @nr) and install them in every peer. */
+static int shmk_fill_batch(struct shmk_fill *fill, struct page **pages,
+			   pgoff_t first, unsigned long nr)
+{
+	struct address_space *mapping = fill->seg->shm->f_mapping;
+	gfp_t gfp = shmk_gfp(mapping);
+	unsigned long i;
+	unsigned int p;
+	int ret = 0;
+
+	for (i = 0; i < nr; i++) {
+		struct page *page;
+
+		page = shmem_read_mapping_page_gfp(mapping, first + i, gfp);
+		if (IS_ERR(page)) {
+			ret = PTR_ERR(page);
+			break;
+		}
+		pages[i] = page;
+	}
+	for (p = 0; !ret && fill->peers && p < fill->peers->nr; p++)
+		shmk_map_into_mm(fill->seg, fill->peers->mm[p], first, pages,
+				 nr);
+	while (i)
+		put_page(pages[--i]);
+	return ret;
+}
+
+/* Fill batches until none is left or a participant failed. */
+static void shmk_fill_run(struct shmk_fill *fill, struct page **pages,
+			  bool caller)
+{
+	while (!atomic_read(&fill->error)) {
+		pgoff_t start = atomic_long_fetch_add(SHMK_BATCH, &fill->next);
+		pgoff_t first = max(start, fill->first);
+		pgoff_t end = min_t(pgoff_t, start + SHMK_BATCH, fill->last);
+		int ret;
+
+		if (first >= end)
+			break;
+		ret = shmk_fill_batch(fill, pages, first, end - first);
+		if (!ret && caller && fatal_signal_pending(current))
+			ret = -EINTR;
+		if (ret) {
+			atomic_cmpxchg(&fill->error, 0, ret);
+			break;
+		}
+		cond_resched();
+	}
+}
+
+/*
+ * A worker acts for the caller: its page cache and page table allocations
+ * are charged to the caller's memory cgroup, and the memory commit check
+ * sees the caller's credentials.
+ */
+static void shmk_fill_work(struct work_struct *work)
+{
+	struct shmk_fill_worker *w = container_of(work, typeof(*w), work);
+	struct shmk_fill *fill = w->fill;
+	const struct cred *old_cred = override_creds(fill->cred);
+	struct mem_cgroup *old_memcg = set_active_memcg(fill->memcg);
+
+	shmk_fill_run(fill, w->pages, false);
+	set_active_memcg(old_memcg);
+	revert_creds(old_cred);
+}
+
+/* How many workers should help fill @nr_batches batches. */
+static unsigned int shmk_fill_helpers(unsigned long nr_batches)
+{
+	unsigned int threads = READ_ONCE(shmk_grow_threads);
+
+	if (!threads)
+		threads = num_online_cpus();
+	threads = min3(threads, num_online_cpus(), SHMK_MAX_GROW_THREADS);
+	return min_t(unsigned long, threads, nr_batches) - 1;
+}
+
 /**
  * shmk_segment_populate - allocate zeroed pages for a range of the segment
  * @seg: the segment; the range must lie below the backing file's i_size
@@ -202,52 +308,61 @@ void shmk_segment_evict(struct shmk_segment *seg, struct shmk_peers *peers)
  * @first: first page offset
  * @last: page offset past the end
  *
- * Pages are charged to the caller's memory cgroup. On error, pages already
- * allocated stay in the page cache: the caller cuts the range.
+ * Up to grow_threads CPUs share the work: the caller and workers from the
+ * unbound workqueue, which it waits for. When the workers cannot be set up
+ * the caller does all of it. Pages are charged to the caller's memory
+ * cgroup. On error, pages already allocated stay in the page cache: the
+ * caller cuts the range.
  */
 int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 			  pgoff_t first, pgoff_t last)
 {
-	struct address_space *mapping = seg->shm->f_mapping;
-	gfp_t gfp = shmk_gfp(mapping);
+	struct shmk_fill fill = {
+		.seg = seg, .peers = peers, .first = first, .last = last,
+		.next = ATOMIC_LONG_INIT(round_down(first, SHMK_BATCH)),
+		.error = ATOMIC_INIT(0),
+	};
+	struct shmk_fill_worker *helpers = NULL;
+	unsigned int i, nr_helpers;
 	struct page **pages;
-	int ret = 0;
+	int ret;
 
-	pages = kmalloc_array(SHMK_BATCH, sizeof(*pages), GFP_KERNEL);
-	if (!pages)
+	if (first >= last)
+		return 0;
+	nr_helpers = shmk_fill_helpers(DIV_ROUND_UP(last, SHMK_BATCH) -
+				       first / SHMK_BATCH);
+	if (nr_helpers)
+		helpers = kcalloc(nr_helpers, sizeof(*helpers), GFP_KERNEL);
+	if (!helpers)
+		nr_helpers = 0;
+	pages = kvmalloc_array((nr_helpers + 1) * SHMK_BATCH, sizeof(*pages),
+			       GFP_KERNEL);
+	if (!pages) {
+		kfree(helpers);
 		return -ENOMEM;
-
-	while (first < last) {
-		unsigned long i, nr = min_t(unsigned long, last - first,
-					    SHMK_BATCH);
-		unsigned int p;
-
-		for (i = 0; i < nr; i++) {
-			struct page *page;
-
-			page = shmem_read_mapping_page_gfp(mapping, first + i,
-							   gfp);
-			if (IS_ERR(page)) {
-				ret = PTR_ERR(page);
-				break;
-			}
-			pages[i] = page;
-		}
-		/* Peer mapping: into every attached process, batch by batch. */
-		for (p = 0; !ret && peers && p < peers->nr; p++)
-			shmk_map_into_mm(seg, peers->mm[p], first, pages, nr);
-		while (i)
-			put_page(pages[--i]);
-		if (ret)
-			break;
-		first += nr;
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
-			break;
-		}
-		cond_resched();
 	}
-	kfree(pages);
+
+	if (nr_helpers) {
+		fill.memcg = get_mem_cgroup_from_mm(current->mm);
+		fill.cred = get_current_cred();
+	}
+	for (i = 0; i < nr_helpers; i++) {
+		helpers[i].fill = &fill;
+		helpers[i].pages = pages + (i + 1) * SHMK_BATCH;
+		INIT_WORK(&helpers[i].work, shmk_fill_work);
+		queue_work(system_unbound_wq, &helpers[i].work);
+	}
+	shmk_fill_run(&fill, pages, true);
+	/* A worker that has not started by now has nothing left to do. */
+	for (i = 0; i < nr_helpers; i++)
+		cancel_work_sync(&helpers[i].work);
+	if (nr_helpers) {
+		put_cred(fill.cred);
+		mem_cgroup_put(fill.memcg);
+	}
+	kfree(helpers);
+	kvfree(pages);
+	ret = atomic_read(&fill.error);
 	/* shmem says -ENOSPC when the memory commit limit is reached. */
 	return ret == -ENOSPC ? -ENOMEM : ret;
 }

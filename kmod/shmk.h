@@ -27,6 +27,7 @@ extern unsigned long shmk_max_segment_size;
 extern unsigned long shmk_max_pages;
 extern unsigned int shmk_max_segments;
 extern unsigned int shmk_max_clients;
+extern unsigned int shmk_grow_threads;
 
 /* Live objects, for sysfs and the leak check at unload (main.c). */
 extern atomic_t shmk_nr_segments;
