@@ -389,6 +389,88 @@ TEST_F(grow, beyond_size_sigbus)
 	munmap(p, max);
 }
 
+/*
+ * A grower SIGKILLed while a large eager grow is in flight, with the pages
+ * being filled on several CPUs: the grow is undone or complete, never half
+ * done. After each kill the size, the generation and the module's page
+ * count agree, and the parent, still attached, sees exactly the pages
+ * below the size. The kill comes later each round, so that rounds land at
+ * different points of the grow.
+ */
+#define KILL_GROW	MiB(256)
+#define KILL_ROUNDS	4
+
+static int kill_grower(int idx, void *arg)
+{
+	struct grow_args *ga = arg;
+	int fd = shmk_open_simple(ga->name, 0, "grower");
+
+	(void)idx;
+	if (fd < 0)
+		return 1;
+	if (shmk_barrier_arrive(ga->b) < 0)
+		return 2;
+	return shmk_grow(fd, INIT_SIZE + KILL_GROW, 0, NULL) ? 3 : 0;
+}
+
+TEST_F_TIMEOUT(grow, killed_grower, 300)
+{
+	const __u64 max = INIT_SIZE + KILL_GROW;
+	long long pages0 = shmk_counter("pages"), pages;
+	struct shmk_info info0, info;
+	int round, undone = 0, status;
+	__u64 gen;
+
+	self->fd = shmk_create(self->ctl, self->name, INIT_SIZE, max);
+	ASSERT_LE(0, self->fd);
+	self->plen = max;
+	self->p = shmk_map(self->fd, max, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, self->p);
+	ASSERT_EQ(0, shmk_get_info(self->fd, &info0));
+	gen = info0.generation;
+
+	for (round = 0; round < KILL_ROUNDS; round++) {
+		self->pids[0] = shmk_fork(&self->b, kill_grower, 0, &self->ga);
+		ASSERT_LT(0, self->pids[0]);
+		ASSERT_EQ(0, shmk_barrier_wait(&self->b, 1, 30000));
+		ASSERT_EQ(0, shmk_barrier_release(&self->b, 1, 1));
+		sleep_ms(20 + 60 * round);
+		kill(self->pids[0], SIGKILL);
+		ASSERT_EQ(self->pids[0], waitpid(self->pids[0], &status, 0));
+		self->pids[0] = 0;
+		/* Exited 0 when the grow was done before the signal. */
+		ASSERT_TRUE((WIFSIGNALED(status) &&
+			     WTERMSIG(status) == SIGKILL) ||
+			    (WIFEXITED(status) && !WEXITSTATUS(status)));
+
+		ASSERT_EQ(0, shmk_get_info(self->fd, &info));
+		ASSERT_TRUE(info.size == INIT_SIZE || info.size == max)
+			TH_LOG("round %d: size %llu", round,
+			       (unsigned long long)info.size);
+		pages = pages0 + (long long)(info.size / page_size());
+		EXPECT_EQ(pages, shmk_counter("pages"));
+		EXPECT_EQ(0, shmk_probe_read(self->p + info.size - 1));
+		if (info.size == INIT_SIZE) {
+			undone++;
+			EXPECT_EQ(gen, info.generation);
+			EXPECT_EQ(SIGBUS, shmk_probe_read(self->p + INIT_SIZE));
+			continue;
+		}
+		/* Complete: zeroed, then shrunk back for the next round. */
+		EXPECT_EQ(gen + 1, info.generation);
+		EXPECT_EQ(0, self->p[max - 1]);
+		ASSERT_EQ(0, shmk_shrink(self->fd, INIT_SIZE, NULL));
+		gen += 2;
+	}
+	TH_LOG("%d of %d grows undone by the kill", undone, KILL_ROUNDS);
+	close(self->fd);
+	self->fd = -1;
+	munmap(self->p, self->plen);
+	self->p = MAP_FAILED;
+	EXPECT_EQ(0, shmk_unlink_name(self->ctl, self->name));
+	EXPECT_EQ(pages0, shmk_counter("pages"));
+}
+
 /* No-op resizes, EFBIG, and the generation counter. */
 TEST_F(grow, noop_efbig_generation)
 {
