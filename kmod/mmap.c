@@ -202,8 +202,9 @@ void shmk_segment_evict(struct shmk_segment *seg, struct shmk_peers *peers)
 
 /*
  * A grow's page filling, shared by the caller and the workers that help it
- * on other CPUs. Participants claim SHMK_BATCH-aligned batches in turn, so
- * in a 2 MiB-aligned mapping each batch fills one page table of its own.
+ * on other CPUs. Participants claim SHMK_BATCH-aligned batches in turn; on
+ * x86-64, where a page table has 512 entries, each batch of a 2 MiB-aligned
+ * mapping then fills a page table of its own.
  */
 struct shmk_fill {
 	struct shmk_segment *seg;
