@@ -19,7 +19,7 @@
 
 /* Pages allocated and installed per step of a grow. */
 #define SHMK_BATCH	512
-/* CPUs one grow fills pages on at most (grow_threads bounds it lower). */
+/* The most CPUs one grow fills pages on, whatever grow_threads says. */
 #define SHMK_MAX_GROW_THREADS	16U
 
 static const struct vm_operations_struct shmk_vm_ops;

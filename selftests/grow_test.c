@@ -185,6 +185,19 @@ static int peer_main(int idx, void *arg)
 	return 0;
 }
 
+/* Create the test's segment, @size of @max, and map all of @max. */
+static void grow_create(struct __test_metadata *_metadata,
+			FIXTURE_DATA(grow) *self, __u64 size, __u64 max,
+			struct shmk_info *info)
+{
+	self->fd = shmk_create(self->ctl, self->name, size, max);
+	ASSERT_LE(0, self->fd);
+	self->plen = max;
+	self->p = shmk_map(self->fd, max, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, self->p);
+	ASSERT_EQ(0, shmk_get_info(self->fd, info));
+}
+
 static void grow_round(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(grow) *self, bool lazy)
 {
@@ -197,11 +210,7 @@ static void grow_round(struct __test_metadata *_metadata,
 	long bad;
 	int i;
 
-	self->fd = shmk_create(self->ctl, self->name, INIT_SIZE, MAX_SIZE);
-	ASSERT_LE(0, self->fd);
-	self->p = shmk_map(self->fd, MAX_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, self->p);
-	ASSERT_EQ(0, shmk_get_info(self->fd, &info0));
+	grow_create(_metadata, self, INIT_SIZE, MAX_SIZE, &info0);
 
 	self->ga.lazy = lazy;
 	self->ga.init = INIT_SIZE;
@@ -316,11 +325,7 @@ TEST_F_TIMEOUT(grow, shrink_sigbus, 120)
 	struct shmk_resize r;
 	size_t k;
 
-	self->fd = shmk_create(self->ctl, self->name, size, MAX_SIZE);
-	ASSERT_LE(0, self->fd);
-	self->p = shmk_map(self->fd, MAX_SIZE, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, self->p);
-	ASSERT_EQ(0, shmk_get_info(self->fd, &info0));
+	grow_create(_metadata, self, size, MAX_SIZE, &info0);
 	self->ga.init = size;
 	self->ga.cut = cut;
 
@@ -421,12 +426,7 @@ TEST_F_TIMEOUT(grow, killed_grower, 300)
 	int round, undone = 0, status;
 	__u64 gen;
 
-	self->fd = shmk_create(self->ctl, self->name, INIT_SIZE, max);
-	ASSERT_LE(0, self->fd);
-	self->plen = max;
-	self->p = shmk_map(self->fd, max, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, self->p);
-	ASSERT_EQ(0, shmk_get_info(self->fd, &info0));
+	grow_create(_metadata, self, INIT_SIZE, max, &info0);
 	gen = info0.generation;
 
 	for (round = 0; round < KILL_ROUNDS; round++) {
@@ -663,12 +663,7 @@ TEST_F_TIMEOUT(grow, concurrent_resize, 120)
 	strcpy(ca.name, self->name);
 	ca.sh = sh;
 
-	self->fd = shmk_create(self->ctl, self->name, CONC_FLOOR, CONC_MAX);
-	ASSERT_LE(0, self->fd);
-	self->plen = CONC_MAX;
-	self->p = shmk_map(self->fd, CONC_MAX, PROT_READ | PROT_WRITE);
-	ASSERT_NE(MAP_FAILED, self->p);
-	ASSERT_EQ(0, shmk_get_info(self->fd, &info0));
+	grow_create(_metadata, self, CONC_FLOOR, CONC_MAX, &info0);
 
 	ASSERT_EQ(0, shmk_fork_children(NCONC, self->pids, NULL, conc_child,
 					&ca));
