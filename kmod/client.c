@@ -159,42 +159,48 @@ static int shmk_client_release(struct inode *inode, struct file *file)
  */
 int shmk_client_kick(struct shmk_segment *seg, u32 client_id)
 {
-	struct shmk_peers *peers = NULL;
+	struct mm_struct *mm = NULL;
 	struct shmk_client *client;
 	int ret = -ENOENT;
 
-	mutex_lock(&seg->lock);
+	ret = mutex_lock_killable(&seg->lock);
+	if (ret)
+		return ret;
+	ret = -ENOENT;
 	list_for_each_entry(client, &seg->clients, node) {
 		if (client->id == client_id) {
 			ret = 0;
 			break;
 		}
 	}
-	if (ret)
-		goto out;
-	/* Pinned while the client is still listed: its process is waited for. */
-	peers = shmk_peers_get(seg);
-	if (!peers) {
-		ret = -ENOMEM;
-		goto out;
+	if (!ret) {
+		/* From here on its faults and mmap() fail. */
+		WRITE_ONCE(client->kicked, true);
+		shmk_client_unlink(client, SHMK_DETACH_KICKED);
+		if (mmget_not_zero(client->mm))
+			mm = client->mm;
 	}
-	WRITE_ONCE(client->kicked, true);
-	shmk_client_unlink(client, SHMK_DETACH_KICKED);
-	shmk_segment_evict(seg, peers);
-out:
 	mutex_unlock(&seg->lock);
-	if (peers)
-		shmk_peers_put(peers);
+	/*
+	 * The client may be freed from now on (its handle closed): only its
+	 * address is used, to recognize its mappings. No segment lock is
+	 * held while the kicked process's mmap lock is waited for.
+	 */
+	if (mm) {
+		ret = shmk_evict_mm(seg, mm, client);
+		mmput(mm);
+	}
 	return ret;
 }
 
 /**
  * shmk_ioctl_attach - SHMK_IOC_ATTACH on the control handle
+ * @cmd: the command, whose size field gives the caller's struct size
  * @argp: user pointer to struct shmk_attach
  *
  * Returns a new client handle (file descriptor) or a negative errno.
  */
-long shmk_ioctl_attach(void __user *argp)
+long shmk_ioctl_attach(unsigned int cmd, void __user *argp)
 {
 	char file_name[SHMK_NAME_MAX + 8];
 	struct shmk_client *client;
@@ -204,8 +210,9 @@ long shmk_ioctl_attach(void __user *argp)
 	bool created;
 	int fd, ret;
 
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
+	ret = shmk_arg_in(&req, sizeof(req), cmd, argp);
+	if (ret)
+		return ret;
 	ret = shmk_check_attach(&req);
 	if (ret)
 		return ret;
@@ -243,22 +250,27 @@ long shmk_ioctl_attach(void __user *argp)
 	if (ret)
 		goto err_fd;
 
+	/*
+	 * A reader's handle is opened read-only, so that mmap() itself
+	 * refuses writable shared mappings and mprotect() cannot add write.
+	 * The handle is an anonymous inode of its own: it is never made to
+	 * look like the shmem file (file->f_mapping stays the anon inode's),
+	 * so fcntl seals, fallocate, splice and the like refuse it.
+	 */
 	snprintf(file_name, sizeof(file_name), "[shmk:%s]", seg->name);
-	file = anon_inode_getfile(file_name, &shmk_client_fops, client, O_RDWR);
+	file = anon_inode_getfile(file_name, &shmk_client_fops, client,
+				  (client->flags & SHMK_CLIENT_RDONLY) ?
+				  O_RDONLY : O_RDWR);
 	if (IS_ERR(file)) {
 		ret = PTR_ERR(file);
 		goto err_unregister;
 	}
-	/*
-	 * Mappings of the handle map the segment's page cache: link them in
-	 * its i_mmap tree. The file is not visible to anyone yet.
-	 */
-	file->f_mapping = seg->shm->f_mapping;
+	client->file = file;
 
 	req.segment_id = seg->id;
 	req.client_id = client->id;
 	req.out_flags = created ? SHMK_ATTACH_CREATED : 0;
-	if (copy_to_user(argp, &req, sizeof(req))) {
+	if (shmk_arg_out(argp, &req, sizeof(req), cmd)) {
 		/*
 		 * A failed call creates nothing, as on the other error paths:
 		 * unlink what this call created (the client's reference keeps
@@ -286,13 +298,16 @@ err_client:
 	return ret;
 }
 
-static long shmk_ioctl_info(struct shmk_client *client, void __user *argp)
+static long shmk_ioctl_info(struct shmk_client *client, unsigned int cmd,
+			    void __user *argp)
 {
 	struct shmk_segment *seg = client->seg;
 	struct shmk_info info;
+	int ret;
 
-	if (copy_from_user(&info, argp, sizeof(info)))
-		return -EFAULT;
+	ret = shmk_arg_in(&info, sizeof(info), cmd, argp);
+	if (ret)
+		return ret;
 	if (info.flags || info.reserved0 ||
 	    !shmk_zero(info.reserved, sizeof(info.reserved)))
 		return -EINVAL;
@@ -311,22 +326,24 @@ static long shmk_ioctl_info(struct shmk_client *client, void __user *argp)
 	info.nr_clients = seg->nr_clients;
 	info.client_id = client->id;
 	info.client_flags = client->flags;
+	info.features = SHMK_FEATURES;
 	memcpy(info.name, seg->name, sizeof(info.name));
 	mutex_unlock(&seg->lock);
 
-	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+	return shmk_arg_out(argp, &info, sizeof(info), cmd);
 }
 
-static long shmk_ioctl_resize(struct shmk_client *client, unsigned int cmd,
-			      void __user *argp)
+static long shmk_ioctl_resize(struct shmk_client *client, unsigned int op,
+			      unsigned int cmd, void __user *argp)
 {
 	struct shmk_segment *seg = client->seg;
-	u32 allowed = cmd == SHMK_IOC_GROW ? SHMK_GROW_LAZY : 0;
+	u32 allowed = op == SHMK_IOC_GROW ? SHMK_GROW_LAZY : 0;
 	struct shmk_resize rs;
 	int ret;
 
-	if (copy_from_user(&rs, argp, sizeof(rs)))
-		return -EFAULT;
+	ret = shmk_arg_in(&rs, sizeof(rs), cmd, argp);
+	if (ret)
+		return ret;
 	if ((rs.flags & ~allowed) || rs.reserved0 ||
 	    !shmk_zero(rs.reserved, sizeof(rs.reserved)))
 		return -EINVAL;
@@ -335,13 +352,13 @@ static long shmk_ioctl_resize(struct shmk_client *client, unsigned int cmd,
 	if (client->flags & SHMK_CLIENT_RDONLY)
 		return -EPERM;
 
-	if (cmd == SHMK_IOC_GROW)
+	if (op == SHMK_IOC_GROW)
 		ret = shmk_segment_grow(seg, &rs);
 	else
 		ret = shmk_segment_shrink(seg, &rs);
 	if (ret)
 		return ret;
-	return copy_to_user(argp, &rs, sizeof(rs)) ? -EFAULT : 0;
+	return shmk_arg_out(argp, &rs, sizeof(rs), cmd);
 }
 
 static void shmk_fill_info(struct shmk_client_info *ci,
@@ -354,7 +371,8 @@ static void shmk_fill_info(struct shmk_client_info *ci,
 	memcpy(ci->name, client->name, sizeof(ci->name));
 }
 
-static long shmk_ioctl_clients(struct shmk_client *self, void __user *argp)
+static long shmk_ioctl_clients(struct shmk_client *self, unsigned int cmd,
+			       void __user *argp)
 {
 	struct shmk_segment *seg = self->seg;
 	struct shmk_client_info *buf = NULL;
@@ -363,8 +381,9 @@ static long shmk_ioctl_clients(struct shmk_client *self, void __user *argp)
 	u32 n = 0, cap;
 	long ret = 0;
 
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
+	ret = shmk_arg_in(&req, sizeof(req), cmd, argp);
+	if (ret)
+		return ret;
 	if (req.flags || req.reserved0 ||
 	    !shmk_zero(req.reserved, sizeof(req.reserved)))
 		return -EINVAL;
@@ -390,26 +409,29 @@ static long shmk_ioctl_clients(struct shmk_client *self, void __user *argp)
 	if (n && copy_to_user(u64_to_user_ptr(req.clients), buf,
 			      n * sizeof(*buf)))
 		ret = -EFAULT;
-	else if (copy_to_user(argp, &req, sizeof(req)))
-		ret = -EFAULT;
+	else
+		ret = shmk_arg_out(argp, &req, sizeof(req), cmd);
 	kvfree(buf);
 	return ret;
 }
 
-static long shmk_ioctl_lookup(struct shmk_client *self, void __user *argp)
+static long shmk_ioctl_lookup(struct shmk_client *self, unsigned int cmd,
+			      void __user *argp)
 {
 	struct shmk_segment *seg = self->seg;
 	struct shmk_client *client;
 	struct shmk_lookup req;
-	long ret = -ENOENT;
+	long ret;
 
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
+	ret = shmk_arg_in(&req, sizeof(req), cmd, argp);
+	if (ret)
+		return ret;
 	if (req.flags || req.reserved0 ||
 	    !shmk_zero(req.reserved, sizeof(req.reserved)) ||
 	    shmk_check_name(req.name, sizeof(req.name), SHMK_NAME_SLASH_OK))
 		return -EINVAL;
 
+	ret = -ENOENT;
 	mutex_lock(&seg->lock);
 	list_for_each_entry(client, &seg->clients, node) {
 		if (!strcmp(client->name, req.name)) {
@@ -420,8 +442,8 @@ static long shmk_ioctl_lookup(struct shmk_client *self, void __user *argp)
 		}
 	}
 	mutex_unlock(&seg->lock);
-	if (!ret && copy_to_user(argp, &req, sizeof(req)))
-		ret = -EFAULT;
+	if (!ret)
+		ret = shmk_arg_out(argp, &req, sizeof(req), cmd);
 	return ret;
 }
 
@@ -433,26 +455,41 @@ static long shmk_client_ioctl(struct file *file, unsigned int cmd,
 
 	if (READ_ONCE(client->kicked))
 		return -ENOTCONN;
-	switch (cmd) {
-	case SHMK_IOC_INFO:
-		return shmk_ioctl_info(client, argp);
-	case SHMK_IOC_GROW:
-	case SHMK_IOC_SHRINK:
-		return shmk_ioctl_resize(client, cmd, argp);
-	case SHMK_IOC_CLIENTS:
-		return shmk_ioctl_clients(client, argp);
-	case SHMK_IOC_LOOKUP:
-		return shmk_ioctl_lookup(client, argp);
-	default:
-		return -ENOTTY;
-	}
+	if (shmk_ioc_is(cmd, SHMK_IOC_INFO))
+		return shmk_ioctl_info(client, cmd, argp);
+	if (shmk_ioc_is(cmd, SHMK_IOC_GROW))
+		return shmk_ioctl_resize(client, SHMK_IOC_GROW, cmd, argp);
+	if (shmk_ioc_is(cmd, SHMK_IOC_SHRINK))
+		return shmk_ioctl_resize(client, SHMK_IOC_SHRINK, cmd, argp);
+	if (shmk_ioc_is(cmd, SHMK_IOC_CLIENTS))
+		return shmk_ioctl_clients(client, cmd, argp);
+	if (shmk_ioc_is(cmd, SHMK_IOC_LOOKUP))
+		return shmk_ioctl_lookup(client, cmd, argp);
+	return -ENOTTY;
 }
 
+/*
+ * posix_fadvise() on a handle: the generic version would act on the anon
+ * inode's empty page cache. The segment's own pages are not file data to
+ * read ahead or drop, so refuse, as for a pipe.
+ */
+static int shmk_client_fadvise(struct file *file, loff_t offset, loff_t len,
+			       int advice)
+{
+	return -ESPIPE;
+}
+
+/*
+ * No read, write, splice, fallocate or fsync: a handle is not a file of
+ * data, and the syscalls fail with EINVAL, EOPNOTSUPP or ESPIPE. The
+ * segment is reached through mmap() only.
+ */
 const struct file_operations shmk_client_fops = {
 	.owner		= THIS_MODULE,
 	.release	= shmk_client_release,
 	.unlocked_ioctl	= shmk_client_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.mmap		= shmk_mmap,
+	.fadvise	= shmk_client_fadvise,
 	.llseek		= noop_llseek,
 };

@@ -22,9 +22,20 @@ module_param_named(max_pages, shmk_max_pages, ulong, 0644);
 MODULE_PARM_DESC(max_pages,
 		 "Active pages in all segments together (default: half of RAM)");
 
-unsigned int shmk_max_segments = 1024;
+unsigned int shmk_max_segments = 4096;
 module_param_named(max_segments, shmk_max_segments, uint, 0644);
 MODULE_PARM_DESC(max_segments, "Segments that can exist at once");
+
+unsigned long shmk_max_pages_per_user;
+module_param_named(max_pages_per_user, shmk_max_pages_per_user, ulong, 0644);
+MODULE_PARM_DESC(max_pages_per_user,
+		 "Active pages in the segments one user created (default: a quarter of RAM)");
+
+unsigned int shmk_max_segments_per_user = 256;
+module_param_named(max_segments_per_user, shmk_max_segments_per_user, uint,
+		   0644);
+MODULE_PARM_DESC(max_segments_per_user,
+		 "Segments one user can have created at once");
 
 unsigned int shmk_max_clients = 64;
 module_param_named(max_clients, shmk_max_clients, uint, 0644);
@@ -39,12 +50,14 @@ atomic_t shmk_nr_segments = ATOMIC_INIT(0);
 atomic_long_t shmk_nr_pages = ATOMIC_LONG_INIT(0);
 atomic_t shmk_nr_clients = ATOMIC_INIT(0);
 
-static long shmk_ctl_unlink(void __user *argp)
+static long shmk_ctl_unlink(unsigned int cmd, void __user *argp)
 {
 	struct shmk_unlink req;
+	int ret;
 
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
+	ret = shmk_arg_in(&req, sizeof(req), cmd, argp);
+	if (ret)
+		return ret;
 	if (req.flags || req.reserved0 ||
 	    memchr_inv(req.reserved, 0, sizeof(req.reserved)) ||
 	    shmk_check_name(req.name, sizeof(req.name), 0))
@@ -57,14 +70,11 @@ static long shmk_ctl_ioctl(struct file *file, unsigned int cmd,
 {
 	void __user *argp = (void __user *)arg;
 
-	switch (cmd) {
-	case SHMK_IOC_ATTACH:
-		return shmk_ioctl_attach(argp);
-	case SHMK_IOC_UNLINK:
-		return shmk_ctl_unlink(argp);
-	default:
-		return -ENOTTY;
-	}
+	if (shmk_ioc_is(cmd, SHMK_IOC_ATTACH))
+		return shmk_ioctl_attach(cmd, argp);
+	if (shmk_ioc_is(cmd, SHMK_IOC_UNLINK))
+		return shmk_ctl_unlink(cmd, argp);
+	return -ENOTTY;
 }
 
 static const struct file_operations shmk_ctl_fops = {
@@ -115,8 +125,7 @@ static int __init shmk_init(void)
 {
 	int ret;
 
-	if (!shmk_max_pages)
-		shmk_max_pages = totalram_pages() / 2;
+	shmk_limits_init();
 	ret = shmk_genl_init();
 	if (ret)
 		return ret;
@@ -132,6 +141,7 @@ static void __exit shmk_exit(void)
 	shmk_genl_exit();
 	/* No handle is open: only unlinked-by-nobody segments remain. */
 	shmk_registry_exit();
+	shmk_limits_exit();
 	WARN_ON(atomic_read(&shmk_nr_segments) ||
 		atomic_long_read(&shmk_nr_pages) ||
 		atomic_read(&shmk_nr_clients));

@@ -1,12 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Mapping segments: ->mmap, the fault handler, and peer mapping, which
- * installs newly grown pages into every client's page tables before the
- * grow returns.
+ * Mapping segments, and peer mapping.
+ *
+ * A client maps its handle; ->mmap turns that into an ordinary shared
+ * mapping of the segment's shmem file (vma_set_file()), so the pages come
+ * from shmem's own fault path, with its rmap, futex keys, memory cgroup
+ * charging and reclaim. shmk wraps shmem's vm_operations to keep the client
+ * handle referenced by each of its mappings and to refuse faults from a
+ * kicked client or from a process that is not the client (a child that
+ * inherited a mapping after MADV_DOFORK).
+ *
+ * Peer mapping: a grow allocates the new pages, then drives the standard
+ * fault path in every client's address space (get_user_pages_remote()
+ * without a pages array, as MADV_POPULATE_READ does for its own process;
+ * a read fault on a writable shared shmem mapping installs writable PTEs,
+ * and fault-around maps up to fault_around_bytes per fault). A client whose
+ * mmap lock is busy is skipped: it takes faults on the new pages instead,
+ * and no peer can stall a grow.
  */
+#include <linux/cgroup.h>
+#include <linux/cpumask.h>
 #include <linux/cred.h>
+#include <linux/file.h>
 #include <linux/memcontrol.h>
+#include <linux/mempolicy.h>
 #include <linux/mm.h>
+#include <linux/nodemask.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -24,10 +43,12 @@
 
 static const struct vm_operations_struct shmk_vm_ops;
 
-static pgoff_t shmk_active_pages(struct address_space *mapping)
-{
-	return DIV_ROUND_UP(i_size_read(mapping->host), PAGE_SIZE);
-}
+/*
+ * shmem's vm_operations for file mappings, learnt from the first mapping
+ * (shmem_mmap() always installs the same ones). Set before any VMA that
+ * uses shmk_vm_ops exists.
+ */
+static const struct vm_operations_struct *shmk_shmem_vm_ops;
 
 static gfp_t shmk_gfp(struct address_space *mapping)
 {
@@ -35,77 +56,42 @@ static gfp_t shmk_gfp(struct address_space *mapping)
 }
 
 /*
- * Insert @nr pages for file offsets from @pgoff into @vma, which maps all of
- * them. A page that is already mapped there is skipped.
+ * Whether faults in @vma may map the segment: the client was not kicked and
+ * the mapping is in the client's own address space.
  */
-static int shmk_insert(struct vm_area_struct *vma, pgoff_t pgoff,
-		       struct page **pages, unsigned long nr)
+static bool shmk_vma_usable(const struct vm_area_struct *vma)
 {
-	unsigned long addr = vma->vm_start +
-			     ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
+	const struct shmk_client *client = vma->vm_private_data;
 
-	while (nr) {
-		unsigned long left = nr;
-		int ret = vm_insert_pages(vma, addr, pages, &left);
-
-		addr += (nr - left) << PAGE_SHIFT;
-		pages += nr - left;
-		nr = left;
-		if (!ret)
-			break;
-		if (ret != -EBUSY)
-			return ret;
-		addr += PAGE_SIZE;
-		pages++;
-		nr--;
-	}
-	return 0;
-}
-
-/* Whether @vma maps @mapping for a client that was not kicked. */
-static bool shmk_vma_live(struct vm_area_struct *vma,
-			  struct address_space *mapping)
-{
-	struct shmk_client *client;
-
-	if (vma->vm_ops != &shmk_vm_ops || vma->vm_file->f_mapping != mapping)
-		return false;
-	client = vma->vm_file->private_data;
-	return !READ_ONCE(client->kicked);
+	return vma->vm_mm == client->mm && !READ_ONCE(client->kicked);
 }
 
 /**
- * shmk_peers_get - pin the address space of every attached process
+ * shmk_peers_get - pin the address space of every attached client
  * @seg: the segment, its lock held
  *
- * Each process appears once, however many handles it holds; exiting ones
- * are left out. The caller drops the pins with shmk_peers_put() after
- * releasing seg->lock, so that a peer's exit_mmap() never runs under it.
- * Returns NULL when out of memory.
+ * Kicked and exiting clients are left out. The clients themselves stay
+ * alive while seg->lock is held (a client leaves the registry under it).
+ * The caller drops the pins with shmk_peers_put() after releasing
+ * seg->lock, so that a peer's exit_mmap() never runs under it. Returns
+ * NULL when out of memory.
  */
 struct shmk_peers *shmk_peers_get(struct shmk_segment *seg)
 {
-	struct shmk_client *client, *prev;
+	struct shmk_client *client;
 	struct shmk_peers *peers;
 
 	lockdep_assert_held(&seg->lock);
-	peers = kmalloc(struct_size(peers, mm, seg->nr_clients), GFP_KERNEL);
+	peers = kmalloc(struct_size(peers, peer, seg->nr_clients), GFP_KERNEL);
 	if (!peers)
 		return NULL;
 	peers->nr = 0;
 	list_for_each_entry(client, &seg->clients, node) {
-		bool seen = false;
-
-		list_for_each_entry(prev, &seg->clients, node) {
-			if (prev == client)
-				break;
-			if (prev->mm == client->mm) {
-				seen = true;
-				break;
-			}
-		}
-		if (!seen && mmget_not_zero(client->mm))
-			peers->mm[peers->nr++] = client->mm;
+		if (READ_ONCE(client->kicked) || !mmget_not_zero(client->mm))
+			continue;
+		peers->peer[peers->nr].client = client;
+		peers->peer[peers->nr].mm = client->mm;
+		peers->nr++;
 	}
 	return peers;
 }
@@ -113,91 +99,58 @@ struct shmk_peers *shmk_peers_get(struct shmk_segment *seg)
 void shmk_peers_put(struct shmk_peers *peers)
 {
 	while (peers->nr)
-		mmput(peers->mm[--peers->nr]);
+		mmput(peers->peer[--peers->nr].mm);
 	kfree(peers);
 }
 
-/*
- * Wait until no mmap() of the segment is in flight in any peer. ->mmap
- * fills a mapping before mmap_region() links it into the i_mmap tree, so
- * unmap_mapping_range() cannot see it until the mmap lock is dropped.
- */
-static void shmk_peers_sync_mmap(struct shmk_peers *peers)
+/* Fault pages [@first, @last) of the segment into @vma, as far as it maps them. */
+static void shmk_populate_vma(struct vm_area_struct *vma, pgoff_t first,
+			      pgoff_t last)
 {
-	unsigned int i;
+	pgoff_t start = max(first, vma->vm_pgoff);
+	pgoff_t end = min(last, vma->vm_pgoff + vma_pages(vma));
+	unsigned long addr;
 
-	for (i = 0; i < peers->nr; i++) {
-		mmap_read_lock(peers->mm[i]);
-		mmap_read_unlock(peers->mm[i]);
-	}
+	if (start >= end)
+		return;
+	addr = vma->vm_start + ((start - vma->vm_pgoff) << PAGE_SHIFT);
+	/*
+	 * Read faults: on a writable shared shmem mapping they install
+	 * writable PTEs (shmem does no dirty tracking), and fault-around
+	 * maps the neighbouring pages at once. On failure (a page table
+	 * allocation, say) the peer takes a fault later; nothing is lost.
+	 */
+	shmk_gup_remote(vma->vm_mm, addr, end - start, 0);
 }
 
-/* Insert pages [@first, @first + @nr) into each of @mm's mappings of @seg. */
-static void shmk_map_into_mm(struct shmk_segment *seg, struct mm_struct *mm,
-			     pgoff_t first, struct page **pages,
-			     unsigned long nr)
+/*
+ * Install pages [@first, @last) into each mapping of the segment that
+ * @client made. Its mappings all lie within [map_lo, map_hi), which ->mmap
+ * and ->open keep up to date under the client's mmap lock, so only that
+ * part of the address space is walked, however many VMAs the process has.
+ * Called with seg->lock held, which keeps @client alive.
+ */
+static void shmk_map_into_client(struct shmk_client *client, pgoff_t first,
+				 pgoff_t last)
 {
-	VMA_ITERATOR(vmi, mm, 0);
-	struct address_space *mapping = seg->shm->f_mapping;
+	struct mm_struct *mm = client->mm;
 	struct vm_area_struct *vma;
 
-	mmap_read_lock(mm);
-	for_each_vma(vmi, vma) {
-		pgoff_t start, end;
+	/* A peer that holds or waits for its mmap lock faults instead. */
+	if (!mmap_read_trylock(mm))
+		return;
+	if (client->map_lo < client->map_hi) {
+		VMA_ITERATOR(vmi, mm, client->map_lo);
 
-		if (!shmk_vma_live(vma, mapping))
-			continue;
-		start = max(first, vma->vm_pgoff);
-		end = min(first + nr, vma->vm_pgoff + vma_pages(vma));
-		/*
-		 * On failure (no memory for page tables) the peer takes a
-		 * fault on these pages instead; nothing is lost.
-		 */
-		if (start < end)
-			shmk_insert(vma, start, pages + (start - first),
-				    end - start);
+		for_each_vma_range(vmi, vma, client->map_hi) {
+			if (vma->vm_ops != &shmk_vm_ops ||
+			    vma->vm_private_data != client ||
+			    !shmk_vma_usable(vma))
+				continue;
+			shmk_populate_vma(vma, first, last);
+		}
 	}
 	mmap_read_unlock(mm);
-}
-
-static void shmk_populate_vma(struct vm_area_struct *vma);
-
-/* Map every present page into the live mappings of every peer again. */
-static void shmk_remap_peers(struct shmk_segment *seg,
-			     struct shmk_peers *peers)
-{
-	struct address_space *mapping = seg->shm->f_mapping;
-	struct vm_area_struct *vma;
-	unsigned int i;
-
-	lockdep_assert_held(&seg->lock);
-	for (i = 0; i < peers->nr; i++) {
-		VMA_ITERATOR(vmi, peers->mm[i], 0);
-
-		mmap_read_lock(peers->mm[i]);
-		for_each_vma(vmi, vma)
-			if (shmk_vma_live(vma, mapping))
-				shmk_populate_vma(vma);
-		mmap_read_unlock(peers->mm[i]);
-	}
-}
-
-/**
- * shmk_segment_evict - unmap the segment from clients marked kicked
- * @seg: the segment, its lock held
- * @peers: its clients' address spaces, the kicked ones included
- *
- * Kicked clients cannot map the segment any more; once no mmap() is in
- * flight, the whole segment is unmapped from everyone, and the mappings of
- * the clients still attached are filled in again. The kicked ones then get
- * SIGBUS on access.
- */
-void shmk_segment_evict(struct shmk_segment *seg, struct shmk_peers *peers)
-{
-	lockdep_assert_held(&seg->lock);
-	shmk_peers_sync_mmap(peers);
-	unmap_mapping_range(seg->shm->f_mapping, 0, seg->max_size, 1);
-	shmk_remap_peers(seg, peers);
 }
 
 /*
@@ -243,9 +196,10 @@ static int shmk_fill_batch(struct shmk_fill *fill, struct page **pages,
 		}
 		pages[i] = page;
 	}
+	/* The references keep reclaim off the pages until they are mapped. */
 	for (p = 0; !ret && fill->peers && p < fill->peers->nr; p++)
-		shmk_map_into_mm(fill->seg, fill->peers->mm[p], first, pages,
-				 nr);
+		shmk_map_into_client(fill->peers->peer[p].client, first,
+				     first + nr);
 	while (i)
 		put_page(pages[--i]);
 	return ret;
@@ -291,11 +245,42 @@ static void shmk_fill_work(struct work_struct *work)
 	revert_creds(old_cred);
 }
 
+/*
+ * Whether the caller is confined in a way that workers would escape: a CPU
+ * affinity or cpuset narrower than the online CPUs, a memory policy or
+ * cpuset memory nodes (shmem allocates by the task's policy), or a CPU
+ * cgroup other than the root, whose bandwidth limits kworkers do not obey.
+ * A confined caller fills every page itself.
+ */
+static bool shmk_caller_confined(void)
+{
+	bool confined = false;
+
+	if (!cpumask_subset(cpu_online_mask, current->cpus_ptr))
+		return true;
+#ifdef CONFIG_NUMA
+	if (current->mempolicy)
+		return true;
+#endif
+#ifdef CONFIG_CPUSETS
+	if (!nodes_subset(node_states[N_MEMORY], current->mems_allowed))
+		return true;
+#endif
+#ifdef CONFIG_CGROUP_SCHED
+	rcu_read_lock();
+	confined = task_css(current, cpu_cgrp_id)->parent;
+	rcu_read_unlock();
+#endif
+	return confined;
+}
+
 /* How many workers should help fill @nr_batches batches. */
 static unsigned int shmk_fill_helpers(unsigned long nr_batches)
 {
 	unsigned int threads = READ_ONCE(shmk_grow_threads);
 
+	if (shmk_caller_confined())
+		return 0;
 	if (!threads)
 		threads = num_online_cpus();
 	threads = min3(threads, num_online_cpus(), SHMK_MAX_GROW_THREADS);
@@ -310,10 +295,10 @@ static unsigned int shmk_fill_helpers(unsigned long nr_batches)
  * @last: page offset past the end
  *
  * Up to grow_threads CPUs share the work: the caller and workers from the
- * unbound workqueue, which it waits for. When the workers cannot be set up
- * the caller does all of it. Pages are charged to the caller's memory
- * cgroup. On error, pages already allocated stay in the page cache: the
- * caller cuts the range.
+ * unbound workqueue, which it waits for. When the workers cannot be set up,
+ * or the caller is confined (see shmk_caller_confined()), the caller does
+ * all of it. Pages are charged to the caller's memory cgroup. On error,
+ * pages already allocated stay in the page cache: the caller cuts the range.
  */
 int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 			  pgoff_t first, pgoff_t last)
@@ -371,25 +356,18 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 /**
  * shmk_segment_cut - unmap and free a range at the end of the segment
  * @seg: the segment; the caller holds seg->lock (or owns @seg alone)
- * @peers: its clients' address spaces, or NULL when it has none
  * @from: new active size
  * @to: old active size
+ *
+ * Faults beyond the new size raise SIGBUS from the moment i_size drops;
+ * shmem's truncation then unmaps the range from every client and frees it,
+ * with the page locks ordering it against faults in flight.
  */
-void shmk_segment_cut(struct shmk_segment *seg, struct shmk_peers *peers,
-		      u64 from, u64 to)
+void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
 {
 	struct inode *inode = file_inode(seg->shm);
 
-	/*
-	 * Faults beyond the new size now raise SIGBUS, and ->mmap maps
-	 * nothing beyond it; wait for those that read the old size.
-	 */
-	down_write(&seg->resize_sem);
 	i_size_write(inode, from);
-	up_write(&seg->resize_sem);
-	if (peers)
-		shmk_peers_sync_mmap(peers);
-	/* Unmap from every client at once, then free the pages. */
 	unmap_mapping_range(seg->shm->f_mapping, from, to - from, 1);
 	shmem_truncate_range(inode, from, to - 1);
 }
@@ -424,9 +402,11 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 	struct shmk_peers *peers = NULL;
 	u64 old, size = rs->size;
 	unsigned long nr;
-	int ret = 0;
+	int ret;
 
-	mutex_lock(&seg->lock);
+	ret = mutex_lock_killable(&seg->lock);
+	if (ret)
+		return ret;
 	old = seg->size;
 	if (size <= old)
 		goto out;
@@ -435,15 +415,12 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 		goto out;
 	}
 	nr = (size - old) >> PAGE_SHIFT;
-	if (atomic_long_add_return(nr, &shmk_nr_pages) >
-	    READ_ONCE(shmk_max_pages)) {
-		atomic_long_sub(nr, &shmk_nr_pages);
-		ret = -ENOSPC;
+	ret = shmk_charge_pages(seg, nr);
+	if (ret)
 		goto out;
-	}
 	peers = shmk_peers_get(seg);
 	if (!peers) {
-		atomic_long_sub(nr, &shmk_nr_pages);
+		shmk_uncharge_pages(seg, nr);
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -453,8 +430,8 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 		ret = shmk_segment_populate(seg, peers, old >> PAGE_SHIFT,
 					    size >> PAGE_SHIFT);
 		if (ret) {
-			shmk_segment_cut(seg, peers, old, size);
-			atomic_long_sub(nr, &shmk_nr_pages);
+			shmk_segment_cut(seg, old, size);
+			shmk_uncharge_pages(seg, nr);
 			goto out;
 		}
 	}
@@ -474,96 +451,134 @@ out:
  */
 int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs)
 {
-	struct shmk_peers *peers = NULL;
-	int ret = 0;
 	u64 old;
+	int ret;
 
-	mutex_lock(&seg->lock);
+	ret = mutex_lock_killable(&seg->lock);
+	if (ret)
+		return ret;
 	old = seg->size;
 	if (rs->size < old) {
-		peers = shmk_peers_get(seg);
-		if (!peers) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		shmk_segment_cut(seg, peers, rs->size, old);
-		atomic_long_sub((old - rs->size) >> PAGE_SHIFT, &shmk_nr_pages);
+		shmk_segment_cut(seg, rs->size, old);
+		shmk_uncharge_pages(seg, (old - rs->size) >> PAGE_SHIFT);
 		shmk_resized(seg, rs->size);
 	}
-out:
 	shmk_report(seg, rs, old);
 	mutex_unlock(&seg->lock);
-	if (peers)
-		shmk_peers_put(peers);
-	return ret;
+	return 0;
 }
 
-/* Map the pages already present in [vma start, active size). */
-static void shmk_populate_vma(struct vm_area_struct *vma)
+/**
+ * shmk_evict_mm - unmap a kicked client's mappings from its process
+ * @seg: the client's segment
+ * @mm: the client's address space, pinned by the caller
+ * @client: the client, already marked kicked (only its address is used)
+ *
+ * Faults check the kicked mark before they map a page. Taking the mmap lock
+ * for writing (and, where faults run under per-VMA locks, each VMA's write
+ * lock) waits for the faults that began before the mark, so that once the
+ * mappings are zapped, none of them can map a page again.
+ *
+ * Returns 0, or -EINTR when a fatal signal interrupted the wait; then the
+ * whole segment is unmapped from every client instead (the others fault
+ * their pages back in), which leaves the kicked client only a fault that
+ * was in flight at that moment.
+ */
+int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
+		  const struct shmk_client *client)
 {
-	struct address_space *mapping = vma->vm_file->f_mapping;
-	pgoff_t end = min(vma->vm_pgoff + vma_pages(vma),
-			  shmk_active_pages(mapping));
-	pgoff_t idx = vma->vm_pgoff;
-	struct page *pages[32];
+	struct vm_area_struct *vma;
+	int ret;
 
-	while (idx < end) {
-		pgoff_t start = idx;
-		unsigned int nr = 0;
-
-		/* A run of present pages; a lazily grown hole ends it. */
-		while (idx < end && nr < ARRAY_SIZE(pages)) {
-			struct page *page = find_get_page(mapping, idx++);
-
-			if (!page)
-				break;
-			pages[nr++] = page;
-		}
-		if (nr)
-			shmk_insert(vma, start, pages, nr);
-		while (nr)
-			put_page(pages[--nr]);
+	ret = mmap_write_lock_killable(mm);
+	if (ret) {
+		unmap_mapping_range(seg->shm->f_mapping, 0, seg->max_size, 1);
+		return ret;
 	}
+	{
+		VMA_ITERATOR(vmi, mm, 0);
+
+		for_each_vma(vmi, vma) {
+			if (vma->vm_ops != &shmk_vm_ops ||
+			    vma->vm_private_data != client)
+				continue;
+			vma_start_write(vma);
+			shmk_zap_vma(vma);
+			cond_resched();
+		}
+	}
+	mmap_write_unlock(mm);
+	return 0;
 }
 
 static vm_fault_t shmk_fault(struct vm_fault *vmf)
 {
-	struct shmk_client *client = vmf->vma->vm_file->private_data;
-	struct address_space *mapping = vmf->vma->vm_file->f_mapping;
-	struct page *page;
-
-	if (vmf->pgoff >= shmk_active_pages(mapping) ||
-	    READ_ONCE(client->kicked))
+	if (!shmk_vma_usable(vmf->vma))
 		return VM_FAULT_SIGBUS;
+	return shmk_shmem_vm_ops->fault(vmf);
+}
 
-	/* A lazily grown page: allocate it now, charged to this process. */
-	page = shmem_read_mapping_page_gfp(mapping, vmf->pgoff,
-					   shmk_gfp(mapping));
-	if (IS_ERR(page))
-		return PTR_ERR(page) == -ENOMEM ? VM_FAULT_OOM :
-						  VM_FAULT_SIGBUS;
-	lock_page(page);
-	/* Lost a race with a shrink: fault again, which sees the new size. */
-	if (page->mapping != mapping) {
-		unlock_page(page);
-		put_page(page);
-		return VM_FAULT_NOPAGE;
+static vm_fault_t shmk_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
+				 pgoff_t end_pgoff)
+{
+	/* Map nothing around; ->fault then refuses the faulting address. */
+	if (!shmk_vma_usable(vmf->vma) || !shmk_shmem_vm_ops->map_pages)
+		return 0;
+	return shmk_shmem_vm_ops->map_pages(vmf, start_pgoff, end_pgoff);
+}
+
+/*
+ * Widen the client's [map_lo, map_hi) to cover @vma. Called under the mmap
+ * lock (write) of the client's process; mappings in other processes (a
+ * child after MADV_DOFORK) are never populated, so they are not tracked.
+ */
+static void shmk_track_vma(struct shmk_client *client,
+			   struct vm_area_struct *vma)
+{
+	if (vma->vm_mm != client->mm)
+		return;
+	if (client->map_lo >= client->map_hi) {
+		client->map_lo = vma->vm_start;
+		client->map_hi = vma->vm_end;
+		return;
 	}
-	vmf->page = page;
-	return VM_FAULT_LOCKED;
+	client->map_lo = min(client->map_lo, vma->vm_start);
+	client->map_hi = max(client->map_hi, vma->vm_end);
+}
+
+/*
+ * Each mapping holds a reference to its client handle, and so the client.
+ * ->open runs for a mapping copied by a split, mremap() or fork().
+ */
+static void shmk_vm_open(struct vm_area_struct *vma)
+{
+	struct shmk_client *client = vma->vm_private_data;
+
+	get_file(client->file);
+	shmk_track_vma(client, vma);
+}
+
+static void shmk_vm_close(struct vm_area_struct *vma)
+{
+	struct shmk_client *client = vma->vm_private_data;
+
+	/* The release, if this was the last reference, runs later. */
+	fput(client->file);
 }
 
 static const struct vm_operations_struct shmk_vm_ops = {
+	.open		= shmk_vm_open,
+	.close		= shmk_vm_close,
 	.fault		= shmk_fault,
+	.map_pages	= shmk_map_pages,
 };
 
 static vm_fault_t shmk_status_fault(struct vm_fault *vmf)
 {
-	struct shmk_client *client = vmf->vma->vm_file->private_data;
-	struct page *page = client->seg->status_page;
+	struct shmk_status_view *view = vmf->vma->vm_private_data;
 
-	get_page(page);
-	vmf->page = page;
+	get_page(view->page);
+	vmf->page = view->page;
 	return 0;
 }
 
@@ -571,14 +586,22 @@ static const struct vm_operations_struct shmk_status_vm_ops = {
 	.fault		= shmk_status_fault,
 };
 
-static int shmk_mmap_status(struct vm_area_struct *vma)
+static int shmk_mmap_status(struct shmk_client *client,
+			    struct vm_area_struct *vma)
 {
+	struct shmk_status_view *view;
+
 	if (vma_pages(vma) != 1)
 		return -EINVAL;
 	if (vma->vm_flags & VM_WRITE)
 		return -EACCES;
+	/* Pids in the status page are in the mapping process's namespace. */
+	view = shmk_status_view(client->seg);
+	if (IS_ERR(view))
+		return PTR_ERR(view);
 	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP);
+	vma->vm_private_data = view;
 	vma->vm_ops = &shmk_status_vm_ops;
 	return 0;
 }
@@ -588,46 +611,54 @@ static int shmk_mmap_status(struct vm_area_struct *vma)
  * @file: the client handle
  * @vma: the new mapping
  *
- * Offset 0 up to the maximum size maps the segment; the active part is
- * mapped at once. SHMK_STATUS_OFFSET maps the status page.
+ * Offset 0 up to the maximum size maps the segment: a shared mapping of
+ * its shmem file, which maps nothing until it is faulted or populated
+ * (MAP_POPULATE, MADV_POPULATE_READ/WRITE) and then receives every grow.
+ * SHMK_STATUS_OFFSET maps the status page.
  */
 int shmk_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct shmk_client *client = file->private_data;
 	struct shmk_segment *seg = client->seg;
 	pgoff_t max_pages = seg->max_size >> PAGE_SHIFT;
+	int ret;
 
-	if (!(vma->vm_flags & VM_SHARED))
+	/* A read-only handle's shared mapping lacks VM_SHARED, not VM_MAYSHARE. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (READ_ONCE(client->kicked))
 		return -ENOTCONN;
 	if (vma->vm_mm != client->mm)
 		return -EPERM;
 	if (vma->vm_pgoff == SHMK_STATUS_OFFSET >> PAGE_SHIFT)
-		return shmk_mmap_status(vma);
+		return shmk_mmap_status(client, vma);
 	if (vma->vm_pgoff >= max_pages ||
 	    vma_pages(vma) > max_pages - vma->vm_pgoff)
 		return -EINVAL;
-	if (client->flags & SHMK_CLIENT_RDONLY) {
-		if (vma->vm_flags & VM_WRITE)
-			return -EACCES;
-		vm_flags_clear(vma, VM_MAYWRITE);
-	}
-	/*
-	 * VM_MIXEDMAP lets peer mapping insert pages holding only the mmap
-	 * read lock. Growth never moves the mapping (VM_DONTEXPAND), and a
-	 * child process attaches for itself (VM_DONTCOPY).
-	 */
-	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTCOPY);
+	/* A reader's handle is O_RDONLY: mmap() already refused PROT_WRITE. */
+	if ((client->flags & SHMK_CLIENT_RDONLY) &&
+	    (vma->vm_flags & VM_MAYWRITE))
+		return -EACCES;
+
+	ret = call_mmap(seg->shm, vma);
+	if (ret)
+		return ret;
+	WRITE_ONCE(shmk_shmem_vm_ops, vma->vm_ops);
+	vma_set_file(vma, seg->shm);
+	get_file(file);		/* dropped by shmk_vm_close() */
+	vma->vm_private_data = client;
 	vma->vm_ops = &shmk_vm_ops;
+	shmk_track_vma(client, vma);
+	/*
+	 * Growth never moves the mapping (VM_DONTEXPAND), and a child
+	 * process attaches for itself (VM_DONTCOPY; one that inherits the
+	 * mapping anyway after MADV_DOFORK gets SIGBUS from it).
+	 */
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY);
 
 	if (!vma->vm_pgoff) {
 		cmpxchg(&client->base_addr, 0, vma->vm_start);
 		shmk_status_set_base(seg, vma->vm_start);
 	}
-
-	down_read(&seg->resize_sem);
-	shmk_populate_vma(vma);
-	up_read(&seg->resize_sem);
 	return 0;
 }

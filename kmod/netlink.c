@@ -19,8 +19,16 @@
  * Namespaces: the family exists in the initial network namespace only
  * (netnsok = false). Answers to requests are in the requester's view: pids
  * in its pid namespace (0 when not visible there), uid and gid in its user
- * namespace. Events go to every listener at once, so they carry pids, uids
- * and gids as seen from the initial namespaces.
+ * namespace, segment names looked up in its IPC namespace.
+ *
+ * Visibility: a requester sees only the segments it could attach to for
+ * reading from its IPC namespace (shmk_segment_visible()), unless it has
+ * CAP_SYS_ADMIN in the initial user namespace; others answer -ENOENT and
+ * are left out of dumps. Mapping addresses (SHMK_A_BASE_ADDR) go to
+ * CAP_SYS_ADMIN only. The events group can be joined with CAP_SYS_ADMIN
+ * only (GENL_MCAST_CAP_SYS_ADMIN), since one event goes to every listener
+ * at once; events carry pids, uids and gids of the initial namespaces.
+ * Every check uses the credentials of the calling task.
  *
  * Dumps keep their cursor in cb->ctx: the next segment id for SEGMENT_GET;
  * the segment id and the first client id not yet sent for CLIENT_GET
@@ -121,7 +129,8 @@ static struct shmk_segment *shmk_nl_find(struct nlattr **tb,
 		seg = shmk_segment_lookup(nla_data(name));
 	else
 		seg = shmk_nl_lookup_id(nla_get_u32(id));
-	if (seg && name && id && seg->id != nla_get_u32(id)) {
+	if (seg && ((name && id && seg->id != nla_get_u32(id)) ||
+		    !shmk_segment_visible(seg))) {
 		shmk_segment_put(seg);
 		seg = NULL;
 	}
@@ -135,15 +144,23 @@ static struct shmk_segment *shmk_nl_find(struct nlattr **tb,
 	return seg;
 }
 
-/* Segment owner (or creator), or CAP_SYS_ADMIN in the initial user ns. */
-static bool shmk_nl_may_admin(struct sk_buff *skb,
-			      const struct shmk_segment *seg)
+/*
+ * Segment owner (or creator), or CAP_SYS_ADMIN in the initial user ns: both
+ * from the calling task's credentials.
+ */
+static bool shmk_nl_may_admin(const struct shmk_segment *seg)
 {
 	kuid_t euid = current_euid();
 
 	if (uid_eq(euid, seg->uid) || uid_eq(euid, seg->cuid))
 		return true;
-	return netlink_capable(skb, CAP_SYS_ADMIN);
+	return capable(CAP_SYS_ADMIN);
+}
+
+/* Whether the caller may see where clients mapped segments. */
+static bool shmk_nl_may_see_addresses(void)
+{
+	return ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN);
 }
 
 /* One SEGMENT_GET message, in the reader's user namespace. */
@@ -185,8 +202,8 @@ static int shmk_nl_fill_segment(struct sk_buff *skb, struct shmk_segment *seg,
 static int shmk_nl_fill_client(struct sk_buff *skb,
 			       const struct shmk_segment *seg,
 			       const struct shmk_client *client,
-			       struct pid_namespace *pidns, u32 portid,
-			       u32 seq, int flags)
+			       struct pid_namespace *pidns, bool addresses,
+			       u32 portid, u32 seq, int flags)
 {
 	void *hdr;
 
@@ -200,8 +217,9 @@ static int shmk_nl_fill_client(struct sk_buff *skb,
 	    nla_put_u32(skb, SHMK_A_PID, pid_nr_ns(client->pid, pidns)) ||
 	    nla_put_string(skb, SHMK_A_CLIENT_NAME, client->name) ||
 	    nla_put_u32(skb, SHMK_A_CLIENT_FLAGS, client->flags) ||
-	    shmk_nl_put_u64(skb, SHMK_A_BASE_ADDR,
-			    READ_ONCE(client->base_addr)) ||
+	    (addresses &&
+	     shmk_nl_put_u64(skb, SHMK_A_BASE_ADDR,
+			     READ_ONCE(client->base_addr))) ||
 	    shmk_nl_put_u64(skb, SHMK_A_ATTACH_TIME, client->attach_ns)) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
@@ -279,6 +297,11 @@ static int shmk_nl_segment_get_dumpit(struct sk_buff *skb,
 	while ((seg = shmk_segment_next(&id))) {
 		u32 seg_id = seg->id;
 
+		if (!shmk_segment_visible(seg)) {
+			shmk_segment_put(seg);
+			ctx->next_id = id;
+			continue;
+		}
 		ret = shmk_nl_fill_segment(skb, seg,
 					   NETLINK_CB(cb->skb).portid,
 					   cb->nlh->nlmsg_seq, NLM_F_MULTI);
@@ -312,6 +335,7 @@ static int shmk_nl_dump_seg_clients(struct sk_buff *skb,
 				    struct shmk_nl_client_ctx *ctx)
 {
 	struct pid_namespace *pidns = task_active_pid_ns(current);
+	bool addresses = shmk_nl_may_see_addresses();
 	struct shmk_client *client;
 	int ret = 0;
 
@@ -319,7 +343,7 @@ static int shmk_nl_dump_seg_clients(struct sk_buff *skb,
 	list_for_each_entry(client, &seg->clients, node) {
 		if (client->id < ctx->client_id)
 			continue;
-		ret = shmk_nl_fill_client(skb, seg, client, pidns,
+		ret = shmk_nl_fill_client(skb, seg, client, pidns, addresses,
 					  NETLINK_CB(cb->skb).portid,
 					  cb->nlh->nlmsg_seq, NLM_F_MULTI);
 		if (ret) {
@@ -372,7 +396,8 @@ static int shmk_nl_client_get_dumpit(struct sk_buff *skb,
 			ctx->seg_id = seg_id;
 			ctx->client_id = 0;
 		}
-		ret = shmk_nl_dump_seg_clients(skb, cb, seg, ctx);
+		if (shmk_segment_visible(seg))
+			ret = shmk_nl_dump_seg_clients(skb, cb, seg, ctx);
 		shmk_segment_put(seg);
 		if (ret)
 			break;
@@ -396,11 +421,15 @@ static int shmk_nl_segment_unlink_doit(struct sk_buff *skb,
 		return -EINVAL;
 	}
 	seg = shmk_segment_lookup(nla_data(name));
+	if (seg && !shmk_segment_visible(seg) && !shmk_nl_may_admin(seg)) {
+		shmk_segment_put(seg);
+		seg = NULL;
+	}
 	if (!seg) {
 		NL_SET_ERR_MSG_ATTR(info->extack, name, "segment not found");
 		return -ENOENT;
 	}
-	if (shmk_nl_may_admin(skb, seg)) {
+	if (shmk_nl_may_admin(seg)) {
 		shmk_segment_unlink_seg(seg);
 	} else {
 		NL_SET_ERR_MSG_ATTR(info->extack, name,
@@ -425,7 +454,7 @@ static int shmk_nl_client_kick_doit(struct sk_buff *skb,
 	seg = shmk_nl_find(info->attrs, info->extack, false);
 	if (IS_ERR(seg))
 		return PTR_ERR(seg);
-	if (!shmk_nl_may_admin(skb, seg)) {
+	if (!shmk_nl_may_admin(seg)) {
 		GENL_SET_ERR_MSG(info, "not the owner of the segment");
 		ret = -EPERM;
 		goto out;
@@ -469,7 +498,9 @@ static const struct genl_ops shmk_genl_ops[] = {
 };
 
 static const struct genl_multicast_group shmk_genl_mcgrps[] = {
-	[SHMK_MCGRP_EVENTS] = { .name = SHMK_GENL_MCGRP_EVENTS },
+	/* Events name every segment and pid: for CAP_SYS_ADMIN only. */
+	[SHMK_MCGRP_EVENTS] = { .name = SHMK_GENL_MCGRP_EVENTS,
+				.flags = GENL_MCAST_CAP_SYS_ADMIN },
 };
 
 static struct genl_family shmk_genl_family = {

@@ -6,7 +6,10 @@
 #include <linux/cred.h>
 #include <linux/capability.h>
 #include <linux/highmem.h>
+#include <linux/ipc_namespace.h>
 #include <linux/mm.h>
+#include <linux/nsproxy.h>
+#include <linux/proc_ns.h>
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/shmem_fs.h>
@@ -49,19 +52,37 @@ int shmk_check_name(const char *name, size_t size, unsigned int flags)
 	return 0;
 }
 
+/*
+ * Names are scoped by IPC namespace, as SysV shared memory is. A segment
+ * holds a reference to the namespace it was created in; the module cannot
+ * call put_ipc_ns() (not exported), so it drops the reference through the
+ * namespace's proc_ns_operations, which is what setns() and /proc use.
+ */
+static struct ipc_namespace *shmk_ipc_ns_get(void)
+{
+	return get_ipc_ns(current->nsproxy->ipc_ns);
+}
+
+static void shmk_ipc_ns_put(struct ipc_namespace *ns)
+{
+	if (ns)
+		ns->ns.ops->put(&ns->ns);
+}
+
 static struct shmk_segment *shmk_find_locked(const char *name)
 {
+	struct ipc_namespace *ns = current->nsproxy->ipc_ns;
 	struct shmk_segment *seg;
 	unsigned long id;
 
 	lockdep_assert_held(&shmk_registry_lock);
 	xa_for_each(&shmk_segments, id, seg)
-		if (seg->linked && !strcmp(seg->name, name))
+		if (seg->linked && seg->ipc_ns == ns && !strcmp(seg->name, name))
 			return seg;
 	return NULL;
 }
 
-/* Returns a referenced segment, or NULL. */
+/* Returns a referenced segment of the caller's IPC namespace, or NULL. */
 struct shmk_segment *shmk_segment_lookup(const char *name)
 {
 	struct shmk_segment *seg;
@@ -94,23 +115,18 @@ struct shmk_segment *shmk_segment_next(unsigned long *id)
 	return seg;
 }
 
-static int shmk_charge_pages(unsigned long nr)
-{
-	unsigned long limit = READ_ONCE(shmk_max_pages);
-
-	if (atomic_long_add_return(nr, &shmk_nr_pages) > limit) {
-		atomic_long_sub(nr, &shmk_nr_pages);
-		return -ENOSPC;
-	}
-	return 0;
-}
-
 static void shmk_segment_free(struct shmk_segment *seg)
 {
 	if (seg->shm)
 		fput(seg->shm);
-	if (seg->status_page)
-		__free_page(seg->status_page);
+	shmk_status_free(seg);
+	if (seg->user) {
+		if (seg->charged)
+			shmk_uncharge_pages(seg, seg->charged);
+		shmk_uncharge_segment(seg->user);
+		shmk_user_put(seg->user);
+	}
+	shmk_ipc_ns_put(seg->ipc_ns);
 	kfree(seg);
 }
 
@@ -118,6 +134,7 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 {
 	char shm_name[SHMK_NAME_MAX + 8];
 	struct shmk_segment *seg;
+	struct shmk_user *user;
 	struct file *shm;
 	int ret;
 
@@ -130,9 +147,8 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 		return ERR_PTR(-ENOMEM);
 	kref_init(&seg->ref);
 	mutex_init(&seg->lock);
-	init_rwsem(&seg->resize_sem);
-	spin_lock_init(&seg->status_lock);
 	INIT_LIST_HEAD(&seg->clients);
+	INIT_LIST_HEAD(&seg->status_views);
 	strscpy(seg->name, req->name, sizeof(seg->name));
 	seg->max_size = req->max_size;
 	seg->next_client_id = 1;
@@ -142,17 +158,28 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 	seg->cgid = seg->gid;
 	seg->mode = req->mode;
 	seg->ctime_ns = ktime_get_real_ns();
+	seg->ipc_ns = shmk_ipc_ns_get();
 
-	seg->status_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO |
-				      __GFP_NOWARN);
-	if (!seg->status_page) {
+	ret = shmk_status_init(seg);
+	if (ret)
+		goto err;
+	/* Limits before any page is allocated. */
+	user = shmk_user_get(seg->uid);
+	if (!user) {
 		ret = -ENOMEM;
 		goto err;
 	}
-	seg->status = page_address(seg->status_page);
-	seg->status->magic = SHMK_STATUS_MAGIC;
-	seg->status->version = SHMK_STATUS_VERSION;
-	seg->status->max_size = seg->max_size;
+	ret = shmk_charge_segment(user);
+	if (ret) {
+		shmk_user_put(user);
+		goto err;
+	}
+	seg->user = user;
+	if (req->size) {
+		ret = shmk_charge_pages(seg, req->size >> PAGE_SHIFT);
+		if (ret)
+			goto err;
+	}
 
 	/*
 	 * An unlinked tmpfs file gives the pages a real address_space,
@@ -170,27 +197,24 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 		ret = PTR_ERR(shm) == -ENOSPC ? -ENOMEM : PTR_ERR(shm);
 		goto err;
 	}
+	/*
+	 * The pages stay evictable, as on tmpfs and memfd: they are charged
+	 * to the memory cgroups that allocate them and can be swapped out
+	 * under memory pressure (a client then faults them back in). Nothing
+	 * is pinned that RLIMIT_MEMLOCK would have to account.
+	 */
 	seg->shm = shm;
-	/* Keep segment pages resident, as SHM_LOCK does for SysV segments. */
-	mapping_set_unevictable(shm->f_mapping);
 
 	if (req->size) {
-		ret = shmk_charge_pages(req->size >> PAGE_SHIFT);
-		if (ret)
-			goto err;
 		i_size_write(file_inode(shm), req->size);
 		ret = shmk_segment_populate(seg, NULL, 0,
 					    req->size >> PAGE_SHIFT);
 		if (ret) {
-			shmk_segment_cut(seg, NULL, 0, req->size);
-			atomic_long_sub(req->size >> PAGE_SHIFT,
-					&shmk_nr_pages);
+			shmk_segment_cut(seg, 0, req->size);
 			goto err;
 		}
 		seg->size = req->size;
-		seg->status->size = req->size;
 	}
-	atomic_inc(&shmk_nr_segments);
 	return seg;
 err:
 	shmk_segment_free(seg);
@@ -209,8 +233,6 @@ static void shmk_segment_release(struct kref *ref)
 	WARN_ON_ONCE(!list_empty(&seg->clients));
 	if (seg->id)
 		shmk_event_segment(seg, SHMK_CMD_SEGMENT_DESTROYED);
-	atomic_long_sub(seg->size >> PAGE_SHIFT, &shmk_nr_pages);
-	atomic_dec(&shmk_nr_segments);
 	shmk_segment_free(seg);
 }
 
@@ -259,7 +281,11 @@ int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
 	ret = shmk_check_create(req);
 	if (ret)
 		return ret;
-	/* Build the segment, pages included, without blocking the registry. */
+	/*
+	 * Build the segment, pages included, without blocking the registry.
+	 * The size limits are checked first, in shmk_segment_alloc(); a
+	 * segment of this name that appeared meanwhile wins over ours.
+	 */
 	fresh = shmk_segment_alloc(req);
 	if (IS_ERR(fresh))
 		return PTR_ERR(fresh);
@@ -271,16 +297,15 @@ int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
 		ret = excl ? -EEXIST : 0;
 		if (!ret)
 			kref_get(&seg->ref);
-	} else if (atomic_read(&shmk_nr_segments) >
-		   READ_ONCE(shmk_max_segments)) {
-		ret = -ENOSPC;
 	} else {
 		ret = xa_alloc_cyclic(&shmk_segments, &fresh->id, fresh,
 				      xa_limit_32b, &shmk_next_id, GFP_KERNEL);
 		if (ret >= 0) {
 			ret = 0;
 			fresh->linked = true;
-			fresh->status->segment_id = fresh->id;
+			mutex_lock(&fresh->lock);
+			shmk_status_update(fresh);
+			mutex_unlock(&fresh->lock);
 			/* The registry's reference, plus the caller's. */
 			kref_get(&fresh->ref);
 			seg = fresh;
@@ -334,6 +359,23 @@ bool shmk_segment_may(const struct shmk_segment *seg, bool write)
 	return capable(CAP_IPC_OWNER);
 }
 
+/**
+ * shmk_segment_visible - whether the caller may see @seg at all
+ * @seg: the segment
+ *
+ * Through netlink, a segment and its clients are visible to those who
+ * could attach to it for reading from their IPC namespace, and to
+ * CAP_SYS_ADMIN in the initial user namespace. The check uses the calling
+ * task's credentials, as every other check of the module does.
+ */
+bool shmk_segment_visible(const struct shmk_segment *seg)
+{
+	if (ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN))
+		return true;
+	return seg->ipc_ns == current->nsproxy->ipc_ns &&
+	       shmk_segment_may(seg, false);
+}
+
 /* Remove @seg from the registry; returns whether it was linked. */
 static bool shmk_unlink_locked(struct shmk_segment *seg)
 {
@@ -385,61 +427,4 @@ void shmk_registry_exit(void)
 
 	for (id = 0; (seg = shmk_segment_next(&id)); shmk_segment_put(seg))
 		shmk_segment_unlink_seg(seg);
-}
-
-static void shmk_status_begin(struct shmk_status *st)
-{
-	WRITE_ONCE(st->seq, st->seq + 1);
-	smp_wmb();	/* seq odd before the fields change */
-}
-
-static void shmk_status_end(struct shmk_status *st)
-{
-	smp_wmb();	/* fields written before seq turns even */
-	WRITE_ONCE(st->seq, st->seq + 1);
-}
-
-/* Publish size, generation and the client table. Caller holds seg->lock. */
-void shmk_status_update(struct shmk_segment *seg)
-{
-	struct shmk_status *st = seg->status;
-	struct shmk_client *client;
-	u32 n = 0;
-
-	lockdep_assert_held(&seg->lock);
-	spin_lock(&seg->status_lock);
-	shmk_status_begin(st);
-	WRITE_ONCE(st->size, seg->size);
-	WRITE_ONCE(st->generation, seg->generation);
-	WRITE_ONCE(st->nr_clients, seg->nr_clients);
-	list_for_each_entry(client, &seg->clients, node) {
-		struct shmk_client_info *ci;
-
-		if (n == SHMK_STATUS_MAX_CLIENTS)
-			break;
-		ci = &st->clients[n++];
-		ci->client_id = client->id;
-		ci->pid = pid_nr(client->pid);
-		ci->flags = client->flags;
-		ci->reserved = 0;
-		memcpy(ci->name, client->name, sizeof(ci->name));
-	}
-	if (n < st->table_len)
-		memset(&st->clients[n], 0,
-		       (st->table_len - n) * sizeof(st->clients[0]));
-	WRITE_ONCE(st->table_len, n);
-	shmk_status_end(st);
-	spin_unlock(&seg->status_lock);
-}
-
-/* Record the first mapping's address; called from ->mmap, without seg->lock. */
-void shmk_status_set_base(struct shmk_segment *seg, unsigned long addr)
-{
-	if (cmpxchg(&seg->base_addr, 0, addr) != 0)
-		return;
-	spin_lock(&seg->status_lock);
-	shmk_status_begin(seg->status);
-	WRITE_ONCE(seg->status->base_addr, addr);
-	shmk_status_end(seg->status);
-	spin_unlock(&seg->status_lock);
 }

@@ -3,24 +3,70 @@
  * shmk internal interfaces, shared by the files of the module.
  *
  * Lock order, outermost first:
- *   shmk_registry_lock -> segment.lock -> peer mmap_lock (read)
- *   mmap_lock (write, in ->mmap) -> segment.resize_sem (read)
- *   segment.lock -> segment.resize_sem (write) -> i_mmap_rwsem, page locks
- *   segment.status_lock is innermost (a spinlock).
+ *   shmk_registry_lock -> segment.lock -> peer mmap_lock (read, trylock
+ *   only) -> i_mmap_rwsem, page locks
+ *   segment.status_lock and shmk_users_lock are innermost (spinlocks).
  * segment.lock is never taken with an mmap_lock held, so ->mmap and ->fault
- * read the active size locklessly: it is the backing file's i_size.
+ * read the active size locklessly: it is the backing file's i_size. A kick
+ * takes the kicked process's mmap lock for writing after dropping
+ * segment.lock.
  */
 #ifndef SHMK_INTERNAL_H
 #define SHMK_INTERNAL_H
 
 #include <linux/fs.h>
+#include <linux/ioctl.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uaccess.h>
+#include <linux/uidgid.h>
 #include <linux/shmk.h>
+
+struct ipc_namespace;
+struct mm_struct;
+struct pid_namespace;
+
+/* What SHMK_IOC_INFO reports in features. */
+#define SHMK_FEATURES	(SHMK_FEATURE_LAZY_GROW | SHMK_FEATURE_SHMEM_MAPPING | \
+			 SHMK_FEATURE_STATUS_PIDNS | \
+			 SHMK_FEATURE_EXTENSIBLE_IOCTLS)
+
+/*
+ * Whether @cmd is @ref, whatever struct size it encodes: the number, type
+ * and direction must match.
+ */
+static inline bool shmk_ioc_is(unsigned int cmd, unsigned int ref)
+{
+	return _IOC_TYPE(cmd) == _IOC_TYPE(ref) &&
+	       _IOC_NR(cmd) == _IOC_NR(ref) && _IOC_DIR(cmd) == _IOC_DIR(ref);
+}
+
+/*
+ * Copy in an ioctl argument of the size @cmd encodes. Every struct is at its
+ * first version, so a shorter one is invalid; a longer one (from a newer
+ * binary) must have only zeroes past what this module knows (else -E2BIG).
+ */
+static inline int shmk_arg_in(void *dst, size_t ksize, unsigned int cmd,
+			      const void __user *argp)
+{
+	size_t usize = _IOC_SIZE(cmd);
+
+	if (usize < ksize)
+		return -EINVAL;
+	return copy_struct_from_user(dst, ksize, argp, usize);
+}
+
+/* Copy out the part of an ioctl argument that the caller's struct holds. */
+static inline int shmk_arg_out(void __user *argp, const void *src,
+			       size_t ksize, unsigned int cmd)
+{
+	return copy_to_user(argp, src, min_t(size_t, ksize, _IOC_SIZE(cmd))) ?
+	       -EFAULT : 0;
+}
 
 /* Module parameters (main.c). */
 extern unsigned long shmk_max_segment_size;
@@ -28,6 +74,8 @@ extern unsigned long shmk_max_pages;
 extern unsigned int shmk_max_segments;
 extern unsigned int shmk_max_clients;
 extern unsigned int shmk_grow_threads;
+extern unsigned long shmk_max_pages_per_user;
+extern unsigned int shmk_max_segments_per_user;
 
 /* Live objects, for sysfs and the leak check at unload (main.c). */
 extern atomic_t shmk_nr_segments;
@@ -49,7 +97,6 @@ struct shmk_segment {
 	unsigned long max_size;
 
 	struct mutex lock;		/* size changes, clients, generation */
-	struct rw_semaphore resize_sem;	/* shrink vs population in ->mmap */
 	unsigned long size;		/* active size; READ_ONCE outside lock */
 	u64 generation;
 	struct list_head clients;
@@ -59,18 +106,43 @@ struct shmk_segment {
 	bool linked;			/* reachable by name; holds a ref */
 
 	unsigned long base_addr;	/* first mapping of offset 0, or 0 */
+	struct ipc_namespace *ipc_ns;	/* names are scoped by it; held */
+	struct shmk_user *user;		/* the creator, charged for pages */
+	unsigned long charged;		/* pages charged to @user */
 	kuid_t uid, cuid;
 	kgid_t gid, cgid;
 	umode_t mode;
 	u64 ctime_ns;
 
-	spinlock_t status_lock;		/* serializes status page writers */
-	struct page *status_page;
+	/*
+	 * The status page, one per pid namespace it is mapped from, so that
+	 * every reader sees pids in its own namespace. status_lock protects
+	 * the list and serializes the writers.
+	 */
+	spinlock_t status_lock;
+	struct list_head status_views;
+	unsigned int nr_status_views;
+};
+
+struct shmk_status_view {
+	struct list_head node;		/* in seg->status_views */
+	struct pid_namespace *pid_ns;	/* held */
+	struct page *page;
 	struct shmk_status *status;
+};
+
+/* What one user (by kuid) has created and pinned, for the per-user limits. */
+struct shmk_user {
+	struct hlist_node node;
+	kuid_t uid;
+	refcount_t ref;			/* one per segment it created */
+	unsigned int nr_segments;
+	unsigned long nr_pages;
 };
 
 struct shmk_client {
 	struct shmk_segment *seg;	/* holds a reference */
+	struct file *file;		/* its handle, referenced by each VMA */
 	struct mm_struct *mm;		/* mmgrab()ed attacher */
 	struct pid *pid;		/* attacher's thread group */
 	struct list_head node;		/* in seg->clients */
@@ -79,6 +151,8 @@ struct shmk_client {
 	bool kicked;			/* detached by an administrator */
 	u64 attach_ns;
 	unsigned long base_addr;	/* its first mapping of offset 0 */
+	/* Its mappings lie in [map_lo, map_hi); under its mm's mmap lock. */
+	unsigned long map_lo, map_hi;
 	char name[SHMK_CLIENT_NAME_MAX];
 };
 
@@ -88,25 +162,50 @@ struct shmk_client {
 int shmk_check_name(const char *name, size_t size, unsigned int flags);
 struct shmk_segment *shmk_segment_lookup(const char *name);
 struct shmk_segment *shmk_segment_next(unsigned long *id);
+bool shmk_segment_visible(const struct shmk_segment *seg);
 int shmk_segment_open(const struct shmk_attach *req, struct shmk_segment **out,
 		      bool *created);
 int shmk_segment_unlink(const char *name);
 void shmk_segment_unlink_seg(struct shmk_segment *seg);
 void shmk_segment_put(struct shmk_segment *seg);
 bool shmk_segment_may(const struct shmk_segment *seg, bool write);
-void shmk_status_update(struct shmk_segment *seg);
-void shmk_status_set_base(struct shmk_segment *seg, unsigned long addr);
 void shmk_registry_exit(void);
 
+/* limits.c: global and per-user limits */
+struct shmk_user *shmk_user_get(kuid_t uid);
+void shmk_user_put(struct shmk_user *user);
+int shmk_charge_segment(struct shmk_user *user);
+void shmk_uncharge_segment(struct shmk_user *user);
+int shmk_charge_pages(struct shmk_segment *seg, unsigned long nr);
+void shmk_uncharge_pages(struct shmk_segment *seg, unsigned long nr);
+void shmk_limits_init(void);
+void shmk_limits_exit(void);
+
+/* status.c: the status page */
+int shmk_status_init(struct shmk_segment *seg);
+void shmk_status_free(struct shmk_segment *seg);
+struct shmk_status_view *shmk_status_view(struct shmk_segment *seg);
+void shmk_status_update(struct shmk_segment *seg);
+void shmk_status_set_base(struct shmk_segment *seg, unsigned long addr);
+
 /* client.c */
-long shmk_ioctl_attach(void __user *argp);
+long shmk_ioctl_attach(unsigned int cmd, void __user *argp);
 int shmk_client_kick(struct shmk_segment *seg, u32 client_id);
 extern const struct file_operations shmk_client_fops;
 
-/* The address spaces of a segment's clients, pinned for one operation. */
+/*
+ * A segment's clients, their address spaces pinned for one operation. The
+ * clients may be used only while segment.lock is held; the mm pointers are
+ * kept apart because the pins are dropped after it is released.
+ */
+struct shmk_peer {
+	struct shmk_client *client;
+	struct mm_struct *mm;
+};
+
 struct shmk_peers {
 	unsigned int nr;
-	struct mm_struct *mm[];
+	struct shmk_peer peer[];
 };
 
 /* mmap.c */
@@ -117,9 +216,9 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 			  pgoff_t first, pgoff_t last);
 int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs);
 int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs);
-void shmk_segment_cut(struct shmk_segment *seg, struct shmk_peers *peers,
-		      u64 from, u64 to);
-void shmk_segment_evict(struct shmk_segment *seg, struct shmk_peers *peers);
+void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to);
+int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
+		  const struct shmk_client *client);
 
 /* netlink.c: the generic netlink family and its events */
 int shmk_genl_init(void);

@@ -23,4 +23,39 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 }
 #endif
 
+/*
+ * 6.4 added per-VMA locks: faults may run under a VMA's read lock rather
+ * than the mmap lock, and vma_start_write() waits for them.
+ */
+#ifndef HAVE_VMA_START_WRITE
+static inline void vma_start_write(struct vm_area_struct *vma)
+{
+}
+#endif
+
+/* 6.5 dropped the vmas argument of get_user_pages_remote(). */
+static inline long shmk_gup_remote(struct mm_struct *mm, unsigned long start,
+				   unsigned long nr_pages,
+				   unsigned int gup_flags)
+{
+#ifdef HAVE_GUP_REMOTE_VMAS
+	return get_user_pages_remote(mm, start, nr_pages, gup_flags, NULL,
+				     NULL, NULL);
+#else
+	return get_user_pages_remote(mm, start, nr_pages, gup_flags, NULL,
+				     NULL);
+#endif
+}
+
+/* 6.3 replaced zap_page_range() by zap_page_range_single() for one VMA. */
+static inline void shmk_zap_vma(struct vm_area_struct *vma)
+{
+#ifdef HAVE_ZAP_PAGE_RANGE
+	zap_page_range(vma, vma->vm_start, vma->vm_end - vma->vm_start);
+#else
+	zap_page_range_single(vma, vma->vm_start, vma->vm_end - vma->vm_start,
+			      NULL);
+#endif
+}
+
 #endif /* SHMK_COMPAT_H */

@@ -154,7 +154,7 @@ static int peer_main(int idx, void *arg)
 	p = shmk_map(fd, MAX_SIZE, PROT_READ | PROT_WRITE);
 	CHK(p != MAP_FAILED);
 
-	/* The active part was mapped by mmap() itself. */
+	/* The active part was mapped by MAP_POPULATE. */
 	warm_up(p, idx);
 	res->flt_init = measure(p, 1, init_pg - 1, idx, TOUCH_WRITE, &bad);
 	CHK_EQ(0, bad);
@@ -770,8 +770,7 @@ static int race_mapper(int idx, void *arg)
 }
 
 /*
- * mmap() populates the new mapping before the kernel links it into the
- * file's rmap tree; a shrink in between must still leave no page of the
+ * mmap() with MAP_POPULATE racing with a shrink must leave no page of the
  * cut range mapped (the kernel would also report "Bad page cache").
  */
 TEST_F_TIMEOUT(grow, mmap_shrink_race, 120)

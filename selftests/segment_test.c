@@ -229,7 +229,9 @@ TEST_F(seg, info_outputs)
 	EXPECT_EQ(0u, info.reserved[0]);
 	EXPECT_EQ(0u, info.reserved[1]);
 	EXPECT_EQ(0u, info.reserved[2]);
-	EXPECT_EQ(0u, info.reserved[3]);
+	EXPECT_NE(0u, info.features & SHMK_FEATURE_SHMEM_MAPPING);
+	EXPECT_NE(0u, info.features & SHMK_FEATURE_STATUS_PIDNS);
+	EXPECT_NE(0u, info.features & SHMK_FEATURE_EXTENSIBLE_IOCTLS);
 
 	fd2 = shmk_open(self->ctl, name, SHMK_ATTACH_RDONLY, NULL);
 	ASSERT_LE(0, fd2);
@@ -494,7 +496,7 @@ TEST_F(seg, info_bad_input)
 	memset(&info, 0, sizeof(info));
 	info.reserved0 = 1;
 	EXPECT_EQ(-EINVAL, shmk_ioctl(fd, SHMK_IOC_INFO, &info));
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 3; i++) {
 		memset(&info, 0, sizeof(info));
 		info.reserved[i] = 1;
 		EXPECT_EQ(-EINVAL, shmk_ioctl(fd, SHMK_IOC_INFO, &info))
@@ -741,9 +743,8 @@ TEST_F(seg, wrong_handle)
 		_IO(SHMK_IOC_MAGIC, 0x7f),
 		_IOWR(SHMK_IOC_MAGIC, 0x02, struct shmk_attach),
 		_IOWR(SHMK_IOC_MAGIC, 0x15, struct shmk_info),
-		_IOWR(SHMK_IOC_MAGIC, 0x10, struct shmk_attach), /* size */
 		_IOR(SHMK_IOC_MAGIC, 0x10, struct shmk_info),	  /* dir */
-		_IOWR(SHMK_IOC_MAGIC, 0x00, struct shmk_info),
+		_IOW(SHMK_IOC_MAGIC, 0x10, struct shmk_info),	  /* dir */
 		_IOWR(SHMK_IOC_MAGIC + 1, 0x10, struct shmk_info),
 		0x5401, /* TCGETS */
 	};
@@ -788,6 +789,46 @@ TEST_F(seg, wrong_handle)
 	close(fd);
 	fd = shmk_open(self->ctl, name, 0, NULL);
 	ASSERT_LE(0, fd);
+	close(fd);
+	EXPECT_EQ(0, shmk_unlink_name(self->ctl, name));
+}
+
+/*
+ * The size in the command is the caller's struct size: a newer, longer
+ * struct works while its extra bytes are zero (E2BIG otherwise), and a
+ * shorter one than the module knows is invalid.
+ */
+TEST_F(seg, extensible_ioctls)
+{
+	struct {
+		struct shmk_info info;
+		__u64 more[4];
+	} big;
+	char name[SHMK_NAME_MAX];
+	struct shmk_info info;
+	int fd;
+
+	SHMK_NAME(name, "ext");
+	fd = shmk_create(self->ctl, name, page_size(), page_size());
+	ASSERT_LE(0, fd);
+
+	memset(&big, 0, sizeof(big));
+	EXPECT_EQ(0, shmk_ioctl(fd, _IOWR(SHMK_IOC_MAGIC, 0x10, big), &big));
+	EXPECT_STREQ(name, big.info.name);
+	EXPECT_EQ(page_size(), big.info.size);
+	/* Nothing is written past the module's struct. */
+	EXPECT_EQ(0u, big.more[0]);
+	EXPECT_EQ(0u, big.more[3]);
+
+	memset(&big, 0, sizeof(big));
+	big.more[2] = 1;
+	EXPECT_EQ(-E2BIG, shmk_ioctl(fd, _IOWR(SHMK_IOC_MAGIC, 0x10, big),
+				     &big));
+
+	memset(&info, 0, sizeof(info));
+	EXPECT_EQ(-EINVAL, shmk_ioctl(fd, _IOC(_IOC_READ | _IOC_WRITE,
+					       SHMK_IOC_MAGIC, 0x10,
+					       sizeof(info) - 8), &info));
 	close(fd);
 	EXPECT_EQ(0, shmk_unlink_name(self->ctl, name));
 }

@@ -466,9 +466,13 @@ static inline int shmk_lookup(int fd, const char *name, pid_t *pid,
 /* ------------------------------------------------------------------ */
 /* Mappings.                                                            */
 
+/*
+ * Map a segment as libshmk does: a mapping maps nothing by itself, so
+ * MAP_POPULATE maps the active part at once.
+ */
 static inline void *shmk_map(int fd, size_t len, int prot)
 {
-	return mmap(NULL, len, prot, MAP_SHARED, fd, 0);
+	return mmap(NULL, len, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
 }
 
 static inline const struct shmk_status *shmk_map_status(int fd)

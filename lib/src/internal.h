@@ -122,8 +122,8 @@ static inline void *shmk__fail_ptr(int neg_err)
 
 /* segment.c */
 int shmk__wait_ready(const uint64_t *magic);
-void *shmk__map_at(void *hint, size_t len, int prot, int fd, off_t off,
-		   bool *at_hint);
+void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
+		   off_t off, bool *at_hint);
 
 /* lock.c */
 int shmk__lock(struct shmk *h);

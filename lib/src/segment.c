@@ -7,6 +7,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,7 +19,7 @@
 #define DEFAULT_SIZE		(1ULL << 20)
 #define DEFAULT_MAX_SIZE	(1ULL << 30)
 #define MIN_SIZE		(SHMK_HEAP_START + (64ULL << 10))
-#define SIZE_LIMIT		(1ULL << 46)	/* SHMK_SIZE_LIMIT */
+#define SIZE_LIMIT		(1ULL << 43)	/* SHMK_SIZE_LIMIT */
 #define READY_TIMEOUT_NS	(5ULL * 1000000000ULL)
 
 #define OPEN_FLAGS	(SHMK_CREATE | SHMK_EXCL | SHMK_RDONLY | SHMK_WRITER)
@@ -69,34 +70,73 @@ static const struct shmk_backend *pick_backend(const char *want)
 }
 
 /*
- * Map at @hint when that range is free; otherwise anywhere, at a
- * SHMK_BASE_ALIGN boundary (reserve a larger range, map over its aligned
- * part, trim), so that alignments up to SHMK_BASE_ALIGN hold for pointers
- * in every process, not only for offsets.
+ * Where a segment mapped first goes: a random SHMK_BASE_ALIGN-aligned
+ * address in a range of its own, [16 TiB, 96 TiB), far from where the
+ * kernel places mmap(), the heap and the stacks. The common base that later
+ * attachers share then says nothing about the creator's address-space
+ * layout. Only where user space has 47 bits or more (64-bit processes).
  */
-void *shmk__map_at(void *hint, size_t len, int prot, int fd, off_t off,
-		   bool *at_hint)
+#define RANDOM_BASE_LO		(16ULL << 40)
+#define RANDOM_BASE_HI		(96ULL << 40)
+#define RANDOM_BASE_TRIES	8
+
+static void *map_random(size_t len, int prot, int flags, int fd, off_t off)
+{
+	uint64_t span, r;
+
+	if (sizeof(void *) < 8 || len >= RANDOM_BASE_HI - RANDOM_BASE_LO)
+		return MAP_FAILED;
+	span = (RANDOM_BASE_HI - RANDOM_BASE_LO - len) / SHMK_BASE_ALIGN;
+	for (int i = 0; i < RANDOM_BASE_TRIES; i++) {
+		void *want, *p;
+
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+			return MAP_FAILED;
+		want = (void *)(uintptr_t)(RANDOM_BASE_LO +
+					   (r % span) * SHMK_BASE_ALIGN);
+		p = mmap(want, len, prot, flags | MAP_FIXED_NOREPLACE, fd, off);
+		if (p == want)
+			return p;
+		if (p != MAP_FAILED)	/* a kernel without the flag */
+			munmap(p, len);
+	}
+	return MAP_FAILED;
+}
+
+/*
+ * Map at @hint when that range is free; otherwise at a random address (see
+ * map_random()), or anywhere at a SHMK_BASE_ALIGN boundary (reserve a
+ * larger range, map over its aligned part, trim), so that alignments up to
+ * SHMK_BASE_ALIGN hold for pointers in every process, not only for offsets.
+ * @flags adds mmap flags to MAP_SHARED (MAP_POPULATE).
+ */
+void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
+		   off_t off, bool *at_hint)
 {
 	uint8_t *res, *a;
 	void *p;
 
+	flags |= MAP_SHARED;
 	*at_hint = false;
 	if (hint) {
-		p = mmap(hint, len, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd,
-			 off);
+		p = mmap(hint, len, prot, flags | MAP_FIXED_NOREPLACE, fd, off);
 		if (p == hint) {
 			*at_hint = true;
 			return p;
 		}
 		if (p != MAP_FAILED)	/* a kernel without the flag */
 			munmap(p, len);
+	} else {
+		p = map_random(len, prot, flags, fd, off);
+		if (p != MAP_FAILED)
+			return p;
 	}
 	res = mmap(NULL, len + SHMK_BASE_ALIGN, PROT_NONE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (res == MAP_FAILED)
-		return mmap(NULL, len, prot, MAP_SHARED, fd, off);
+		return mmap(NULL, len, prot, flags, fd, off);
 	a = (uint8_t *)ALIGN_UP((uintptr_t)res, (uintptr_t)SHMK_BASE_ALIGN);
-	p = mmap(a, len, prot, MAP_SHARED | MAP_FIXED, fd, off);
+	p = mmap(a, len, prot, flags | MAP_FIXED, fd, off);
 	if (p == MAP_FAILED) {
 		munmap(res, len + SHMK_BASE_ALIGN);
 		return MAP_FAILED;

@@ -3,8 +3,8 @@
  * The kernel backend: /dev/shmk (shmk.ko).
  *
  * SHMK_IOC_ATTACH on the control device returns a client handle; the
- * segment is mapped from it at offset 0 for its whole max size (the kernel
- * maps the active part eagerly and installs grown pages into every client
+ * segment is mapped from it at offset 0 for its whole max size (populated
+ * with MAP_POPULATE; the kernel installs grown pages into every client
  * before SHMK_IOC_GROW returns), and the read-only status page at
  * SHMK_STATUS_OFFSET gives the active size without a system call. The
  * kernel keeps the client registry and records the first mapping's address
@@ -105,8 +105,13 @@ static int kernel_attach(struct shmk *h, const char *name, int flags,
 		r = -errno;
 		goto fail;
 	}
+	/*
+	 * A mapping maps nothing by itself: MAP_POPULATE maps the active
+	 * part now (allocating any page a lazy grow left out), and every
+	 * later grow is installed into it by the kernel.
+	 */
 	base = shmk__map_at((void *)(uintptr_t)info.base_addr, info.max_size,
-			    prot, fd, 0, &at);
+			    prot, MAP_POPULATE, fd, 0, &at);
 	if (base == MAP_FAILED) {
 		r = -errno;
 		goto fail;

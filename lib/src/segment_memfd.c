@@ -309,8 +309,8 @@ static int memfd_attach(struct shmk *h, const char *name, int flags,
 	}
 
 	base = shmk__map_at((void *)(uintptr_t)hint, max,
-			    rdonly ? PROT_READ : PROT_READ | PROT_WRITE, fd, 0,
-			    &at);
+			    rdonly ? PROT_READ : PROT_READ | PROT_WRITE, 0, fd,
+			    0, &at);
 	if (base == MAP_FAILED) {
 		r = -errno;
 		goto fail;

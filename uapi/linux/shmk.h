@@ -31,8 +31,12 @@
 /* Client descriptive names: 0..31 printable bytes; empty means comm. */
 #define SHMK_CLIENT_NAME_MAX		32
 
-/* mmap() offset of the status page on a client handle. */
-#define SHMK_STATUS_OFFSET		_BITULL(46)
+/*
+ * mmap() offset of the status page on a client handle: 8 TiB, which a
+ * 32-bit process reaches through mmap2() (mmap64(), or mmap() with
+ * _FILE_OFFSET_BITS=64).
+ */
+#define SHMK_STATUS_OFFSET		_BITULL(43)
 /* No segment can be larger than this (it must stay below the status page). */
 #define SHMK_SIZE_LIMIT			SHMK_STATUS_OFFSET
 
@@ -85,6 +89,22 @@ struct shmk_unlink {
 	__u64 reserved[2];			/* in: zero */
 };
 
+/*
+ * struct shmk_info.features: what this module does, for a library that must
+ * work with several versions.
+ */
+#define SHMK_FEATURE_LAZY_GROW		_BITULL(0) /* SHMK_GROW_LAZY */
+/*
+ * A mapping is an ordinary shared mapping of the segment's shmem file: it
+ * maps nothing by itself at mmap() time (populate it with MAP_POPULATE or
+ * MADV_POPULATE_READ/WRITE); grows are installed into it.
+ */
+#define SHMK_FEATURE_SHMEM_MAPPING	_BITULL(1)
+/* Status page pids are in the pid namespace of the process that maps it. */
+#define SHMK_FEATURE_STATUS_PIDNS	_BITULL(2)
+/* Ioctl argument structs may be shorter (older) or longer (newer). */
+#define SHMK_FEATURE_EXTENSIBLE_IOCTLS	_BITULL(3)
+
 /* SHMK_IOC_INFO, on a client handle: the segment and this client. */
 struct shmk_info {
 	__u32 flags;				/* in: zero */
@@ -102,7 +122,8 @@ struct shmk_info {
 	__u32 client_id;			/* out: this handle's */
 	__u32 client_flags;			/* out: SHMK_CLIENT_* */
 	char name[SHMK_NAME_MAX];		/* out */
-	__u64 reserved[4];			/* in: zero; out: zero */
+	__u64 features;				/* out: SHMK_FEATURE_* */
+	__u64 reserved[3];			/* in: zero; out: zero */
 };
 
 /*
@@ -160,7 +181,8 @@ struct shmk_lookup {
  * The status page, mapped read-only at SHMK_STATUS_OFFSET of a client
  * handle. The kernel updates it under a sequence count: a reader loads @seq
  * (acquire), retries while it is odd, copies what it needs, and retries if
- * @seq changed meanwhile. Pids are in the initial pid namespace.
+ * @seq changed meanwhile. Pids are in the pid namespace of the process that
+ * mapped the page (0 for a client not visible there).
  */
 #define SHMK_STATUS_MAGIC		0x6b6d6873U	/* "shmk" */
 #define SHMK_STATUS_VERSION		1
@@ -182,7 +204,13 @@ struct shmk_status {
 	struct shmk_client_info clients[SHMK_STATUS_MAX_CLIENTS];
 };
 
-#define SHMK_IOC_MAGIC			0xB8
+/*
+ * Ioctl numbers. The command's size field is the size of the caller's
+ * struct: a newer struct may be longer (its extra bytes must then be zero,
+ * or the call fails with E2BIG), so that old and new binaries both work
+ * with old and new modules.
+ */
+#define SHMK_IOC_MAGIC			0xC5
 
 #define SHMK_IOC_ATTACH		_IOWR(SHMK_IOC_MAGIC, 0x00, struct shmk_attach)
 #define SHMK_IOC_UNLINK		_IOW(SHMK_IOC_MAGIC, 0x01, struct shmk_unlink)
