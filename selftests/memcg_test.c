@@ -255,4 +255,37 @@ TEST_F_TIMEOUT(memcg, grow_past_limit_enomem, 120)
 	munmap(p, MAX_SIZE);
 }
 
+/*
+ * A creation that the segment limit refuses allocates nothing first: the
+ * limits are checked before the initial pages are allocated and zeroed.
+ * At the limit, a 64 MiB segment in a 16 MiB cgroup fails with ENOSPC (the
+ * limit), not ENOMEM (the cgroup), and the cgroup saw no allocation.
+ */
+TEST_F_TIMEOUT(memcg, limit_checked_before_pages, 120)
+{
+	long long saved = shmk_param("max_segments");
+	long long segs = shmk_counter("segments");
+	long long c0, max0;
+	int ret;
+
+	if (self->skip)
+		SKIP(return, "%s", self->skip);
+	ASSERT_LT(0, saved);
+	ASSERT_LE(0, segs);
+	ret = cg_write(self->cg, "memory.swap.max", "0");
+	ASSERT_TRUE(ret == 0 || ret == -ENOENT);
+	ASSERT_EQ(0, cg_write(self->cg, "memory.max", "16M"));
+	c0 = charged(self);
+	max0 = cg_key(self->cg, "memory.events", "max");
+	ASSERT_EQ(0, shmk_set_param("max_segments", segs));
+	ret = shmk_create(self->ctl, self->name, MiB(64), MiB(64));
+	shmk_set_param("max_segments", saved);
+	EXPECT_EQ(-ENOSPC, ret);
+	if (ret >= 0)
+		close(ret);
+	EXPECT_EQ(max0, cg_key(self->cg, "memory.events", "max"));
+	EXPECT_GE(c0 + (long long)MiB(2), charged(self));
+	EXPECT_EQ(segs, shmk_counter("segments"));
+}
+
 TEST_HARNESS_MAIN

@@ -13,6 +13,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential
+	gcc-multilib
 	qemu-system-x86
 	linux-image-amd64
 	linux-headers-amd64

@@ -94,6 +94,19 @@ int main(void)
 	CHECK(shmk_base(h) != NULL);
 	CHECK_EQ(shmk_at_common_base(h), 1);
 	CHECK_OK(shmk_check(h));
+	/*
+	 * The common base says nothing about the creator's address space: a
+	 * random address in [16 TiB, 96 TiB), away from mmap_base, the heap
+	 * and the stacks (valgrind keeps the address space to itself).
+	 */
+	if (!test_under_valgrind()) {
+		uintptr_t b = (uintptr_t)shmk_base(h);
+
+		CHECK(b >= (16ULL << 40) && b + (64 << 20) <= (96ULL << 40));
+		CHECK((uintptr_t)&b < (16ULL << 40) || (uintptr_t)&b > (96ULL << 40));
+		CHECK((uintptr_t)malloc < (16ULL << 40) ||
+		      (uintptr_t)malloc > (96ULL << 40));
+	}
 
 	CHECK_ERR(shmk_open(seg, SHMK_CREATE | SHMK_EXCL, NULL, &h2), EEXIST);
 

@@ -3,17 +3,25 @@
  * The "shmk" generic netlink family on a raw socket: malformed requests
  * (missing, oversize, wrong-type and unknown attributes, a bad header) are
  * refused with -EINVAL and an extended ack message; lookups and the
- * multi-message segment dump work. Needs the module loaded, and root.
+ * multi-message segment dump work; a kick leaves nothing mapped in the
+ * kicked process, even with faults in flight. Needs the module loaded, and
+ * root.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/genetlink.h>
@@ -735,6 +743,160 @@ TEST_F(nl, dump_many_clients)
 		n++;
 	}
 	ASSERT_EQ(NR_CSEGS * NR_PER_SEG, n);
+}
+
+/* --- a kick racing with faults ------------------------------------------ */
+
+#define KICK_LEN	(4u << 20)
+#define KICK_ROUNDS	30
+#define KICK_THREADS	2
+
+struct kick_shared {
+	volatile uint32_t client_id;
+	volatile uintptr_t base;
+	volatile int go;		/* round the faulting threads run in */
+};
+
+static __thread sigjmp_buf kick_env;
+
+static void kick_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(kick_env, 1);
+}
+
+/* Drop the pages from the page tables and fault them back, until SIGBUS. */
+static void *kick_toucher(void *arg)
+{
+	volatile char *p = arg;
+	size_t off;
+
+	if (sigsetjmp(kick_env, 1))
+		return NULL;	/* kicked */
+	for (;;) {
+		madvise((void *)p, KICK_LEN, MADV_DONTNEED);
+		for (off = 0; off < KICK_LEN; off += 4096)
+			(void)p[off];
+	}
+	return NULL;
+}
+
+static int kick_victim(const char *name, struct kick_shared *sh)
+{
+	pthread_t th[KICK_THREADS];
+	struct shmk_attach a;
+	struct sigaction sa;
+	int ctl, fd, i;
+	char *p;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_sigbus;
+	sa.sa_flags = SA_NODEFER;
+	sigaction(SIGBUS, &sa, NULL);
+	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return 1;
+	memset(&a, 0, sizeof(a));
+	snprintf(a.name, sizeof(a.name), "%s", name);
+	snprintf(a.client_name, sizeof(a.client_name), "victim");
+	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	if (fd < 0)
+		return 1;
+	p = mmap(NULL, KICK_LEN, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED)
+		return 1;
+	for (i = 0; i < KICK_THREADS; i++)
+		if (pthread_create(&th[i], NULL, kick_toucher, p))
+			return 1;
+	sh->base = (uintptr_t)p;
+	__atomic_store_n(&sh->client_id, a.client_id, __ATOMIC_RELEASE);
+	for (i = 0; i < KICK_THREADS; i++)
+		pthread_join(th[i], NULL);
+	pause();	/* until the parent has looked, and kills us */
+	return 0;
+}
+
+/* Pages of [base, base + KICK_LEN) present in @pid's page tables. */
+static int kick_present(pid_t pid, uintptr_t base)
+{
+	uint64_t ent[KICK_LEN / 4096];
+	char path[64];
+	int fd, n = 0;
+	size_t i;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, ent, sizeof(ent), (off_t)(base / 4096 * 8)) !=
+	    (ssize_t)sizeof(ent)) {
+		close(fd);
+		return -EIO;
+	}
+	close(fd);
+	for (i = 0; i < KICK_LEN / 4096; i++)
+		n += !!(ent[i] & (1ULL << 63));
+	return n;
+}
+
+/*
+ * A kick lands while two threads of the kicked process fault the segment
+ * in as fast as they can. Once the kick returns, no page of the segment
+ * may be mapped in that process: a fault that began before the kick must
+ * not install its page after the kick unmapped the segment.
+ */
+TEST_F_TIMEOUT(nl, kick_leaves_nothing_mapped, 300)
+{
+	struct kick_shared *sh;
+	int round, leaked = 0, ctl, fd;
+	struct shmk_attach a;
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, sh);
+	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	memset(&a, 0, sizeof(a));
+	a.flags = SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL;
+	a.mode = 0600;
+	a.size = KICK_LEN;
+	a.max_size = KICK_LEN;
+	snprintf(a.name, sizeof(a.name), "nlraw-kick");
+	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	ASSERT_LE(0, fd);
+
+	for (round = 0; round < KICK_ROUNDS; round++) {
+		pid_t pid;
+		int n, status;
+
+		memset(sh, 0, sizeof(*sh));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid)
+			_exit(kick_victim("nlraw-kick", sh));
+		while (!__atomic_load_n(&sh->client_id, __ATOMIC_ACQUIRE))
+			usleep(1000);
+		usleep(20000 + (round % 7) * 3000);	/* faults in full swing */
+		REQ(SHMK_CMD_CLIENT_KICK, 0);
+		add_str(&self->r, SHMK_A_SEGMENT_NAME, "nlraw-kick");
+		add_u32(&self->r, SHMK_A_CLIENT_ID, sh->client_id);
+		DO();
+		ASSERT_EQ(0, self->a.error);
+		n = kick_present(pid, sh->base);
+		if (n)
+			TH_LOG("round %d: %d pages still mapped after the kick",
+			       round, n);
+		leaked += n != 0;
+		kill(pid, SIGKILL);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_LE(0, n);
+	}
+	close(fd);
+	close(ctl);
+	unlink_segment("nlraw-kick");
+	munmap(sh, sizeof(*sh));
+	EXPECT_EQ(0, leaked);
 }
 
 TEST_HARNESS_MAIN

@@ -167,7 +167,8 @@ static int run(char **argv, int argc)
 			return reply_err(errno);
 		if (!(info.client_flags & SHMK_CLIENT_RDONLY))
 			prot |= PROT_WRITE;
-		p = mmap(NULL, max_size, prot, MAP_SHARED, handle, 0);
+		p = mmap(NULL, max_size, prot, MAP_SHARED | MAP_POPULATE,
+			 handle, 0);
 		if (p == MAP_FAILED)
 			return reply_err(errno);
 		map_base = p;

@@ -459,6 +459,43 @@ def test_permissions():
         cleanup(names)
 
 
+def test_visibility():
+    """Nobody sees only what it could attach to; addresses and events are admin-only."""
+    names = ["t-vis-priv", "t-vis-pub"]
+    helpers = []
+    try:
+        priv = Helper().attach("t-vis-priv create 65536 65536 0600 cname privc").map()
+        pub = Helper().attach("t-vis-pub create 65536 65536 0644 cname pubc").map()
+        helpers += [priv, pub]
+
+        seen = [s["name"] for s in sjson("list", prefix=NOBODY)]
+        check("t-vis-pub" in seen, "nobody sees the 0644 segment: %r" % seen)
+        check("t-vis-priv" not in seen, "nobody sees the 0600 segment: %r" % seen)
+        for args in (["show", "t-vis-priv"], ["clients", "t-vis-priv"],
+                     ["unlink", "t-vis-priv"], ["kick", "t-vis-priv", str(priv.client)]):
+            res = shmkctl(*args, prefix=NOBODY, check_rc=1)
+            check("segment not found" in res.stderr,
+                  "nobody %s: %s" % (" ".join(args), res.stderr.strip()))
+        cl = sjson("clients", prefix=NOBODY)
+        check_eq(["pubc"], [c["name"] for c in cl if c["segment"].startswith("t-vis-")],
+                 "clients nobody sees")
+        check_eq(0, [c for c in cl if c["name"] == "pubc"][0]["base_addr"],
+                 "no mapping address for nobody")
+        # Root (CAP_SYS_ADMIN) sees both, with the addresses.
+        cl = {c["name"]: c for c in sjson("clients")}
+        check_eq(pub.base, cl["pubc"]["base_addr"], "root sees the address")
+        check_eq(priv.base, cl["privc"]["base_addr"], "root sees the address")
+
+        # Events name every segment: CAP_SYS_ADMIN only.
+        res = shmkctl("watch", "--count", "1", prefix=NOBODY, check_rc=1)
+        check("cannot join" in res.stderr and "CAP_SYS_ADMIN" in res.stderr,
+              "watch as nobody: " + res.stderr.strip())
+    finally:
+        for h in helpers:
+            h.close()
+        cleanup(names)
+
+
 def test_kick_sigbus():
     """A kicked client gets SIGBUS in the segment; its peers carry on."""
     helpers = []
@@ -554,7 +591,7 @@ def test_cli_errors():
 
 
 TESTS = [test_json_matches_reality, test_many_segments, test_watch_events,
-         test_watch_count, test_permissions, test_kick_sigbus, test_namespaces,
+         test_watch_count, test_permissions, test_visibility, test_kick_sigbus, test_namespaces,
          test_cli_errors]
 
 

@@ -1165,8 +1165,10 @@ static int cmd_watch(struct nl_ctx *ctx, const struct opts *o)
 	nl_socket_set_buffer_size(ctx->sk, 4 << 20, 0);
 	ret = nl_socket_add_membership(ctx->sk, ctx->events_grp);
 	if (ret < 0) {
-		err_msg("cannot join the \"%s\" multicast group: %s",
-			SHMK_GENL_MCGRP_EVENTS, nl_geterror(ret));
+		err_msg("cannot join the \"%s\" multicast group: %s%s",
+			SHMK_GENL_MCGRP_EVENTS, nl_geterror(ret),
+			ret == -NLE_PERM ?
+			" (watching events needs CAP_SYS_ADMIN)" : "");
 		return EXIT_FAILURE;
 	}
 	ctrl_grp = genl_ctrl_resolve_grp(ctx->sk, "nlctrl", "notify");
