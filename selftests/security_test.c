@@ -70,11 +70,15 @@ static int handle_ops(int fd, bool rdonly)
 
 	CHK_EQ(rdonly ? O_RDONLY : O_RDWR, fcntl(fd, F_GETFL) & O_ACCMODE);
 	CHK_EQ(-EINVAL, ERR(fcntl(fd, F_GET_SEALS)));
-	CHK_EQ(-EINVAL, ERR(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
-				  F_SEAL_SHRINK | F_SEAL_SEAL)));
-	CHK_EQ(-ENODEV, ERR(fallocate(fd, 0, 0, page_size())));
-	CHK_EQ(-ENODEV, ERR(fallocate(fd, FALLOC_FL_PUNCH_HOLE |
-				      FALLOC_FL_KEEP_SIZE, 0, page_size())));
+	CHK_EQ(rdonly ? -EPERM : -EINVAL,
+	       ERR(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
+			 F_SEAL_SHRINK | F_SEAL_SEAL)));
+	/* fallocate() wants a writable descriptor first, then a regular file. */
+	CHK_EQ(rdonly ? -EBADF : -ENODEV,
+	       ERR(fallocate(fd, 0, 0, page_size())));
+	CHK_EQ(rdonly ? -EBADF : -ENODEV,
+	       ERR(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+			     page_size())));
 	CHK_EQ(-EINVAL, ERR(readahead(fd, 0, page_size())));
 	CHK_EQ(ESPIPE, posix_fadvise(fd, 0, page_size(), POSIX_FADV_WILLNEED));
 	CHK_EQ(ESPIPE, posix_fadvise(fd, 0, page_size(), POSIX_FADV_DONTNEED));
