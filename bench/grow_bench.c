@@ -101,6 +101,29 @@ static void shmk_unlink(const char *name)
 	close(ctl);
 }
 
+/*
+ * Map at a 2 MiB boundary, as libshmk does (reserve more, map over the
+ * aligned part, trim): page tables then line up with the segment.
+ */
+static char *map_aligned(size_t len, int fd)
+{
+	size_t align = 2u << 20;
+	char *res, *a;
+
+	res = mmap(NULL, len + align, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	a = (char *)(((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1));
+	if (mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+		 0) == MAP_FAILED)
+		return MAP_FAILED;
+	if (a > res)
+		munmap(res, (size_t)(a - res));
+	munmap(a + len, (size_t)(res + align - a));
+	return a;
+}
+
 /* A peer: map, say ready, wait, write every new page, report. */
 static void peer(enum mode mode, const char *name, int memfd, size_t max,
 		 size_t grow, int go, int res)
@@ -111,7 +134,7 @@ static void peer(enum mode mode, const char *name, int memfd, size_t max,
 	size_t off;
 	int fd = mode <= LAZY ? shmk_attach(name, 0, max) : memfd;
 
-	p = mmap(NULL, max, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = map_aligned(max, fd);
 	if (p == MAP_FAILED)
 		die("mmap");
 	/* Fault in what the measured part uses besides the segment. */

@@ -103,24 +103,42 @@ void shmk_peers_put(struct shmk_peers *peers)
 	kfree(peers);
 }
 
-/* Fault pages [@first, @last) of the segment into @vma, as far as it maps them. */
+/*
+ * Map pages [@first, @last) of the segment into @vma, as far as it maps
+ * them, one page table at a time. Where the range covers a whole page table
+ * (a 2 MiB-aligned mapping, as libshmk makes, and a grow's batches, which
+ * are 512 pages aligned), one fault on its first page is enough:
+ * fault-around (shmk_map_pages()) maps every present page of that table. A
+ * partial table is walked page by page, so that pages another batch faulted
+ * in already do not hide the new ones. The pages must be in the page cache,
+ * as a grow's are.
+ */
 static void shmk_populate_vma(struct vm_area_struct *vma, pgoff_t first,
 			      pgoff_t last)
 {
 	pgoff_t start = max(first, vma->vm_pgoff);
 	pgoff_t end = min(last, vma->vm_pgoff + vma_pages(vma));
-	unsigned long addr;
+	unsigned long addr, next, stop;
 
 	if (start >= end)
 		return;
 	addr = vma->vm_start + ((start - vma->vm_pgoff) << PAGE_SHIFT);
+	stop = vma->vm_start + ((end - vma->vm_pgoff) << PAGE_SHIFT);
 	/*
 	 * Read faults: on a writable shared shmem mapping they install
-	 * writable PTEs (shmem does no dirty tracking), and fault-around
-	 * maps the neighbouring pages at once. On failure (a page table
-	 * allocation, say) the peer takes a fault later; nothing is lost.
+	 * writable PTEs (shmem does no dirty tracking). A page that fault-
+	 * around skips (locked by someone at that moment) or a page table
+	 * that cannot be allocated leaves the peer an ordinary fault later;
+	 * nothing is lost.
 	 */
-	shmk_gup_remote(vma->vm_mm, addr, end - start, 0);
+	for (; addr < stop; addr = next) {
+		next = pmd_addr_end(addr, stop);
+		if (!(addr & ~PMD_MASK) && next - addr == PMD_SIZE)
+			shmk_gup_remote(vma->vm_mm, addr, 1, 0);
+		else
+			shmk_gup_remote(vma->vm_mm, addr,
+					(next - addr) >> PAGE_SHIFT, 0);
+	}
 }
 
 /*
@@ -518,12 +536,27 @@ static vm_fault_t shmk_fault(struct vm_fault *vmf)
 	return shmk_shmem_vm_ops->fault(vmf);
 }
 
+/*
+ * Fault-around: map the present pages of the whole page table around the
+ * fault (up to 512 pages on x86-64), not only fault_around_bytes' worth.
+ * The segment's pages are there to be shared, and peer mapping drives this
+ * path for every batch of a grow, so one fault per page table instead of one
+ * per 16 pages. The range must stay within the page table that vmf->pmd
+ * points to, and within the VMA.
+ */
 static vm_fault_t shmk_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
 				 pgoff_t end_pgoff)
 {
+	struct vm_area_struct *vma = vmf->vma;
+	unsigned long lo, hi;
+
 	/* Map nothing around; ->fault then refuses the faulting address. */
-	if (!shmk_vma_usable(vmf->vma) || !shmk_shmem_vm_ops->map_pages)
+	if (!shmk_vma_usable(vma) || !shmk_shmem_vm_ops->map_pages)
 		return 0;
+	lo = max(vmf->address & PMD_MASK, vma->vm_start);
+	hi = min((vmf->address & PMD_MASK) + PMD_SIZE, vma->vm_end);
+	start_pgoff = min(start_pgoff, linear_page_index(vma, lo));
+	end_pgoff = max(end_pgoff, linear_page_index(vma, hi) - 1);
 	return shmk_shmem_vm_ops->map_pages(vmf, start_pgoff, end_pgoff);
 }
 
