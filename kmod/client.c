@@ -90,6 +90,12 @@ static int shmk_client_register(struct shmk_segment *seg,
 	else if ((client->flags & SHMK_CLIENT_WRITER) && seg->has_writer)
 		ret = -EBUSY;
 	if (!ret) {
+		/* Its status page, with pids in its pid namespace. */
+		client->view = shmk_status_view_get(seg);
+		if (!client->view)
+			ret = -ENOMEM;
+	}
+	if (!ret) {
 		client->seg = seg;
 		client->id = seg->next_client_id++;
 		if (client->flags & SHMK_CLIENT_WRITER)
@@ -121,11 +127,18 @@ static void shmk_client_unlink(struct shmk_client *client, u32 reason)
 	shmk_event_client(seg, client, SHMK_CMD_CLIENT_DETACHED, reason);
 }
 
+/* The end of a registered client: its handle is released, or attach failed. */
 static void shmk_client_unregister(struct shmk_client *client, u32 reason)
 {
-	mutex_lock(&client->seg->lock);
+	struct shmk_segment *seg = client->seg;
+	struct shmk_status_view *unused;
+
+	mutex_lock(&seg->lock);
 	shmk_client_unlink(client, reason);
-	mutex_unlock(&client->seg->lock);
+	unused = shmk_status_view_put(seg, client->view);
+	mutex_unlock(&seg->lock);
+	if (unused)
+		shmk_status_view_free(unused);
 }
 
 /* Why the last reference to a handle goes: closed, or its process ends. */
@@ -187,7 +200,8 @@ int shmk_client_kick(struct shmk_segment *seg, u32 client_id)
 	 * held while the kicked process's mmap lock is waited for.
 	 */
 	if (mm) {
-		ret = shmk_evict_mm(seg, mm, client);
+		/* Interrupted, it evicted less, but the kick took effect. */
+		shmk_evict_mm(seg, mm, client);
 		mmput(mm);
 	}
 	return ret;

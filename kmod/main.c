@@ -126,12 +126,21 @@ static int __init shmk_init(void)
 	int ret;
 
 	shmk_limits_init();
-	ret = shmk_genl_init();
+	ret = shmk_mmap_init();
 	if (ret)
 		return ret;
+	ret = shmk_genl_init();
+	if (ret)
+		goto err_mmap;
 	ret = misc_register(&shmk_misc);
 	if (ret)
-		shmk_genl_exit();
+		goto err_genl;
+	return 0;
+
+err_genl:
+	shmk_genl_exit();
+err_mmap:
+	shmk_mmap_exit();
 	return ret;
 }
 
@@ -142,6 +151,7 @@ static void __exit shmk_exit(void)
 	/* No handle is open: only unlinked-by-nobody segments remain. */
 	shmk_registry_exit();
 	shmk_limits_exit();
+	shmk_mmap_exit();
 	WARN_ON(atomic_read(&shmk_nr_segments) ||
 		atomic_long_read(&shmk_nr_pages) ||
 		atomic_read(&shmk_nr_clients));

@@ -38,10 +38,18 @@
 
 /* Pages allocated and installed per step of a grow. */
 #define SHMK_BATCH	512
+/*
+ * The mappings of one client that a grow populates (and eight times as many
+ * VMAs that it looks at between them): a process that maps the segment many
+ * times over, or fills the range with other mappings, takes faults on the
+ * rest, rather than making every grow walk them all under the segment lock.
+ */
+#define SHMK_MAX_PEER_VMAS	8
 /* The most CPUs one grow fills pages on, whatever grow_threads says. */
 #define SHMK_MAX_GROW_THREADS	16U
 
 static const struct vm_operations_struct shmk_vm_ops;
+static const struct vm_operations_struct shmk_status_vm_ops;
 
 /*
  * shmem's vm_operations for file mappings, learnt from the first mapping
@@ -49,6 +57,69 @@ static const struct vm_operations_struct shmk_vm_ops;
  * uses shmk_vm_ops exists.
  */
 static const struct vm_operations_struct *shmk_shmem_vm_ops;
+
+/*
+ * The segment's shmem file gets a copy of shmem's file_operations whose
+ * ->mmap refuses every caller but shmk_mmap(). A client's VMA has that file
+ * as vm_file, and remap_file_pages() calls do_mmap() on a VMA's file: it
+ * would otherwise make a plain shmem mapping of the segment, without
+ * shmk's vm_operations (kicks, fork, the client reference and the charges
+ * it keeps alive). The original is put back before the file is released,
+ * so that nothing refers to the module's copy once the segment is gone.
+ */
+static const struct file_operations *shmk_shmem_fops;
+static const struct file_operations *shmk_shm_fops;	/* a modified copy */
+
+static int shmk_shm_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	/* shmk_mmap() calls here before it moves the VMA to this file. */
+	if (!vma->vm_file || vma->vm_file->f_op != &shmk_client_fops)
+		return -EPERM;
+	return shmk_shmem_fops->mmap(file, vma);
+}
+
+/* Learn shmem's file_operations from a file of its own; at module load. */
+int shmk_mmap_init(void)
+{
+	int (*mmap)(struct file *file, struct vm_area_struct *vma);
+	struct file *probe;
+	void *copy;
+
+	probe = shmem_file_setup("shmk:probe", 0, VM_NORESERVE);
+	if (IS_ERR(probe))
+		return PTR_ERR(probe);
+	shmk_shmem_fops = probe->f_op;
+	fput(probe);
+	copy = kmemdup(shmk_shmem_fops, sizeof(*shmk_shmem_fops), GFP_KERNEL);
+	if (!copy)
+		return -ENOMEM;
+	mmap = shmk_shm_mmap;
+	memcpy(copy + offsetof(typeof(*shmk_shmem_fops), mmap), &mmap,
+	       sizeof(mmap));
+	shmk_shm_fops = copy;
+	return 0;
+}
+
+/* At module unload: every segment, and so every guarded file, is gone. */
+void shmk_mmap_exit(void)
+{
+	kfree(shmk_shm_fops);
+}
+
+/* Give a new segment file the guarded operations. */
+void shmk_shm_guard(struct file *shm)
+{
+	WRITE_ONCE(shm->f_op, shmk_shm_fops);
+}
+
+/*
+ * Put shmem's own operations back, before the segment drops its reference:
+ * the last fput() may come later, from a dying VMA, after module unload.
+ */
+void shmk_shm_unguard(struct file *shm)
+{
+	WRITE_ONCE(shm->f_op, shmk_shmem_fops);
+}
 
 static gfp_t shmk_gfp(struct address_space *mapping)
 {
@@ -153,6 +224,7 @@ static void shmk_map_into_client(struct shmk_client *client, pgoff_t first,
 {
 	struct mm_struct *mm = client->mm;
 	struct vm_area_struct *vma;
+	unsigned int n = 0, seen = 0;
 
 	/* A peer that holds or waits for its mmap lock faults instead. */
 	if (!mmap_read_trylock(mm))
@@ -161,11 +233,15 @@ static void shmk_map_into_client(struct shmk_client *client, pgoff_t first,
 		VMA_ITERATOR(vmi, mm, client->map_lo);
 
 		for_each_vma_range(vmi, vma, client->map_hi) {
+			if (++seen > 8 * SHMK_MAX_PEER_VMAS)
+				break;
 			if (vma->vm_ops != &shmk_vm_ops ||
 			    vma->vm_private_data != client ||
 			    !shmk_vma_usable(vma))
 				continue;
 			shmk_populate_vma(vma, first, last);
+			if (++n == SHMK_MAX_PEER_VMAS)
+				break;
 		}
 	}
 	mmap_read_unlock(mm);
@@ -500,7 +576,8 @@ int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs)
  * Returns 0, or -EINTR when a fatal signal interrupted the wait; then the
  * whole segment is unmapped from every client instead (the others fault
  * their pages back in), which leaves the kicked client only a fault that
- * was in flight at that moment.
+ * was in flight at that moment, and its status page. The kick itself has
+ * taken effect either way.
  */
 int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
 		  const struct shmk_client *client)
@@ -517,8 +594,16 @@ int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
 		VMA_ITERATOR(vmi, mm, 0);
 
 		for_each_vma(vmi, vma) {
-			if (vma->vm_ops != &shmk_vm_ops ||
-			    vma->vm_private_data != client)
+			bool mine;
+
+			/* Its segment mappings, and its status page. */
+			if (vma->vm_ops == &shmk_vm_ops)
+				mine = vma->vm_private_data == client;
+			else if (vma->vm_ops == &shmk_status_vm_ops)
+				mine = vma->vm_file->private_data == client;
+			else
+				mine = false;
+			if (!mine)
 				continue;
 			vma_start_write(vma);
 			shmk_zap_vma(vma);
@@ -599,16 +684,47 @@ static void shmk_vm_close(struct vm_area_struct *vma)
 	fput(client->file);
 }
 
+#ifdef CONFIG_NUMA
+/* mbind() on a mapping sets the policy of the segment's pages, as on shmem. */
+static int shmk_set_policy(struct vm_area_struct *vma, struct mempolicy *new)
+{
+	return shmk_shmem_vm_ops->set_policy(vma, new);
+}
+
+#ifdef HAVE_GET_POLICY_ILX
+/* 6.7 added the interleave index to ->get_policy(). */
+static struct mempolicy *shmk_get_policy(struct vm_area_struct *vma,
+					 unsigned long addr, pgoff_t *ilx)
+{
+	return shmk_shmem_vm_ops->get_policy(vma, addr, ilx);
+}
+#else
+static struct mempolicy *shmk_get_policy(struct vm_area_struct *vma,
+					 unsigned long addr)
+{
+	return shmk_shmem_vm_ops->get_policy(vma, addr);
+}
+#endif
+#endif
+
 static const struct vm_operations_struct shmk_vm_ops = {
 	.open		= shmk_vm_open,
 	.close		= shmk_vm_close,
 	.fault		= shmk_fault,
 	.map_pages	= shmk_map_pages,
+#ifdef CONFIG_NUMA
+	.set_policy	= shmk_set_policy,
+	.get_policy	= shmk_get_policy,
+#endif
 };
 
 static vm_fault_t shmk_status_fault(struct vm_fault *vmf)
 {
+	struct shmk_client *client = vmf->vma->vm_file->private_data;
 	struct shmk_status_view *view = vmf->vma->vm_private_data;
+
+	if (READ_ONCE(client->kicked))
+		return VM_FAULT_SIGBUS;
 
 	get_page(view->page);
 	vmf->page = view->page;
@@ -622,19 +738,14 @@ static const struct vm_operations_struct shmk_status_vm_ops = {
 static int shmk_mmap_status(struct shmk_client *client,
 			    struct vm_area_struct *vma)
 {
-	struct shmk_status_view *view;
-
 	if (vma_pages(vma) != 1)
 		return -EINVAL;
 	if (vma->vm_flags & VM_WRITE)
 		return -EACCES;
-	/* Pids in the status page are in the mapping process's namespace. */
-	view = shmk_status_view(client->seg);
-	if (IS_ERR(view))
-		return PTR_ERR(view);
 	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP);
-	vma->vm_private_data = view;
+	/* Pids in it are in the pid namespace the client attached from. */
+	vma->vm_private_data = client->view;
 	vma->vm_ops = &shmk_status_vm_ops;
 	return 0;
 }
@@ -686,6 +797,9 @@ int shmk_mmap(struct file *file, struct vm_area_struct *vma)
 	 * Growth never moves the mapping (VM_DONTEXPAND), and a child
 	 * process attaches for itself (VM_DONTCOPY; one that inherits the
 	 * mapping anyway after MADV_DOFORK gets SIGBUS from it).
+	 * VM_DONTEXPAND, one of VM_SPECIAL, also keeps mmap_region() from
+	 * merging the new VMA into a neighbour after ->mmap changed its
+	 * flags, which would free it without ->close and leak the handle.
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY);
 

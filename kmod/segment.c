@@ -65,7 +65,8 @@ static struct ipc_namespace *shmk_ipc_ns_get(void)
 
 static void shmk_ipc_ns_put(struct ipc_namespace *ns)
 {
-	if (ns)
+	/* Without CONFIG_IPC_NS there is only init_ipc_ns, never freed. */
+	if (IS_ENABLED(CONFIG_IPC_NS) && ns)
 		ns->ns.ops->put(&ns->ns);
 }
 
@@ -117,8 +118,10 @@ struct shmk_segment *shmk_segment_next(unsigned long *id)
 
 static void shmk_segment_free(struct shmk_segment *seg)
 {
-	if (seg->shm)
+	if (seg->shm) {
+		shmk_shm_unguard(seg->shm);
 		fput(seg->shm);
+	}
 	shmk_status_free(seg);
 	if (seg->user) {
 		if (seg->charged)
@@ -204,6 +207,7 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 	 * is pinned that RLIMIT_MEMLOCK would have to account.
 	 */
 	seg->shm = shm;
+	shmk_shm_guard(shm);
 
 	if (req->size) {
 		i_size_write(file_inode(shm), req->size);

@@ -115,9 +115,10 @@ struct shmk_segment {
 	u64 ctime_ns;
 
 	/*
-	 * The status page, one per pid namespace it is mapped from, so that
-	 * every reader sees pids in its own namespace. status_lock protects
-	 * the list and serializes the writers.
+	 * The status page, one per pid namespace its clients attached from,
+	 * so that every reader sees pids in its own namespace. The list
+	 * changes under both segment.lock and status_lock; status_lock
+	 * serializes the writers.
 	 */
 	spinlock_t status_lock;
 	struct list_head status_views;
@@ -126,7 +127,8 @@ struct shmk_segment {
 
 struct shmk_status_view {
 	struct list_head node;		/* in seg->status_views */
-	struct pid_namespace *pid_ns;	/* held */
+	struct pid_namespace *pid_ns;	/* held; NULL: pids shown as 0 */
+	unsigned int users;		/* clients; under segment.lock */
 	struct page *page;
 	struct shmk_status *status;
 };
@@ -148,6 +150,7 @@ struct shmk_client {
 	struct list_head node;		/* in seg->clients */
 	u32 id;
 	u32 flags;			/* SHMK_CLIENT_* */
+	struct shmk_status_view *view;	/* its status page */
 	bool kicked;			/* detached by an administrator */
 	u64 attach_ns;
 	unsigned long base_addr;	/* its first mapping of offset 0 */
@@ -184,7 +187,10 @@ void shmk_limits_exit(void);
 /* status.c: the status page */
 int shmk_status_init(struct shmk_segment *seg);
 void shmk_status_free(struct shmk_segment *seg);
-struct shmk_status_view *shmk_status_view(struct shmk_segment *seg);
+struct shmk_status_view *shmk_status_view_get(struct shmk_segment *seg);
+struct shmk_status_view *shmk_status_view_put(struct shmk_segment *seg,
+					      struct shmk_status_view *view);
+void shmk_status_view_free(struct shmk_status_view *view);
 void shmk_status_update(struct shmk_segment *seg);
 void shmk_status_set_base(struct shmk_segment *seg, unsigned long addr);
 
@@ -209,6 +215,10 @@ struct shmk_peers {
 };
 
 /* mmap.c */
+int shmk_mmap_init(void);
+void shmk_mmap_exit(void);
+void shmk_shm_guard(struct file *shm);
+void shmk_shm_unguard(struct file *shm);
 int shmk_mmap(struct file *file, struct vm_area_struct *vma);
 struct shmk_peers *shmk_peers_get(struct shmk_segment *seg);
 void shmk_peers_put(struct shmk_peers *peers);

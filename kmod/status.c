@@ -5,8 +5,9 @@
  *
  * The client table carries pids, which must be those of the reader's pid
  * namespace. A segment therefore keeps one copy of the page per pid
- * namespace it is mapped from (a "view"), made on the first mapping from
- * that namespace and written at every change; usually there is one.
+ * namespace its clients attached from (a "view"), made by the first attach
+ * from that namespace, written at every change and freed with its last
+ * client; usually there is one.
  */
 #include <linux/gfp.h>
 #include <linux/mm.h>
@@ -56,7 +57,8 @@ static void shmk_status_fill(struct shmk_segment *seg,
 			break;
 		ci = &st->clients[n++];
 		ci->client_id = client->id;
-		ci->pid = pid_nr_ns(client->pid, view->pid_ns);
+		ci->pid = view->pid_ns ? pid_nr_ns(client->pid, view->pid_ns) :
+					 0;
 		ci->flags = client->flags;
 		ci->reserved = 0;
 		memcpy(ci->name, client->name, sizeof(ci->name));
@@ -68,9 +70,10 @@ static void shmk_status_fill(struct shmk_segment *seg,
 	shmk_status_end(st);
 }
 
-static void shmk_status_view_free(struct shmk_status_view *view)
+void shmk_status_view_free(struct shmk_status_view *view)
 {
-	put_pid_ns(view->pid_ns);
+	if (view->pid_ns)
+		put_pid_ns(view->pid_ns);
 	__free_page(view->page);
 	kfree(view);
 }
@@ -91,11 +94,14 @@ static struct shmk_status_view *shmk_status_view_alloc(struct pid_namespace *ns)
 	view->status = page_address(view->page);
 	view->status->magic = SHMK_STATUS_MAGIC;
 	view->status->version = SHMK_STATUS_VERSION;
-	view->pid_ns = get_pid_ns(ns);
+	view->pid_ns = ns ? get_pid_ns(ns) : NULL;
 	return view;
 }
 
-/* The creator's view, made with the segment so that creation fails early. */
+/*
+ * The creator's view, made with the segment so that creation fails early;
+ * the creator's attach then finds it.
+ */
 int shmk_status_init(struct shmk_segment *seg)
 {
 	struct shmk_status_view *view;
@@ -119,40 +125,65 @@ void shmk_status_free(struct shmk_segment *seg)
 }
 
 /**
- * shmk_status_view - the status page for the caller's pid namespace
- * @seg: the segment
+ * shmk_status_view_get - the status page for the caller's pid namespace
+ * @seg: the segment, its lock held
  *
- * Returns the view (alive as long as @seg), or an ERR_PTR: -ENOMEM, or
- * -ENOSPC when the segment is already mapped from SHMK_MAX_STATUS_VIEWS
- * other namespaces.
+ * Made on the first attach from that namespace. When the segment already
+ * has SHMK_MAX_STATUS_VIEWS of them, the caller gets the view that shows
+ * every pid as 0, rather than an error: nobody can use up the views and
+ * keep others from attaching. Returns the view, with a user added, or NULL
+ * when out of memory.
  */
-struct shmk_status_view *shmk_status_view(struct shmk_segment *seg)
+struct shmk_status_view *shmk_status_view_get(struct shmk_segment *seg)
 {
 	struct pid_namespace *ns = task_active_pid_ns(current);
-	struct shmk_status_view *view, *fresh = NULL;
-	int ret;
+	struct shmk_status_view *view, *fresh;
 
-	ret = mutex_lock_killable(&seg->lock);
-	if (ret)
-		return ERR_PTR(ret);
+	lockdep_assert_held(&seg->lock);
 	list_for_each_entry(view, &seg->status_views, node)
 		if (view->pid_ns == ns)
-			goto out;
-	view = ERR_PTR(-ENOSPC);
-	if (seg->nr_status_views >= SHMK_MAX_STATUS_VIEWS)
-		goto out;
+			goto found;
+	if (seg->nr_status_views >= SHMK_MAX_STATUS_VIEWS) {
+		ns = NULL;
+		list_for_each_entry(view, &seg->status_views, node)
+			if (!view->pid_ns)
+				goto found;
+	}
 	fresh = shmk_status_view_alloc(ns);
-	view = ERR_PTR(-ENOMEM);
 	if (!fresh)
-		goto out;
+		return NULL;
 	spin_lock(&seg->status_lock);
 	shmk_status_fill(seg, fresh);
 	list_add_tail(&fresh->node, &seg->status_views);
-	seg->nr_status_views++;
 	spin_unlock(&seg->status_lock);
+	if (ns)
+		seg->nr_status_views++;
 	view = fresh;
-out:
-	mutex_unlock(&seg->lock);
+found:
+	view->users++;
+	return view;
+}
+
+/**
+ * shmk_status_view_put - a client is gone
+ * @seg: the segment, its lock held
+ * @view: the client's view
+ *
+ * Returns the view when it has no user left, unlinked, for the caller to
+ * free with shmk_status_view_free() once it dropped the lock; else NULL. A
+ * view is mapped only by its users, whose handles the mappings hold.
+ */
+struct shmk_status_view *shmk_status_view_put(struct shmk_segment *seg,
+					      struct shmk_status_view *view)
+{
+	lockdep_assert_held(&seg->lock);
+	if (!view || --view->users)
+		return NULL;
+	spin_lock(&seg->status_lock);
+	list_del(&view->node);
+	spin_unlock(&seg->status_lock);
+	if (view->pid_ns)
+		seg->nr_status_views--;
 	return view;
 }
 

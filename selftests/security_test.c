@@ -153,6 +153,33 @@ TEST_F(sec, handle_file_ops)
 	munmap(p, MAX);
 }
 
+/*
+ * remap_file_pages() maps the VMA's file again, which for a segment mapping
+ * is the segment's shmem file: it must not give a plain shmem mapping that
+ * escapes kicks, fork rules and the segment's lifetime and charges.
+ */
+TEST_F(sec, remap_file_pages_refused)
+{
+	size_t pg = page_size();
+	char *p = shmk_map(self->fd, MAX, PROT_READ | PROT_WRITE);
+
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 1;
+	p[2 * pg] = 2;
+	EXPECT_EQ(-EPERM, ERR(remap_file_pages(p, pg, 0, 1, 0)));
+	EXPECT_EQ(-EPERM, ERR(remap_file_pages(p + pg, pg, 0, 0, 0)));
+	/*
+	 * As for any MAP_FIXED mmap() that fails, the pages it was to
+	 * replace are unmapped; nothing else of the mapping changed.
+	 */
+	EXPECT_EQ(SIGSEGV, shmk_probe_read(p));
+	EXPECT_EQ(SIGSEGV, shmk_probe_read(p + pg));
+	EXPECT_EQ(2, p[2 * pg]);
+	EXPECT_EQ(0, shmk_grow(self->fd, 2 * SIZE, 0, NULL));
+	p[2 * SIZE - 1] = 3;
+	munmap(p, MAX);
+}
+
 /* msync() works as on memfd and POSIX shm. */
 TEST_F(sec, msync)
 {

@@ -53,8 +53,10 @@ def uapi_values():
     for m in re.finditer(r"#define\s+(\w+)\s+(\"[^\"]*\"|\d+)(?=\s|$)", text):
         v = m.group(2)
         vals[m.group(1)] = v.strip('"') if v.startswith('"') else int(v)
-    for m in re.finditer(r"#define\s+(\w+)\s+_BITUL\((\d+)\)", text):
+    for m in re.finditer(r"#define\s+(\w+)\s+_BITULL?\((\d+)\)", text):
         vals[m.group(1)] = 1 << int(m.group(2))
+    for m in re.finditer(r"#define\s+(\w+)\s+(0x[0-9a-fA-F]+)U(?=\s|$)", text):
+        vals[m.group(1)] = int(m.group(2), 16)
     for m in re.finditer(r"enum\s+(\w+)\s*\{(.*?)\};", text, re.S):
         n = 0
         body = re.sub(r"/\*.*?\*/", "", m.group(2), flags=re.S)

@@ -13,7 +13,10 @@
  *
  * Every argument struct has explicit sizes and padding. Unknown flags and
  * nonzero reserved fields are rejected with -EINVAL. Names are NUL-terminated
- * within their array.
+ * within their array. Segment ids are 32-bit values everywhere (netlink
+ * sends them as u32); the __u64 segment_id fields of the ioctls and the
+ * status page leave room and always have their upper half zero. Pids are
+ * signed (pid_t) everywhere, netlink included (s32).
  *
  * See Documentation/userspace-api/shmk.rst.
  */
@@ -40,21 +43,26 @@
 /* No segment can be larger than this (it must stay below the status page). */
 #define SHMK_SIZE_LIMIT			SHMK_STATUS_OFFSET
 
+/*
+ * Flags of __u32 fields are unsigned int constants, so that they have the
+ * field's width on every architecture; features, a __u64, uses _BITULL.
+ */
+
 /* struct shmk_attach.flags */
-#define SHMK_ATTACH_CREATE		_BITUL(0) /* create if absent */
-#define SHMK_ATTACH_EXCL		_BITUL(1) /* with CREATE: fail if present */
-#define SHMK_ATTACH_RDONLY		_BITUL(2) /* reader: read-only mapping */
-#define SHMK_ATTACH_WRITER		_BITUL(3) /* the one exclusive writer */
+#define SHMK_ATTACH_CREATE		0x1U /* create if absent */
+#define SHMK_ATTACH_EXCL		0x2U /* with CREATE: fail if present */
+#define SHMK_ATTACH_RDONLY		0x4U /* reader: read-only mapping */
+#define SHMK_ATTACH_WRITER		0x8U /* the one exclusive writer */
 
 /* struct shmk_attach.out_flags */
-#define SHMK_ATTACH_CREATED		_BITUL(0) /* this call created it */
+#define SHMK_ATTACH_CREATED		0x1U /* this call created it */
 
 /* struct shmk_client_info.flags */
-#define SHMK_CLIENT_RDONLY		_BITUL(0)
-#define SHMK_CLIENT_WRITER		_BITUL(1)
+#define SHMK_CLIENT_RDONLY		0x1U
+#define SHMK_CLIENT_WRITER		0x2U
 
 /* struct shmk_resize.flags, SHMK_IOC_GROW only */
-#define SHMK_GROW_LAZY			_BITUL(0) /* pages appear on first touch */
+#define SHMK_GROW_LAZY			0x1U /* pages appear on first touch */
 
 /*
  * SHMK_IOC_ATTACH, on the control handle. Attaches the calling process to
@@ -72,7 +80,7 @@ struct shmk_attach {
 	__u64 max_size;				/* in: with CREATE */
 	char name[SHMK_NAME_MAX];		/* in */
 	char client_name[SHMK_CLIENT_NAME_MAX];	/* in: "" for comm */
-	__u64 segment_id;			/* out */
+	__u64 segment_id;			/* out: < 2^32, see below */
 	__u32 client_id;			/* out */
 	__u32 out_flags;			/* out: SHMK_ATTACH_CREATED */
 	__u64 reserved[4];			/* in: zero */
@@ -100,9 +108,13 @@ struct shmk_unlink {
  * MADV_POPULATE_READ/WRITE); grows are installed into it.
  */
 #define SHMK_FEATURE_SHMEM_MAPPING	_BITULL(1)
-/* Status page pids are in the pid namespace of the process that maps it. */
+/* Status page pids are in the pid namespace the client attached from. */
 #define SHMK_FEATURE_STATUS_PIDNS	_BITULL(2)
-/* Ioctl argument structs may be shorter (older) or longer (newer). */
+/*
+ * Ioctl argument structs may be longer (from newer headers) with zeroes past
+ * what the module knows; a struct shorter than its first version is
+ * invalid.
+ */
 #define SHMK_FEATURE_EXTENSIBLE_IOCTLS	_BITULL(3)
 
 /* SHMK_IOC_INFO, on a client handle: the segment and this client. */
@@ -181,8 +193,8 @@ struct shmk_lookup {
  * The status page, mapped read-only at SHMK_STATUS_OFFSET of a client
  * handle. The kernel updates it under a sequence count: a reader loads @seq
  * (acquire), retries while it is odd, copies what it needs, and retries if
- * @seq changed meanwhile. Pids are in the pid namespace of the process that
- * mapped the page (0 for a client not visible there).
+ * @seq changed meanwhile. Pids are in the pid namespace the mapping client
+ * attached from (0 for a client not visible there).
  */
 #define SHMK_STATUS_MAGIC		0x6b6d6873U	/* "shmk" */
 #define SHMK_STATUS_VERSION		1
@@ -251,7 +263,7 @@ enum shmk_genl_cmd {
 enum shmk_genl_attr {
 	SHMK_A_UNSPEC,
 	SHMK_A_PAD,
-	SHMK_A_SEGMENT_ID,		/* u32 */
+	SHMK_A_SEGMENT_ID,		/* u32: segment ids are 32-bit */
 	SHMK_A_SEGMENT_NAME,		/* string */
 	SHMK_A_SIZE,			/* u64: active size */
 	SHMK_A_MAX_SIZE,		/* u64 */
@@ -264,14 +276,14 @@ enum shmk_genl_attr {
 	SHMK_A_GENERATION,		/* u64 */
 	SHMK_A_LINKED,			/* flag: reachable by name */
 	SHMK_A_CLIENT_ID,		/* u32 */
-	SHMK_A_PID,			/* u32, in the reader's pid namespace */
+	SHMK_A_PID,			/* s32, in the reader's pid namespace */
 	SHMK_A_CLIENT_NAME,		/* string */
 	SHMK_A_CLIENT_FLAGS,		/* u32: SHMK_CLIENT_* */
 	SHMK_A_BASE_ADDR,		/* u64: the client's first mapping */
 	SHMK_A_ATTACH_TIME,		/* u64: ns, CLOCK_REALTIME */
 	SHMK_A_OLD_SIZE,		/* u64: grown, shrunk */
 	SHMK_A_NEW_SIZE,		/* u64: grown, shrunk */
-	SHMK_A_ACTOR_PID,		/* u32: the process that acted */
+	SHMK_A_ACTOR_PID,		/* s32: the process that acted */
 	SHMK_A_DETACH_REASON,		/* u32: enum shmk_detach_reason */
 	__SHMK_A_MAX,
 };
