@@ -214,7 +214,7 @@ static int shmk_nl_fill_client(struct sk_buff *skb,
 	if (nla_put_u32(skb, SHMK_A_SEGMENT_ID, seg->id) ||
 	    nla_put_string(skb, SHMK_A_SEGMENT_NAME, seg->name) ||
 	    nla_put_u32(skb, SHMK_A_CLIENT_ID, client->id) ||
-	    nla_put_u32(skb, SHMK_A_PID, pid_nr_ns(client->pid, pidns)) ||
+	    nla_put_s32(skb, SHMK_A_PID, pid_nr_ns(client->pid, pidns)) ||
 	    nla_put_string(skb, SHMK_A_CLIENT_NAME, client->name) ||
 	    nla_put_u32(skb, SHMK_A_CLIENT_FLAGS, client->flags) ||
 	    (addresses &&
@@ -544,7 +544,7 @@ static struct sk_buff *shmk_event_start(const struct shmk_segment *seg,
 		goto err;
 	/* The acting process; none when a kernel thread acts. */
 	if (!(current->flags & PF_KTHREAD) &&
-	    nla_put_u32(skb, SHMK_A_ACTOR_PID, task_tgid_nr(current)))
+	    nla_put_s32(skb, SHMK_A_ACTOR_PID, task_tgid_nr(current)))
 		goto err;
 	return skb;
 err:
@@ -608,7 +608,7 @@ void shmk_event_client(const struct shmk_segment *seg,
 	if (!skb)
 		return;
 	if (nla_put_u32(skb, SHMK_A_CLIENT_ID, client->id) ||
-	    nla_put_u32(skb, SHMK_A_PID, pid_nr(client->pid)) ||
+	    nla_put_s32(skb, SHMK_A_PID, pid_nr(client->pid)) ||
 	    nla_put_string(skb, SHMK_A_CLIENT_NAME, client->name) ||
 	    nla_put_u32(skb, SHMK_A_CLIENT_FLAGS, client->flags) ||
 	    nla_put_u32(skb, SHMK_A_NR_CLIENTS, seg->nr_clients) ||
