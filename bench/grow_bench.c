@@ -17,7 +17,11 @@
  * round's time is the last peer's finish minus t0. Each configuration runs
  * REPS times; the median is reported. Output: CSV on stdout.
  *
- * Usage: grow_bench [-r REPS] [-p PEERS,...] [-s MIB,...]
+ * With -v N every peer first makes N one-page anonymous mappings of its own
+ * (alternately readable and not, so that they do not merge): what a grow
+ * costs when the peers' address spaces are large.
+ *
+ * Usage: grow_bench [-r REPS] [-p PEERS,...] [-s MIB,...] [-v VMAS]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -125,14 +129,22 @@ static char *map_aligned(size_t len, int fd)
 }
 
 /* A peer: map, say ready, wait, write every new page, report. */
+/* -v: one-page mappings each peer makes besides the segment. */
+static long extra_vmas;
+
 static void peer(enum mode mode, const char *name, int memfd, size_t max,
 		 size_t grow, int go, int res)
 {
 	struct result r;
-	long before;
+	long before, i;
 	char *p, c;
 	size_t off;
 	int fd = mode <= LAZY ? shmk_attach(name, 0, max) : memfd;
+
+	for (i = 0; i < extra_vmas; i++)
+		if (mmap(NULL, PAGE, (i & 1) ? PROT_READ : PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+			die("mmap (-v)");
 
 	p = map_aligned(max, fd);
 	if (p == MAP_FAILED)
@@ -257,7 +269,7 @@ static int parse_list(const char *arg, long *out, int max, long hi)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: grow_bench [-r REPS (1..50)] [-p PEERS,... (1..%d)] [-s MIB,... (1..1024)]\n",
+	fprintf(stderr, "usage: grow_bench [-r REPS (1..50)] [-p PEERS,... (1..%d)] [-s MIB,... (1..1024)] [-v VMAS (0..60000)]\n",
 		MAX_PEERS);
 	exit(2);
 }
@@ -269,7 +281,7 @@ int main(int argc, char **argv)
 	int np = 4, ns = 3, reps = 3;
 	int s, p, m, r, opt;
 
-	while ((opt = getopt(argc, argv, "r:p:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:p:s:v:")) != -1) {
 		switch (opt) {
 		case 'r':
 			reps = atoi(optarg);
@@ -285,6 +297,11 @@ int main(int argc, char **argv)
 		case 's':
 			ns = parse_list(optarg, sizes_mib, 8, 1024);
 			if (!ns)
+				usage();
+			break;
+		case 'v':
+			extra_vmas = atol(optarg);
+			if (extra_vmas < 0 || extra_vmas > 60000)
 				usage();
 			break;
 		default:
