@@ -496,6 +496,106 @@ TEST_F(sec, status_page_pid_namespace)
 	munmap(pa, sizeof(*pa));
 }
 
+#define STALL_REGION	MiB(512)
+#define STALL_GROWS	40
+
+struct stall_args {
+	char name[SHMK_NAME_MAX];
+	int ready;
+	int stop;
+	__u64 mprotect_ns;	/* median time of one mprotect() */
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * A peer whose mmap lock is busy: it keeps changing the protection of a
+ * large populated region, which holds its mmap lock for writing each time.
+ */
+static int stall_peer(int idx, void *arg)
+{
+	struct stall_args *sa = arg;
+	__u64 t[64];
+	char *seg, *r;
+	int fd, i = 0;
+
+	(void)idx;
+	fd = shmk_open_simple(sa->name, 0, "staller");
+	CHK(fd >= 0);
+	seg = shmk_map(fd, MAX, PROT_READ | PROT_WRITE);
+	CHK(seg != MAP_FAILED);
+	/* 4 KiB pages, so that each mprotect() walks 131072 PTEs. */
+	r = mmap(NULL, STALL_REGION, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHK(r != MAP_FAILED);
+	CHK_EQ(0, madvise(r, STALL_REGION, MADV_NOHUGEPAGE));
+	memset(r, 1, STALL_REGION);
+	for (;;) {
+		__u64 t0 = now_ns(CLOCK_MONOTONIC);
+
+		CHK_EQ(0, mprotect(r, STALL_REGION, (i & 1) ? PROT_READ :
+				   PROT_READ | PROT_WRITE));
+		if (i < 64)
+			t[i] = now_ns(CLOCK_MONOTONIC) - t0;
+		if (++i == 64) {
+			qsort(t, 64, sizeof(t[0]), cmp_u64);
+			sa->mprotect_ns = t[32];
+			__atomic_store_n(&sa->ready, 1, __ATOMIC_RELEASE);
+		}
+		if (__atomic_load_n(&sa->stop, __ATOMIC_ACQUIRE))
+			return 0;
+	}
+}
+
+/*
+ * A grow does not wait for a peer's mmap lock: a peer busy changing its
+ * mappings faults the new pages in later instead. Grows used to wait for
+ * every such peer, under the segment lock.
+ */
+TEST_F_TIMEOUT(sec, busy_peer_does_not_stall_grow, 180)
+{
+	__u64 t[STALL_GROWS];
+	struct stall_args *sa;
+	__u64 end;
+	int i;
+
+	sa = mmap(NULL, sizeof(*sa), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, sa);
+	memcpy(sa->name, self->name, sizeof(sa->name));
+	self->pid = shmk_fork(NULL, stall_peer, 0, sa);
+	ASSERT_LT(0, self->pid);
+	end = mono_ms() + 60000;
+	while (!__atomic_load_n(&sa->ready, __ATOMIC_ACQUIRE) &&
+	       mono_ms() < end)
+		sleep_ms(10);
+	ASSERT_TRUE(sa->ready);
+	for (i = 0; i < STALL_GROWS; i++) {
+		__u64 t0 = now_ns(CLOCK_MONOTONIC);
+
+		ASSERT_EQ(0, shmk_grow(self->fd, SIZE + (i + 1) * KiB(64), 0,
+				       NULL));
+		t[i] = now_ns(CLOCK_MONOTONIC) - t0;
+		sleep_ms(3);
+	}
+	__atomic_store_n(&sa->stop, 1, __ATOMIC_RELEASE);
+	ASSERT_TRUE(shmk_status_ok(self->pid, shmk_wait(self->pid, 60000)));
+	self->pid = 0;
+	qsort(t, STALL_GROWS, sizeof(t[0]), cmp_u64);
+	TH_LOG("mprotect of %llu MiB: %llu us; 64 KiB grow: median %llu us",
+	       (unsigned long long)(STALL_REGION >> 20),
+	       (unsigned long long)sa->mprotect_ns / 1000,
+	       (unsigned long long)t[STALL_GROWS / 2] / 1000);
+	/* A grow that waited would take about half an mprotect(), on average. */
+	EXPECT_GT(sa->mprotect_ns / 8, t[STALL_GROWS / 2]);
+	munmap(sa, sizeof(*sa));
+}
+
 /* Busy (user + system + irq) time of @cpu, in clock ticks, from /proc/stat. */
 static long long cpu_busy(int cpu)
 {
