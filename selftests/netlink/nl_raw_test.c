@@ -899,4 +899,70 @@ TEST_F_TIMEOUT(nl, kick_leaves_nothing_mapped, 300)
 	EXPECT_EQ(0, leaked);
 }
 
+#define BIG_LEN		(512u << 20)
+
+/*
+ * Mapping and kicking a large segment: 131072 PTEs installed by
+ * MAP_POPULATE and zapped by the kick, which must reschedule as they go
+ * (the debug kernel reports a soft lockup otherwise).
+ */
+TEST_F_TIMEOUT(nl, kick_large_mapping, 600)
+{
+	struct shmk_attach a;
+	int ctl, fd, status, i;
+	volatile uint32_t *id;
+	pid_t pid;
+
+	id = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, id);
+	*id = 0;
+	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	memset(&a, 0, sizeof(a));
+	a.flags = SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL;
+	a.mode = 0600;
+	a.size = BIG_LEN;
+	a.max_size = BIG_LEN;
+	snprintf(a.name, sizeof(a.name), "nlraw-big");
+	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct shmk_attach b;
+		char *p;
+		int c;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		memset(&b, 0, sizeof(b));
+		snprintf(b.name, sizeof(b.name), "nlraw-big");
+		c = ioctl(ctl, SHMK_IOC_ATTACH, &b);
+		if (c < 0)
+			_exit(1);
+		p = mmap(NULL, BIG_LEN, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_POPULATE, c, 0);
+		if (p == MAP_FAILED)
+			_exit(2);
+		p[BIG_LEN - 1] = 1;
+		__atomic_store_n(id, b.client_id, __ATOMIC_RELEASE);
+		pause();
+		_exit(0);
+	}
+	for (i = 0; i < 120000 && !__atomic_load_n(id, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	ASSERT_NE(0u, *id);
+	REQ(SHMK_CMD_CLIENT_KICK, 0);
+	add_str(&self->r, SHMK_A_SEGMENT_NAME, "nlraw-big");
+	add_u32(&self->r, SHMK_A_CLIENT_ID, *id);
+	DO();
+	EXPECT_EQ(0, self->a.error);
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	close(fd);
+	close(ctl);
+	unlink_segment("nlraw-big");
+	munmap((void *)id, 4096);
+}
+
 TEST_HARNESS_MAIN
