@@ -747,6 +747,20 @@ TEST_F(nl, dump_many_clients)
 
 /* --- a kick racing with faults ------------------------------------------ */
 
+/* Create a 0600 segment of @len bytes, all active; its client handle. */
+static int create_held(int ctl, const char *name, uint32_t len)
+{
+	struct shmk_attach a;
+
+	memset(&a, 0, sizeof(a));
+	a.flags = SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL;
+	a.mode = 0600;
+	a.size = len;
+	a.max_size = len;
+	snprintf(a.name, sizeof(a.name), "%s", name);
+	return ioctl(ctl, SHMK_IOC_ATTACH, &a);
+}
+
 #define KICK_LEN	(4u << 20)
 #define KICK_ROUNDS	30
 #define KICK_THREADS	2
@@ -850,20 +864,13 @@ TEST_F_TIMEOUT(nl, kick_leaves_nothing_mapped, 300)
 {
 	struct kick_shared *sh;
 	int round, leaked = 0, ctl, fd;
-	struct shmk_attach a;
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, sh);
 	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, ctl);
-	memset(&a, 0, sizeof(a));
-	a.flags = SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL;
-	a.mode = 0600;
-	a.size = KICK_LEN;
-	a.max_size = KICK_LEN;
-	snprintf(a.name, sizeof(a.name), "nlraw-kick");
-	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	fd = create_held(ctl, "nlraw-kick", KICK_LEN);
 	ASSERT_LE(0, fd);
 
 	for (round = 0; round < KICK_ROUNDS; round++) {
@@ -908,7 +915,6 @@ TEST_F_TIMEOUT(nl, kick_leaves_nothing_mapped, 300)
  */
 TEST_F_TIMEOUT(nl, kick_large_mapping, 600)
 {
-	struct shmk_attach a;
 	int ctl, fd, status, i;
 	volatile uint32_t *id;
 	pid_t pid;
@@ -919,13 +925,7 @@ TEST_F_TIMEOUT(nl, kick_large_mapping, 600)
 	*id = 0;
 	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, ctl);
-	memset(&a, 0, sizeof(a));
-	a.flags = SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL;
-	a.mode = 0600;
-	a.size = BIG_LEN;
-	a.max_size = BIG_LEN;
-	snprintf(a.name, sizeof(a.name), "nlraw-big");
-	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	fd = create_held(ctl, "nlraw-big", BIG_LEN);
 	ASSERT_LE(0, fd);
 	pid = fork();
 	ASSERT_LE(0, pid);
