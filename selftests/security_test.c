@@ -596,6 +596,93 @@ TEST_F_TIMEOUT(sec, busy_peer_does_not_stall_grow, 180)
 	munmap(sa, sizeof(*sa));
 }
 
+#define NS_CLIENTS	18
+
+struct many_ns {
+	char name[SHMK_NAME_MAX];
+	int attached;		/* clients that attached and looked */
+	int own_pid_1;		/* those whose status page shows them as pid 1 */
+	int own_pid_0;		/* those shown as pid 0 (the shared view) */
+	int stop;
+};
+
+/* pid 1 of a pid namespace of its own: attach, find itself in the table. */
+static int many_ns_inner(struct many_ns *m, int idx)
+{
+	const struct shmk_status *st;
+	struct shmk_status snap;
+	char cname[SHMK_CLIENT_NAME_MAX];
+	unsigned int i;
+	int fd;
+
+	snprintf(cname, sizeof(cname), "ns-%d", idx);
+	fd = shmk_open_simple(m->name, SHMK_ATTACH_RDONLY, cname);
+	CHK(fd >= 0);
+	st = shmk_map_status(fd);
+	CHK(st != NULL);
+	__atomic_fetch_add(&m->attached, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(&m->attached, __ATOMIC_ACQUIRE) < NS_CLIENTS)
+		sleep_ms(5);
+	CHK(shmk_status_read(st, &snap, 5000) >= 0);
+	for (i = 0; i < snap.table_len; i++) {
+		if (strcmp(snap.clients[i].name, cname))
+			continue;
+		if (snap.clients[i].pid == 1)
+			__atomic_fetch_add(&m->own_pid_1, 1, __ATOMIC_ACQ_REL);
+		else if (snap.clients[i].pid == 0)
+			__atomic_fetch_add(&m->own_pid_0, 1, __ATOMIC_ACQ_REL);
+	}
+	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE))
+		sleep_ms(5);
+	return 0;
+}
+
+static int many_ns_child(int idx, void *arg)
+{
+	int status;
+	pid_t pid;
+
+	CHK_EQ(0, unshare(CLONE_NEWPID));
+	pid = fork();
+	CHK(pid >= 0);
+	if (!pid)
+		_exit(many_ns_inner(arg, idx));
+	CHK(waitpid(pid, &status, 0) == pid);
+	CHK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return 0;
+}
+
+/*
+ * A segment keeps a status page per pid namespace for 16 of them; clients
+ * from further namespaces share one that shows every pid as 0, rather than
+ * being refused: attaching from many namespaces locks nobody out.
+ */
+TEST_F_TIMEOUT(sec, status_pages_of_many_namespaces, 120)
+{
+	pid_t pids[NS_CLIENTS];
+	struct many_ns *m;
+	__u64 end;
+
+	m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	memcpy(m->name, self->name, sizeof(m->name));
+	ASSERT_EQ(0, shmk_fork_children(NS_CLIENTS, pids, NULL, many_ns_child,
+					m));
+	end = mono_ms() + 60000;
+	while (__atomic_load_n(&m->own_pid_1, __ATOMIC_ACQUIRE) +
+	       __atomic_load_n(&m->own_pid_0, __ATOMIC_ACQUIRE) < NS_CLIENTS &&
+	       mono_ms() < end)
+		sleep_ms(10);
+	__atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(0, shmk_wait_children(NS_CLIENTS, pids, 30000));
+	/* The creator's namespace has the first view. */
+	EXPECT_EQ(NS_CLIENTS, m->attached);
+	EXPECT_EQ(15, m->own_pid_1);
+	EXPECT_EQ(NS_CLIENTS - 15, m->own_pid_0);
+	munmap(m, sizeof(*m));
+}
+
 /* Busy (user + system + irq) time of @cpu, in clock ticks, from /proc/stat. */
 static long long cpu_busy(int cpu)
 {
