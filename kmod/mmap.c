@@ -96,6 +96,12 @@ int shmk_mmap_init(void)
 	mmap = shmk_shm_mmap;
 	memcpy(copy + offsetof(typeof(*shmk_shmem_fops), mmap), &mmap,
 	       sizeof(mmap));
+	/*
+	 * shmem_get_unmapped_area() asserts that the file's f_op is shmem's
+	 * own (VM_BUG_ON); placement then falls back to the mm's default.
+	 */
+	memset(copy + offsetof(typeof(*shmk_shmem_fops), get_unmapped_area),
+	       0, sizeof(shmk_shmem_fops->get_unmapped_area));
 	shmk_shm_fops = copy;
 	return 0;
 }
@@ -723,7 +729,8 @@ static vm_fault_t shmk_status_fault(struct vm_fault *vmf)
 	struct shmk_client *client = vmf->vma->vm_file->private_data;
 	struct shmk_status_view *view = vmf->vma->vm_private_data;
 
-	if (READ_ONCE(client->kicked))
+	/* Not after a kick, and not in a child that inherited the mapping. */
+	if (READ_ONCE(client->kicked) || vmf->vma->vm_mm != client->mm)
 		return VM_FAULT_SIGBUS;
 
 	get_page(view->page);
