@@ -88,14 +88,13 @@ int shmk_charge_segment(struct shmk_user *user)
 	spin_lock(&shmk_users_lock);
 	if ((limited &&
 	     user->nr_segments >= READ_ONCE(shmk_max_segments_per_user)) ||
-	    atomic_read(&shmk_nr_segments) >= READ_ONCE(shmk_max_segments))
+	    atomic_read(&shmk_nr_segments) >= READ_ONCE(shmk_max_segments)) {
 		ret = -ENOSPC;
-	else
+	} else {
 		user->nr_segments++;
-	atomic_inc(&shmk_nr_segments);
+		atomic_inc(&shmk_nr_segments);
+	}
 	spin_unlock(&shmk_users_lock);
-	if (ret)
-		atomic_dec(&shmk_nr_segments);
 	return ret;
 }
 
