@@ -62,6 +62,42 @@ static uint64_t pick_size(void)
 	return (16 << 10) + rnd_below(256 << 10);
 }
 
+/*
+ * One allocation, checked against the model: the same offset and block size
+ * when the model has room (after growing the heap if the library did), and
+ * ENOMEM with the heap unchanged when it has none. Returns true and records
+ * the block in *l when it was allocated.
+ */
+static bool model_alloc(struct shmk *h, struct model *m, uint64_t n,
+			uint64_t align, struct live *l, long *grows, long *enomem)
+{
+	uint64_t bs = 0, pred = m_alloc(m, n, align, &bs);
+	uint8_t *p;
+
+	errno = 0;
+	p = align > 16 ? shmk_alloc_aligned(h, n, align) : shmk_alloc(h, n);
+	if (!pred) {
+		if (!p) {
+			CHECK_EQ(errno, ENOMEM);
+			CHECK_EQ(h->hdr->heap_end, m->heap_end);
+			(*enomem)++;
+			return false;
+		}
+		m_extend(m, h->hdr->heap_end);
+		pred = m_alloc(m, n, align, &bs);
+		CHECK(pred);
+		(*grows)++;
+	}
+	CHECK(p != NULL);
+	CHECK_EQ(shmk_off(h, p), pred);
+	CHECK_EQ(shmk_usable_size(h, p), bs - 8);
+	CHECK_EQ(pred % align, 0);
+	CHECK_EQ((uintptr_t)p % 16, 0);
+	*l = (struct live){ pred, bs, n, (uint8_t)(1 + pred % 251) };
+	fill(p, n, l->tag);
+	return true;
+}
+
 int main(void)
 {
 	const long ops = test_small() ? 40000 : 1000000;
@@ -86,38 +122,15 @@ int main(void)
 					   rnd_below(2 * target) >= nlive);
 
 		if (do_alloc) {
-			uint64_t n = pick_size(), align = 16, bs = 0, pred;
-			uint8_t *p;
+			uint64_t n = pick_size(), align = 16;
 
 			if (rnd_below(16) == 0) {
 				align = 32ULL << rnd_below(8);
 				aligned++;
 			}
-			pred = m_alloc(&m, n, align, &bs);
-			errno = 0;
-			p = align > 16 ? shmk_alloc_aligned(h, n, align)
-				       : shmk_alloc(h, n);
-			if (!pred) {
-				if (!p) {
-					CHECK_EQ(errno, ENOMEM);
-					CHECK_EQ(h->hdr->heap_end, m.heap_end);
-					enomem++;
-					continue;
-				}
-				m_extend(&m, h->hdr->heap_end);
-				pred = m_alloc(&m, n, align, &bs);
-				CHECK(pred);
-				grows++;
-			}
-			CHECK(p != NULL);
-			CHECK_EQ(shmk_off(h, p), pred);
-			CHECK_EQ(shmk_usable_size(h, p), bs - 8);
-			CHECK_EQ(pred % align, 0);
-			CHECK_EQ((uintptr_t)p % 16, 0);
-			live[nlive] = (struct live){ pred, bs, n,
-						     (uint8_t)(1 + op % 251) };
-			fill(p, n, live[nlive].tag);
-			nlive++;
+			if (model_alloc(h, &m, n, align, &live[nlive], &grows,
+					&enomem))
+				nlive++;
 			allocs++;
 		} else {
 			size_t i = rnd_below(nlive);
@@ -137,6 +150,28 @@ int main(void)
 				maxfree = m.n;
 		}
 	}
+	/*
+	 * Whatever the seed did, fill the heap to its limit with 64 KiB blocks:
+	 * the heap grows to the maximum and the allocation past it gets ENOMEM.
+	 */
+	for (long tries = 0; ; tries++) {
+		long before = enomem;
+
+		CHECK(tries <= (long)(shmk_max_size(h) >> 16) + 1 &&
+		      nlive < maxlive);
+		if (!model_alloc(h, &m, 64 << 10, 16, &live[nlive], &grows,
+				 &enomem)) {
+			CHECK_EQ(enomem, before + 1);
+			break;
+		}
+		nlive++;
+		allocs++;
+	}
+	CHECK_EQ(m.heap_end, shmk_max_size(h));
+	CHECK_OK(shmk_check(h));
+	m_compare(&m, h);
+	check_stats(h, &m, nlive);
+
 	printf("%ld allocs (%ld aligned), %ld frees, %ld growths, %ld ENOMEM,"
 	       " heap %llu KiB, up to %zu free blocks\n", allocs, aligned,
 	       frees, grows, enomem, (unsigned long long)(m.heap_end >> 10),
