@@ -16,6 +16,11 @@
 #                        lockdep, kmemleak, fault injection) and run every
 #                        suite on it
 #   make deps-backports  install Debian's 6.12 kernel (image and headers)
+#   make install         the module, the udev rule, libshmk, shmkctl (see
+#                        "Installing" below for PREFIX, DESTDIR and the parts)
+#   make uninstall       remove what make install put
+#   make check-install   make install/uninstall into a scratch DESTDIR list
+#                        exactly the expected files
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
@@ -46,7 +51,11 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 
 .PHONY: all modules deps lint selftests lib lib-tests shmkctl examples check \
 	check-build userspace check-run check-kernel check-kernels check-debug \
-	deps-backports demo vm-run bench-grow bench-alloc bench clean
+	deps-backports demo vm-run bench-grow bench-alloc bench clean \
+	install uninstall install-module install-udev install-modules-load \
+	install-lib install-tools uninstall-module uninstall-udev \
+	uninstall-modules-load uninstall-lib uninstall-tools \
+	check-install print-kver
 
 all: modules
 
@@ -91,7 +100,9 @@ vm-run: modules
 # libshmk runs on the host on its memfd backend (plain, ASan+UBSan and
 # valgrind builds) and in the VM against /dev/shmk (plain and ASan+UBSan).
 # (Double quotes only: VM_SUITES goes into a single-quoted guest command.)
-HOST_SUITES ?= libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd lib/tests/run.sh"
+# "install": make install/uninstall into a scratch DESTDIR (tools/check-install).
+HOST_SUITES ?= libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd lib/tests/run.sh" \
+	install="tools/check-install $(CHECK_INSTALL_ARGS)"
 VM_SUITES ?= kselftests=selftests/run.sh netlink=selftests/netlink/run.sh \
 	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
 
@@ -189,6 +200,105 @@ bench-alloc: deps
 	SHMK_BENCH_CMD="make bench-alloc ALLOC_REPS=$(ALLOC_REPS)" \
 		bench/alloc-report build/bench/alloc.csv build/bench
 	cat build/bench/alloc.md
+
+# ---- Installing -------------------------------------------------------------
+#
+#   make && sudo make install [PREFIX=/usr/local] [DESTDIR=] [MODULES_LOAD=1]
+#
+# installs, each part also a target of its own:
+#   install-module   kmod/shmk.ko as /lib/modules/KVER/extra/kmod/shmk.ko
+#                    (kbuild's modules_install, which signs and compresses
+#                    it as the kernel's configuration says; INSTALL_MOD_DIR
+#                    replaces "extra"), then depmod KVER. The module
+#                    goes under /lib/modules whatever PREFIX is; with DESTDIR
+#                    under DESTDIR/lib/modules, and depmod is left to whoever
+#                    installs that tree.
+#   install-udev     udev/60-shmk.rules: /dev/shmk mode 0666 (why:
+#                    Documentation/admin-guide/shmk.rst, "Device permissions")
+#   install-lib      libshmk: shared and static library, <shmk.h>, shmk.pc,
+#                    the section 3 man pages (lib/Makefile install)
+#   install-tools    shmkctl, shmkctl(8) and its bash completion
+#   install-modules-load
+#                    modules-load.d/shmk.conf, which loads the module at boot;
+#                    part of make install only with MODULES_LOAD=1
+# The directories are the usual variables: PREFIX, SBINDIR, LIBDIR,
+# INCLUDEDIR, MANDIR, PKGCONFIGDIR, BASHCOMPDIR, UDEVRULESDIR,
+# MODULESLOADDIR; udev and systemd-modules-load read both /usr/lib and
+# /usr/local/lib. Without DESTDIR, install also runs depmod, ldconfig and
+# udevadm control --reload when they apply.
+
+VERSION := $(shell cat $(PROJECT)/lib/VERSION)
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
+MODULESLOADDIR ?= $(PREFIX)/lib/modules-load.d
+INSTALL_MOD_DIR ?= extra
+MODULES_LOAD ?= 0
+MODDIR = $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR)/kmod
+
+DIRS_VARS = PREFIX='$(PREFIX)' LIBDIR='$(LIBDIR)' INCLUDEDIR='$(INCLUDEDIR)' \
+	    MANDIR='$(MANDIR)' PKGCONFIGDIR='$(PKGCONFIGDIR)' DESTDIR='$(DESTDIR)'
+
+install: install-module install-udev install-lib install-tools \
+	 $(if $(filter 1 yes,$(MODULES_LOAD)),install-modules-load)
+
+uninstall: uninstall-module uninstall-udev uninstall-modules-load \
+	   uninstall-lib uninstall-tools
+
+install-module: modules
+	$(MAKE) -C $(KDIR) M=$(PROJECT) INSTALL_MOD_PATH=$(DESTDIR) \
+		INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) modules_install
+	$(if $(DESTDIR),,depmod -a $(KVER))
+
+uninstall-module:
+	rm -f $(MODDIR)/shmk.ko $(MODDIR)/shmk.ko.xz $(MODDIR)/shmk.ko.gz \
+	      $(MODDIR)/shmk.ko.zst
+	-rmdir $(MODDIR) $(dir $(MODDIR)) 2>/dev/null
+	$(if $(DESTDIR),,depmod -a $(KVER))
+
+install-udev:
+	install -D -m 644 udev/60-shmk.rules $(DESTDIR)$(UDEVRULESDIR)/60-shmk.rules
+	$(if $(DESTDIR),,-test ! -d /run/udev || udevadm control --reload)
+
+uninstall-udev:
+	rm -f $(DESTDIR)$(UDEVRULESDIR)/60-shmk.rules
+
+install-modules-load:
+	install -D -m 644 modules-load.d/shmk.conf \
+		$(DESTDIR)$(MODULESLOADDIR)/shmk.conf
+
+uninstall-modules-load:
+	rm -f $(DESTDIR)$(MODULESLOADDIR)/shmk.conf
+
+install-lib:
+	$(MAKE) -C lib install $(DIRS_VARS)
+	$(if $(DESTDIR),,-ldconfig)
+
+uninstall-lib:
+	$(MAKE) -C lib uninstall $(DIRS_VARS)
+	$(if $(DESTDIR),,-ldconfig)
+
+install-tools:
+	$(MAKE) -C tools/shmkctl install PREFIX='$(PREFIX)' SBINDIR='$(SBINDIR)' \
+		MANDIR='$(MANDIR)' BASHCOMPDIR='$(BASHCOMPDIR)' DESTDIR='$(DESTDIR)'
+
+uninstall-tools:
+	$(MAKE) -C tools/shmkctl uninstall PREFIX='$(PREFIX)' SBINDIR='$(SBINDIR)' \
+		MANDIR='$(MANDIR)' BASHCOMPDIR='$(BASHCOMPDIR)' DESTDIR='$(DESTDIR)'
+
+# make install and uninstall into a scratch DESTDIR: install must put exactly
+# the files tools/install-files.txt lists, uninstall must remove them all.
+CHECK_INSTALL_ARGS = KVER=$(KVER) $(if $(filter command line,$(origin KDIR)),KDIR=$(KDIR))
+check-install:
+	tools/check-install $(CHECK_INSTALL_ARGS)
+
+print-kver:
+	@echo $(KVER)
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
