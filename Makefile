@@ -19,8 +19,11 @@
 #   make install         the module, the udev rule, libshmk, shmkctl (see
 #                        "Installing" below for PREFIX, DESTDIR and the parts)
 #   make uninstall       remove what make install put
+#   make install-dkms    the module's sources for DKMS in /usr/src/shmk-VERSION
 #   make check-install   make install/uninstall into a scratch DESTDIR list
 #                        exactly the expected files
+#   make check-dkms      dkms add/build/install for every installed kernel,
+#                        in scratch DKMS trees
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
@@ -53,9 +56,9 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	check-build userspace check-run check-kernel check-kernels check-debug \
 	deps-backports demo vm-run bench-grow bench-alloc bench clean \
 	install uninstall install-module install-udev install-modules-load \
-	install-lib install-tools uninstall-module uninstall-udev \
-	uninstall-modules-load uninstall-lib uninstall-tools \
-	check-install print-kver
+	install-lib install-tools install-dkms uninstall-module uninstall-udev \
+	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
+	check-install print-kver check-dkms
 
 all: modules
 
@@ -100,9 +103,12 @@ vm-run: modules
 # libshmk runs on the host on its memfd backend (plain, ASan+UBSan and
 # valgrind builds) and in the VM against /dev/shmk (plain and ASan+UBSan).
 # (Double quotes only: VM_SUITES goes into a single-quoted guest command.)
-# "install": make install/uninstall into a scratch DESTDIR (tools/check-install).
+# "install": make install/uninstall into a scratch DESTDIR (tools/check-install);
+# "dkms": dkms add/build/install/uninstall/remove for every installed kernel in
+# scratch DKMS trees (tools/check-dkms).
 HOST_SUITES ?= libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd lib/tests/run.sh" \
-	install="tools/check-install $(CHECK_INSTALL_ARGS)"
+	install="tools/check-install $(CHECK_INSTALL_ARGS)" \
+	dkms=tools/check-dkms
 VM_SUITES ?= kselftests=selftests/run.sh netlink=selftests/netlink/run.sh \
 	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
 
@@ -221,6 +227,8 @@ bench-alloc: deps
 #   install-modules-load
 #                    modules-load.d/shmk.conf, which loads the module at boot;
 #                    part of make install only with MODULES_LOAD=1
+# and install-dkms (not part of make install) puts the module's sources and
+# dkms.conf in /usr/src/shmk-VERSION for "dkms add" instead.
 # The directories are the usual variables: PREFIX, SBINDIR, LIBDIR,
 # INCLUDEDIR, MANDIR, PKGCONFIGDIR, BASHCOMPDIR, UDEVRULESDIR,
 # MODULESLOADDIR; udev and systemd-modules-load read both /usr/lib and
@@ -237,6 +245,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
 MODULESLOADDIR ?= $(PREFIX)/lib/modules-load.d
+DKMSDIR ?= /usr/src/shmk-$(VERSION)
 INSTALL_MOD_DIR ?= extra
 MODULES_LOAD ?= 0
 MODDIR = $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR)/kmod
@@ -290,6 +299,24 @@ install-tools:
 uninstall-tools:
 	$(MAKE) -C tools/shmkctl uninstall PREFIX='$(PREFIX)' SBINDIR='$(SBINDIR)' \
 		MANDIR='$(MANDIR)' BASHCOMPDIR='$(BASHCOMPDIR)' DESTDIR='$(DESTDIR)'
+
+# What DKMS builds: the top Kbuild, kmod/ and the uapi header.
+DKMS_FILES = Kbuild kmod/Kbuild $(sort $(filter-out %.mod.c,$(wildcard kmod/*.c))) \
+	     $(sort $(wildcard kmod/*.h)) uapi/linux/shmk.h
+
+install-dkms:
+	install -d $(DESTDIR)$(DKMSDIR)/kmod $(DESTDIR)$(DKMSDIR)/uapi/linux
+	for f in $(DKMS_FILES); do install -m 644 $$f $(DESTDIR)$(DKMSDIR)/$$f || exit 1; done
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf > $(DESTDIR)$(DKMSDIR)/dkms.conf
+	chmod 644 $(DESTDIR)$(DKMSDIR)/dkms.conf
+
+uninstall-dkms:
+	rm -rf $(DESTDIR)$(DKMSDIR)
+
+# dkms add/build/install/uninstall/remove for every kernel that has headers
+# (or KVERS="..."), in scratch trees under build/dkms.
+check-dkms:
+	tools/check-dkms $(KVERS)
 
 # make install and uninstall into a scratch DESTDIR: install must put exactly
 # the files tools/install-files.txt lists, uninstall must remove them all.

@@ -32,6 +32,7 @@ PACKAGES=(
 	python3
 	valgrind
 	util-linux
+	dkms
 )
 SRC_TAR=/usr/src/linux-source-6.1.tar.xz
 SRC_DIR=/usr/src/linux-source-6.1
