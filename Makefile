@@ -7,7 +7,10 @@
 #   make check           install what is missing, build, lint, run every suite
 #                        in a VM
 #   make vm-run CMD=...  run CMD as root in a VM with shmk.ko loaded
-#   make lint            checkpatch --strict, sparse (C=2) and W=1
+#   make lint            checkpatch --strict, sparse (C=2) and W=1, lintian on
+#                        the Debian packages (make lint-debs)
+#   make debs            the Debian packages, in build/debs/ (make dist: the
+#                        source tarball, in build/dist/)
 #   make check-kernel KVER=...
 #                        the suites on one more installed Debian kernel (the
 #                        module built for it under build/ko/KVER)
@@ -58,7 +61,7 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	install uninstall install-module install-udev install-modules-load \
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
-	check-install print-kver check-dkms
+	check-install print-kver check-dkms dist debs lint-debs
 
 all: modules
 
@@ -69,7 +72,8 @@ modules:
 deps:
 	@if [ "$${SHMK_SKIP_DEPS:-0}" != 1 ]; then $(PROJECT)/tools/install-deps.sh; fi
 
-lint:
+# lintian on the Debian packages too (lint-debs builds them first).
+lint: lint-debs
 	$(CHECKPATCH) --strict --no-tree --terse --show-types \
 		--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f $(KERNEL_SRCS)
 	$(MAKE) -C $(KDIR) M=$(PROJECT) W=1 C=2 modules 2>&1 | tee build/lint.log
@@ -326,6 +330,42 @@ check-install:
 
 print-kver:
 	@echo $(KVER)
+
+# ---- Releases and Debian packages ---------------------------------------------
+#
+#   make dist    build/dist/shmk-VERSION.tar.xz: the files git tracks (as they
+#                are in the working tree), VERSION from lib/VERSION
+#   make debs    the Debian packages, built with dpkg-buildpackage -us -uc -b
+#                from that tarball unpacked under build/debs/ (so that the
+#                source tree stays as it is): build/debs/*.deb
+#   make lint-debs  lintian on them; every warning or error fails it (the
+#                remaining tags are overridden in debian/*.lintian-overrides,
+#                each with its reason)
+
+DIST_TARBALL = build/dist/shmk-$(VERSION).tar.xz
+DEBS_DIR = build/debs
+
+dist: | build
+	@mkdir -p build/dist
+	git ls-files | while read -r f; do [ -e "$$f" ] && echo "$$f"; done | \
+		tar -c --owner=0 --group=0 --numeric-owner --sort=name \
+		    --mtime=@$$(git log -1 --format=%ct) \
+		    --transform 's,^,shmk-$(VERSION)/,' -T - | \
+		xz -6 >$(DIST_TARBALL).tmp
+	mv -f $(DIST_TARBALL).tmp $(DIST_TARBALL)
+	@echo "$(DIST_TARBALL)"
+
+debs: dist
+	rm -rf $(DEBS_DIR)
+	mkdir -p $(DEBS_DIR)
+	cp $(DIST_TARBALL) $(DEBS_DIR)/shmk_$(VERSION).orig.tar.xz
+	tar -C $(DEBS_DIR) -xJf $(DIST_TARBALL)
+	cd $(DEBS_DIR)/shmk-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls $(DEBS_DIR)/*.deb
+
+lint-debs: debs
+	lintian --fail-on error,warning --display-info --info \
+		$(DEBS_DIR)/shmk_*.changes
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean

@@ -33,6 +33,10 @@ PACKAGES=(
 	valgrind
 	util-linux
 	dkms
+	dh-dkms
+	debhelper
+	lintian
+	git
 )
 SRC_TAR=/usr/src/linux-source-6.1.tar.xz
 SRC_DIR=/usr/src/linux-source-6.1
