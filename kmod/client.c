@@ -16,7 +16,8 @@
 #include "shmk.h"
 
 #define SHMK_ATTACH_FLAGS	(SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL | \
-				 SHMK_ATTACH_RDONLY | SHMK_ATTACH_WRITER)
+				 SHMK_ATTACH_RDONLY | SHMK_ATTACH_WRITER | \
+				 SHMK_ATTACH_SMALL_PAGES)
 
 static bool shmk_zero(const void *p, size_t size)
 {
@@ -30,7 +31,7 @@ static int shmk_check_attach(const struct shmk_attach *req)
 	if ((req->flags & SHMK_ATTACH_RDONLY) &&
 	    (req->flags & SHMK_ATTACH_WRITER))
 		return -EINVAL;
-	if ((req->flags & SHMK_ATTACH_EXCL) &&
+	if ((req->flags & (SHMK_ATTACH_EXCL | SHMK_ATTACH_SMALL_PAGES)) &&
 	    !(req->flags & SHMK_ATTACH_CREATE))
 		return -EINVAL;
 	if (!shmk_zero(req->reserved, sizeof(req->reserved)))
@@ -322,7 +323,7 @@ static long shmk_ioctl_info(struct shmk_client *client, unsigned int cmd,
 	ret = shmk_arg_in(&info, sizeof(info), cmd, argp);
 	if (ret)
 		return ret;
-	if (info.flags || info.reserved0 ||
+	if (info.flags || info.reserved0 || info.reserved1 ||
 	    !shmk_zero(info.reserved, sizeof(info.reserved)))
 		return -EINVAL;
 
@@ -342,6 +343,9 @@ static long shmk_ioctl_info(struct shmk_client *client, unsigned int cmd,
 	info.client_flags = client->flags;
 	info.features = SHMK_FEATURES;
 	memcpy(info.name, seg->name, sizeof(info.name));
+	if (shmk_shmfs_is_huge(seg->shm))
+		info.seg_flags |= SHMK_SEG_HUGE_PAGES;
+	info.huge_size = shmk_segment_huge_size(seg);
 	mutex_unlock(&seg->lock);
 
 	return shmk_arg_out(argp, &info, sizeof(info), cmd);
@@ -504,6 +508,12 @@ const struct file_operations shmk_client_fops = {
 	.unlocked_ioctl	= shmk_client_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.mmap		= shmk_mmap,
+	/*
+	 * mmap() without an address places a mapping of 2 MiB or more at an
+	 * address congruent to its offset modulo 2 MiB, so that huge pages
+	 * can be mapped by PMD (libshmk picks an aligned address itself).
+	 */
+	.get_unmapped_area = thp_get_unmapped_area,
 	.fadvise	= shmk_client_fadvise,
 	.llseek		= noop_llseek,
 };

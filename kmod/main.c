@@ -46,6 +46,11 @@ module_param_named(grow_threads, shmk_grow_threads, uint, 0644);
 MODULE_PARM_DESC(grow_threads,
 		 "CPUs one grow fills pages on at once (default 0: all online, at most 16)");
 
+bool shmk_huge_pages = true;
+module_param_named(huge_pages, shmk_huge_pages, bool, 0644);
+MODULE_PARM_DESC(huge_pages,
+		 "Back new segments with 2 MiB pages where possible (default Y)");
+
 atomic_t shmk_nr_segments = ATOMIC_INIT(0);
 atomic_long_t shmk_nr_pages = ATOMIC_LONG_INIT(0);
 atomic_t shmk_nr_clients = ATOMIC_INIT(0);
@@ -126,9 +131,12 @@ static int __init shmk_init(void)
 	int ret;
 
 	shmk_limits_init();
-	ret = shmk_mmap_init();
+	ret = shmk_shmfs_init();
 	if (ret)
 		return ret;
+	ret = shmk_mmap_init();
+	if (ret)
+		goto err_shmfs;
 	ret = shmk_genl_init();
 	if (ret)
 		goto err_mmap;
@@ -141,6 +149,8 @@ err_genl:
 	shmk_genl_exit();
 err_mmap:
 	shmk_mmap_exit();
+err_shmfs:
+	shmk_shmfs_exit();
 	return ret;
 }
 
@@ -152,6 +162,7 @@ static void __exit shmk_exit(void)
 	shmk_registry_exit();
 	shmk_limits_exit();
 	shmk_mmap_exit();
+	shmk_shmfs_exit();
 	WARN_ON(atomic_read(&shmk_nr_segments) ||
 		atomic_long_read(&shmk_nr_pages) ||
 		atomic_read(&shmk_nr_clients));

@@ -17,6 +17,12 @@
  * and fault-around maps up to fault_around_bytes per fault). A client whose
  * mmap lock is busy is skipped: it takes faults on the new pages instead,
  * and no peer can stall a grow.
+ *
+ * On the huge page mount (shmfs.c) a grow's batch of 512 pages is one
+ * 2 MiB folio wherever memory allows, and that fault path maps it into a
+ * 2 MiB-aligned mapping with one PMD entry (do_set_pmd()): one call per
+ * peer per 2 MiB. Where the folio is small, fault-around maps the batch's
+ * page table in one go instead (shmk_map_pages()).
  */
 #include <linux/cgroup.h>
 #include <linux/cpumask.h>
@@ -85,7 +91,7 @@ int shmk_mmap_init(void)
 	struct file *probe;
 	void *copy;
 
-	probe = shmem_file_setup("shmk:probe", 0, VM_NORESERVE);
+	probe = shmk_shmfs_file("shmk:probe", true);
 	if (IS_ERR(probe))
 		return PTR_ERR(probe);
 	shmk_shmem_fops = probe->f_op;
@@ -273,20 +279,25 @@ struct shmk_fill {
 struct shmk_fill_worker {
 	struct work_struct work;
 	struct shmk_fill *fill;
-	struct page **pages;
+	struct folio **folios;
 };
 
-/* Allocate pages [@first, @first + @nr) and install them in every peer. */
-static int shmk_fill_batch(struct shmk_fill *fill, struct page **pages,
+/*
+ * Allocate pages [@first, @first + @nr) and install them in every peer. On
+ * the huge page mount a batch is one 2 MiB folio, where memory allows: its
+ * first page allocates and clears all of it, and it is looked up once.
+ */
+static int shmk_fill_batch(struct shmk_fill *fill, struct folio **folios,
 			   pgoff_t first, unsigned long nr)
 {
 	struct address_space *mapping = fill->seg->shm->f_mapping;
 	gfp_t gfp = shmk_gfp(mapping);
-	unsigned long i;
+	unsigned long i = 0, n = 0;
 	unsigned int p;
 	int ret = 0;
 
-	for (i = 0; i < nr; i++) {
+	while (i < nr) {
+		struct folio *folio;
 		struct page *page;
 
 		page = shmem_read_mapping_page_gfp(mapping, first + i, gfp);
@@ -294,19 +305,21 @@ static int shmk_fill_batch(struct shmk_fill *fill, struct page **pages,
 			ret = PTR_ERR(page);
 			break;
 		}
-		pages[i] = page;
+		folio = page_folio(page);
+		folios[n++] = folio;
+		i = folio_next_index(folio) - first;
 	}
 	/* The references keep reclaim off the pages until they are mapped. */
 	for (p = 0; !ret && fill->peers && p < fill->peers->nr; p++)
 		shmk_map_into_client(fill->peers->peer[p].client, first,
 				     first + nr);
-	while (i)
-		put_page(pages[--i]);
+	while (n)
+		folio_put(folios[--n]);
 	return ret;
 }
 
 /* Fill batches until none is left or a participant failed. */
-static void shmk_fill_run(struct shmk_fill *fill, struct page **pages,
+static void shmk_fill_run(struct shmk_fill *fill, struct folio **folios,
 			  bool caller)
 {
 	while (!atomic_read(&fill->error)) {
@@ -317,7 +330,7 @@ static void shmk_fill_run(struct shmk_fill *fill, struct page **pages,
 
 		if (first >= end)
 			break;
-		ret = shmk_fill_batch(fill, pages, first, end - first);
+		ret = shmk_fill_batch(fill, folios, first, end - first);
 		if (!ret && caller && fatal_signal_pending(current))
 			ret = -EINTR;
 		if (ret) {
@@ -340,7 +353,7 @@ static void shmk_fill_work(struct work_struct *work)
 	const struct cred *old_cred = override_creds(fill->cred);
 	struct mem_cgroup *old_memcg = set_active_memcg(fill->memcg);
 
-	shmk_fill_run(fill, w->pages, false);
+	shmk_fill_run(fill, w->folios, false);
 	set_active_memcg(old_memcg);
 	revert_creds(old_cred);
 }
@@ -410,7 +423,7 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 	};
 	struct shmk_fill_worker *helpers = NULL;
 	unsigned int i, nr_helpers;
-	struct page **pages;
+	struct folio **folios;
 	int ret;
 
 	if (first >= last)
@@ -421,9 +434,9 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 		helpers = kcalloc(nr_helpers, sizeof(*helpers), GFP_KERNEL);
 	if (!helpers)
 		nr_helpers = 0;
-	pages = kvmalloc_array((nr_helpers + 1) * SHMK_BATCH, sizeof(*pages),
-			       GFP_KERNEL);
-	if (!pages) {
+	folios = kvmalloc_array((nr_helpers + 1) * SHMK_BATCH,
+				sizeof(*folios), GFP_KERNEL);
+	if (!folios) {
 		kfree(helpers);
 		return -ENOMEM;
 	}
@@ -434,11 +447,11 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 	}
 	for (i = 0; i < nr_helpers; i++) {
 		helpers[i].fill = &fill;
-		helpers[i].pages = pages + (i + 1) * SHMK_BATCH;
+		helpers[i].folios = folios + (i + 1) * SHMK_BATCH;
 		INIT_WORK(&helpers[i].work, shmk_fill_work);
 		queue_work(system_unbound_wq, &helpers[i].work);
 	}
-	shmk_fill_run(&fill, pages, true);
+	shmk_fill_run(&fill, folios, true);
 	/* A worker that has not started by now has nothing left to do. */
 	for (i = 0; i < nr_helpers; i++)
 		cancel_work_sync(&helpers[i].work);
@@ -447,7 +460,7 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 		mem_cgroup_put(fill.memcg);
 	}
 	kfree(helpers);
-	kvfree(pages);
+	kvfree(folios);
 	ret = atomic_read(&fill.error);
 	/* shmem says -ENOSPC when the memory commit limit is reached. */
 	return ret == -ENOSPC ? -ENOMEM : ret;
@@ -470,6 +483,41 @@ void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
 	i_size_write(inode, from);
 	unmap_mapping_range(seg->shm->f_mapping, from, to - from, 1);
 	shmem_truncate_range(inode, from, to - 1);
+}
+
+/**
+ * shmk_segment_huge_size - how much of the active size is in 2 MiB pages
+ * @seg: the segment, its lock held
+ *
+ * Walks the page cache of the active size: 128 entries per 256 MiB where
+ * the segment is huge, one per page where it is not. A figure for INFO; a
+ * folio split or reclaimed meanwhile may or may not be counted.
+ */
+u64 shmk_segment_huge_size(struct shmk_segment *seg)
+{
+	XA_STATE(xas, &seg->shm->f_mapping->i_pages, 0);
+	pgoff_t end = seg->size >> PAGE_SHIFT;
+	unsigned long nr = 0, seen = 0;
+	struct folio *folio;
+
+	lockdep_assert_held(&seg->lock);
+	if (!end || !shmk_shmfs_is_huge(seg->shm))
+		return 0;
+	rcu_read_lock();
+	xas_for_each(&xas, folio, end - 1) {
+		if (xas_retry(&xas, folio) || xa_is_value(folio))
+			continue;
+		if (folio_test_pmd_mappable(folio))
+			nr += folio_nr_pages(folio);
+		if (++seen % XA_CHECK_SCHED)
+			continue;
+		xas_pause(&xas);
+		rcu_read_unlock();
+		cond_resched();
+		rcu_read_lock();
+	}
+	rcu_read_unlock();
+	return (u64)nr << PAGE_SHIFT;
 }
 
 static void shmk_resized(struct shmk_segment *seg, u64 size)

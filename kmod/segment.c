@@ -5,6 +5,7 @@
  */
 #include <linux/cred.h>
 #include <linux/capability.h>
+#include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/ipc_namespace.h>
 #include <linux/mm.h>
@@ -12,7 +13,6 @@
 #include <linux/proc_ns.h>
 #include <linux/pagemap.h>
 #include <linux/sched.h>
-#include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
@@ -186,16 +186,16 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 
 	/*
 	 * An unlinked tmpfs file gives the pages a real address_space,
-	 * which futexes key on. VM_NORESERVE: pages are accounted as the
-	 * segment grows, not for the whole reservation up front.
+	 * which futexes key on.
 	 */
 	snprintf(shm_name, sizeof(shm_name), "shmk:%s", seg->name);
-	shm = shmem_file_setup(shm_name, 0, VM_NORESERVE);
+	shm = shmk_shmfs_file(shm_name,
+			      req->flags & SHMK_ATTACH_SMALL_PAGES);
 	if (IS_ERR(shm)) {
 		/*
 		 * shmem says -ENOSPC when it cannot allocate the inode (the
-		 * internal mount has no inode limit); ENOSPC from ATTACH means
-		 * max_segments or max_pages.
+		 * module's mounts have no inode limit); ENOSPC from ATTACH
+		 * means max_segments or max_pages.
 		 */
 		ret = PTR_ERR(shm) == -ENOSPC ? -ENOMEM : PTR_ERR(shm);
 		goto err;

@@ -33,7 +33,8 @@ struct pid_namespace;
 /* What SHMK_IOC_INFO reports in features. */
 #define SHMK_FEATURES	(SHMK_FEATURE_LAZY_GROW | SHMK_FEATURE_SHMEM_MAPPING | \
 			 SHMK_FEATURE_STATUS_PIDNS | \
-			 SHMK_FEATURE_EXTENSIBLE_IOCTLS)
+			 SHMK_FEATURE_EXTENSIBLE_IOCTLS | \
+			 SHMK_FEATURE_HUGE_PAGES)
 
 /*
  * Whether @cmd is @ref, whatever struct size it encodes: the number, type
@@ -76,6 +77,7 @@ extern unsigned int shmk_max_clients;
 extern unsigned int shmk_grow_threads;
 extern unsigned long shmk_max_pages_per_user;
 extern unsigned int shmk_max_segments_per_user;
+extern bool shmk_huge_pages;
 
 /* Live objects, for sysfs and the leak check at unload (main.c). */
 extern atomic_t shmk_nr_segments;
@@ -214,6 +216,13 @@ struct shmk_peers {
 	struct shmk_peer peer[];
 };
 
+/* shmfs.c: the private tmpfs mounts that segment files live on */
+int shmk_shmfs_init(void);
+void shmk_shmfs_exit(void);
+bool shmk_shmfs_has_huge(void);
+struct file *shmk_shmfs_file(const char *name, bool small);
+bool shmk_shmfs_is_huge(const struct file *shm);
+
 /* mmap.c */
 int shmk_mmap_init(void);
 void shmk_mmap_exit(void);
@@ -227,6 +236,7 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs);
 int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs);
 void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to);
+u64 shmk_segment_huge_size(struct shmk_segment *seg);
 int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
 		  const struct shmk_client *client);
 

@@ -186,7 +186,8 @@ static long long charged(FIXTURE_DATA(memcg) *self)
 TEST_F_TIMEOUT(memcg, grow_charges_grower, 120)
 {
 	const long long grow = MiB(64), slack = MiB(8);
-	long long c0, c1, c2;
+	long long c0, c1, c2, t0, t1;
+	struct shmk_info info;
 	struct shmk_resize r;
 	char *p;
 
@@ -199,12 +200,23 @@ TEST_F_TIMEOUT(memcg, grow_charges_grower, 120)
 
 	c0 = charged(self);
 	ASSERT_LE(0, c0);
+	t0 = cg_key(self->cg, "memory.stat", "shmem_thp");
 	ASSERT_EQ(0, shmk_grow(self->fd, INIT_SIZE + grow, 0, &r));
 	c1 = charged(self);
-	TH_LOG("grow_threads %u: memory.current %lld -> %lld",
-	       variant->grow_threads, c0, c1);
+	t1 = cg_key(self->cg, "memory.stat", "shmem_thp");
+	TH_LOG("grow_threads %u: memory.current %lld -> %lld, shmem_thp %lld -> %lld",
+	       variant->grow_threads, c0, c1, t0, t1);
 	EXPECT_LE(grow, c1 - c0);
 	EXPECT_GE(grow + slack, c1 - c0);
+	/*
+	 * On a huge page segment, the 2 MiB folios (all but the first and
+	 * last 2 MiB, which hold small pages) are the grower's too.
+	 */
+	ASSERT_EQ(0, shmk_get_info(self->fd, &info));
+	if (info.seg_flags & SHMK_SEG_HUGE_PAGES) {
+		EXPECT_LE((long long)info.huge_size, t1 - t0);
+		EXPECT_LE(grow - (long long)MiB(4), (long long)info.huge_size);
+	}
 	/* The pages are mapped and zero. */
 	EXPECT_EQ(0, p[INIT_SIZE]);
 	EXPECT_EQ(0, p[INIT_SIZE + grow - 1]);

@@ -965,4 +965,126 @@ TEST_F_TIMEOUT(nl, kick_large_mapping, 600)
 	munmap((void *)id, 4096);
 }
 
+#define HUGE_MAX	(512ull << 20)
+#define HUGE_ROUNDS	3
+
+struct huge_peer {
+	volatile uint32_t client_id;
+	volatile uintptr_t base;
+};
+
+/* Attach to @name, map it all (2 MiB pages where it can), publish, wait. */
+static int huge_peer(const char *name, struct huge_peer *hp)
+{
+	struct shmk_attach a;
+	int ctl, fd;
+	char *p;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return 1;
+	memset(&a, 0, sizeof(a));
+	snprintf(a.name, sizeof(a.name), "%s", name);
+	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	if (fd < 0)
+		return 2;
+	p = mmap(NULL, HUGE_MAX, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED)
+		return 3;
+	hp->base = (uintptr_t)p;
+	__atomic_store_n(&hp->client_id, a.client_id, __ATOMIC_RELEASE);
+	for (;;)
+		pause();
+}
+
+struct huge_grow {
+	int fd;
+	int ret;
+	volatile int started;
+};
+
+static void *huge_grower(void *arg)
+{
+	struct huge_grow *g = arg;
+	struct shmk_resize r;
+
+	memset(&r, 0, sizeof(r));
+	r.size = HUGE_MAX;
+	g->started = 1;
+	g->ret = ioctl(g->fd, SHMK_IOC_GROW, &r) ? -errno : 0;
+	return NULL;
+}
+
+/*
+ * While a grow installs 512 MiB of 2 MiB folios into every client, one
+ * client is kicked and another is killed. The grow completes; the kicked
+ * client has nothing of the segment mapped (PMDs included) once the kick
+ * returns; the rig checks that the kernel log stays clean.
+ */
+TEST_F_TIMEOUT(nl, kick_and_exit_during_huge_grow, 600)
+{
+	struct huge_peer *hp;
+	struct shmk_attach a;
+	struct huge_grow g;
+	struct shmk_resize r;
+	pthread_t th;
+	int ctl, round, i, status;
+	pid_t pid[2];
+
+	hp = mmap(NULL, 2 * sizeof(*hp), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hp);
+	ctl = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	memset(&a, 0, sizeof(a));
+	a.flags = SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL;
+	a.mode = 0600;
+	a.size = 2u << 20;
+	a.max_size = HUGE_MAX;
+	snprintf(a.name, sizeof(a.name), "nlraw-hgrow");
+	g.fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	ASSERT_LE(0, g.fd);
+	for (round = 0; round < HUGE_ROUNDS; round++) {
+		memset(hp, 0, 2 * sizeof(*hp));
+		for (i = 0; i < 2; i++) {
+			pid[i] = fork();
+			ASSERT_LE(0, pid[i]);
+			if (!pid[i])
+				_exit(huge_peer("nlraw-hgrow", &hp[i]));
+		}
+		for (i = 0; i < 2; i++) {
+			while (!__atomic_load_n(&hp[i].client_id,
+						__ATOMIC_ACQUIRE))
+				usleep(1000);
+		}
+		g.started = 0;
+		ASSERT_EQ(0, pthread_create(&th, NULL, huge_grower, &g));
+		while (!g.started)
+			usleep(100);
+		usleep(2000 + round * 5000);
+		REQ(SHMK_CMD_CLIENT_KICK, 0);
+		add_str(&self->r, SHMK_A_SEGMENT_NAME, "nlraw-hgrow");
+		add_u32(&self->r, SHMK_A_CLIENT_ID, hp[0].client_id);
+		DO();
+		EXPECT_EQ(0, self->a.error);
+		EXPECT_EQ(0, kick_present(pid[0], hp[0].base));
+		kill(pid[1], SIGKILL);
+		ASSERT_EQ(0, pthread_join(th, NULL));
+		EXPECT_EQ(0, g.ret);
+		for (i = 0; i < 2; i++) {
+			kill(pid[i], SIGKILL);
+			ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
+		}
+		memset(&r, 0, sizeof(r));
+		r.size = 2u << 20;
+		ASSERT_EQ(0, ioctl(g.fd, SHMK_IOC_SHRINK, &r));
+	}
+	close(g.fd);
+	close(ctl);
+	unlink_segment("nlraw-hgrow");
+	munmap(hp, 2 * sizeof(*hp));
+}
+
 TEST_HARNESS_MAIN

@@ -53,6 +53,7 @@
 #define SHMK_ATTACH_EXCL		0x2U /* with CREATE: fail if present */
 #define SHMK_ATTACH_RDONLY		0x4U /* reader: read-only mapping */
 #define SHMK_ATTACH_WRITER		0x8U /* the one exclusive writer */
+#define SHMK_ATTACH_SMALL_PAGES		0x10U /* with CREATE: 4 KiB pages only */
 
 /* struct shmk_attach.out_flags */
 #define SHMK_ATTACH_CREATED		0x1U /* this call created it */
@@ -116,6 +117,17 @@ struct shmk_unlink {
  * invalid.
  */
 #define SHMK_FEATURE_EXTENSIBLE_IOCTLS	_BITULL(3)
+/*
+ * Segments are backed by 2 MiB pages (transparent huge pages) wherever size,
+ * alignment and free memory allow, unless created with
+ * SHMK_ATTACH_SMALL_PAGES or while the module's huge_pages parameter is off;
+ * shmk_info reports seg_flags and huge_size. Set whenever this module knows
+ * the flag, even on a machine without huge pages (seg_flags tells).
+ */
+#define SHMK_FEATURE_HUGE_PAGES		_BITULL(4)
+
+/* struct shmk_info.seg_flags */
+#define SHMK_SEG_HUGE_PAGES		0x1U /* may use 2 MiB pages */
 
 /* SHMK_IOC_INFO, on a client handle: the segment and this client. */
 struct shmk_info {
@@ -135,7 +147,10 @@ struct shmk_info {
 	__u32 client_flags;			/* out: SHMK_CLIENT_* */
 	char name[SHMK_NAME_MAX];		/* out */
 	__u64 features;				/* out: SHMK_FEATURE_* */
-	__u64 reserved[3];			/* in: zero; out: zero */
+	__u64 huge_size;			/* out: active bytes in 2 MiB pages */
+	__u32 seg_flags;			/* out: SHMK_SEG_* */
+	__u32 reserved1;			/* in: zero; out: zero */
+	__u64 reserved[1];			/* in: zero; out: zero */
 };
 
 /*
