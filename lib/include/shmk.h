@@ -79,7 +79,8 @@ struct shmk_stats {
 	uint64_t total_size;		/* active size of the segment */
 	uint64_t max_size;		/* reservation */
 	uint64_t heap_size;		/* bytes managed by the allocator */
-	uint64_t used_bytes;		/* allocated blocks, headers included */
+	uint64_t used_bytes;		/* allocations: blocks (headers
+					   included) and small slots */
 	uint64_t free_bytes;		/* free blocks */
 	uint64_t free_blocks;
 	uint64_t largest_free;		/* largest free block */
@@ -88,7 +89,8 @@ struct shmk_stats {
 	uint64_t clients;		/* attached clients (see shmk_clients) */
 	uint64_t grows;			/* segment growths by the allocator */
 	uint64_t recoveries;		/* recoveries after a dead lock owner */
-	uint64_t reserved[4];
+	uint64_t cached_bytes;		/* free slots in the small tier's runs */
+	uint64_t reserved[3];
 };
 
 /* Segments */

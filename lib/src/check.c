@@ -9,6 +9,7 @@
  *  - free index: every tree is a red-black tree ordered by (size, address),
  *    bins hold their size only, the bitmap matches, and the trees together
  *    hold exactly the free blocks of the chain, each once;
+ *  - small tier: see shmk__small_check();
  *  - directory: the table is a live block, each entry is a live block with
  *    its magic, name, hash, guard and object inside it, each name is found
  *    by a probe at its own slot, and the counts match.
@@ -23,6 +24,9 @@
 #include "directory.h"
 #include "heap.h"
 #include "rbtree.h"
+#include "small.h"
+
+#define bad(h, what, at)	((void)(h), shmk__check_bad((what), (at)))
 
 struct chk {
 	const struct shmk *h;
@@ -33,11 +37,10 @@ struct chk {
 	bool prev_used;
 };
 
-static int bad(const struct shmk *h, const char *what, uint64_t at)
+int shmk__check_bad(const char *what, uint64_t at)
 {
 	static int debug = -1;
 
-	(void)h;
 	if (debug < 0)
 		debug = getenv("SHMK_DEBUG") != NULL;
 	if (debug)
@@ -266,6 +269,8 @@ int shmk__check_locked(const struct shmk *h, bool quiescent)
 		r = bad(h, "counters", 0);
 	if (!r && c.used + c.free_bytes + 16 != he - SHMK_HEAP_START)
 		r = bad(h, "bytes do not add up", 0);
+	if (!r)
+		r = shmk__small_check(h);
 	if (!r)
 		r = dir_check(h, &ninternal);
 	if (!r && ninternal > c.nalloc)

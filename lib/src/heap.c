@@ -15,6 +15,9 @@
  * and coalesces with every free one at once, so free blocks are never
  * adjacent. Alloc and free are O(log n) in the number of free blocks.
  *
+ * Requests of up to SMALL_MAX bytes go to the small tier first (small.c),
+ * whose runs are blocks of this heap, flagged BLK_F_RUN.
+ *
  * When nothing fits, the heap grows through the backend (every peer sees
  * the new memory) up to the segment's max size. All metadata writes go
  * through the undo log (tx.h); the caller holds the lock inside a
@@ -24,6 +27,7 @@
 
 #include "heap.h"
 #include "rbtree.h"
+#include "small.h"
 #include "tx.h"
 
 #define GROW_MIN_STEP	(256u << 10)
@@ -273,6 +277,30 @@ int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 	return 0;
 }
 
+int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
+			     uint64_t *blk)
+{
+	uint64_t req = bsize + RUN_CHUNK + BLK_MIN, b, start;
+	int r;
+
+	b = find_fit(h, req);
+	if (!b) {
+		r = grow_for(h, req);
+		if (r)
+			return r;
+		b = find_fit(h, req);
+		if (!b)
+			return -ENOMEM;
+	}
+	start = ALIGN_UP(b - BLK_HDR, (uint64_t)RUN_CHUNK) + BLK_HDR;
+	if (start != b && start - b < BLK_MIN)
+		start += RUN_CHUNK;
+	if (start - BLK_HDR + bsize > below)
+		return -ENOSPC;
+	*blk = carve(h, b, start, bsize, true) - BLK_HDR;
+	return 0;
+}
+
 int shmk__heap_valid_used(const struct shmk *h, uint64_t payload)
 {
 	const struct shmk_hdr *hd = h->hdr;
@@ -282,7 +310,7 @@ int shmk__heap_valid_used(const struct shmk *h, uint64_t payload)
 	    payload > hd->heap_end)
 		return -EINVAL;
 	w = shmk__rd(h, b);
-	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) ||
+	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) || blk_kind(w) ||
 	    blk_size(w) > hd->heap_end - 8 - b)
 		return -EINVAL;
 	nw = shmk__rd(h, b + blk_size(w));
@@ -325,6 +353,28 @@ static void free_block(struct shmk *h, uint64_t payload)
 	} else {
 		put_free(h, b, bs, true);
 	}
+}
+
+void shmk__heap_release(struct shmk *h, uint64_t blk)
+{
+	uint64_t w = shmk__rd(h, blk);
+
+	shmk__tx_set(h, blk, w & ~BLK_F_KIND);
+	free_block(h, blk + BLK_HDR);
+}
+
+int shmk__free_locked(struct shmk *h, uint64_t payload)
+{
+	uint64_t run = small_run_of(h, payload);
+	int64_t i;
+
+	if (!run)
+		return shmk__heap_free(h, payload);
+	i = small_slot_of(h, run, payload);
+	if (i < 0)
+		return -EINVAL;
+	shmk__small_free(h, run, (uint64_t)i);
+	return 0;
 }
 
 int shmk__heap_free(struct shmk *h, uint64_t payload)
@@ -486,7 +536,7 @@ int shmk__heap_rebuild(struct shmk *h)
 			put_free(h, run, b - run, run_pu);
 			run = 0;
 		}
-		shmk__tx_set(h, b, blk_mk_used(size, prev_used));
+		shmk__tx_set(h, b, blk_mk_used(size, prev_used) | blk_kind(w));
 		prev_used = true;
 	}
 	if (run)
@@ -529,7 +579,11 @@ static void *alloc_common(struct shmk *h, size_t size, size_t align)
 	if (r)
 		return shmk__fail_ptr(r);
 	shmk__tx_begin(h, TX_ALLOC, size);
-	r = shmk__heap_alloc(h, size, align, false, &p);
+	r = -ENOSPC;
+	if (size <= SMALL_MAX && align <= BLK_ALIGN)
+		r = shmk__small_alloc(h, size, &p);
+	if (r == -ENOSPC || r == -ENOMEM)	/* no run: a block will do */
+		r = shmk__heap_alloc(h, size, align, false, &p);
 	shmk__tx_commit(h);
 	shmk__unlock(h);
 	if (r)
@@ -552,7 +606,7 @@ void *shmk_alloc_aligned(struct shmk *h, size_t size, size_t align)
 void shmk_free(struct shmk *h, void *ptr)
 {
 	uint8_t *p = ptr;
-	uint64_t off;
+	uint64_t off, run;
 	int saved = errno;
 
 	if (!h || !p || h->rdonly || p < h->base || p >= h->base + h->map_size)
@@ -560,7 +614,16 @@ void shmk_free(struct shmk *h, void *ptr)
 	off = (uint64_t)(p - h->base);
 	if (shmk__lock(h))
 		goto out;
-	if (shmk__heap_valid_used(h, off) == 0) {
+	run = small_run_of(h, off);
+	if (run) {
+		int64_t i = small_slot_of(h, run, off);
+
+		if (i >= 0) {
+			shmk__tx_begin(h, TX_FREE, off);
+			shmk__small_free(h, run, (uint64_t)i);
+			shmk__tx_commit(h);
+		}
+	} else if (!shmk__heap_valid_used(h, off)) {
 		shmk__tx_begin(h, TX_FREE, off);
 		free_block(h, off);
 		shmk__tx_commit(h);
@@ -573,13 +636,18 @@ out:
 size_t shmk_usable_size(const struct shmk *h, const void *ptr)
 {
 	const uint8_t *p = ptr;
-	uint64_t w;
+	uint64_t w, off, r;
 
 	if (!h || !p || p < h->base + SHMK_HEAP_START + 16 ||
 	    p >= h->base + h->map_size || (uintptr_t)p % BLK_ALIGN)
 		return 0;
+	off = (uint64_t)(p - h->base);
+	r = small_run_of(h, off);
+	if (r)
+		return small_slot_of(h, r, off) >= 0 ?
+		       ((const struct shmk_run *)(h->base + r))->slot_size : 0;
 	w = READ_ONCE(*(const uint64_t *)(p - BLK_HDR));
-	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w))
+	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) || blk_kind(w))
 		return 0;
 	return blk_size(w) - BLK_HDR;
 }
@@ -627,6 +695,9 @@ int shmk_shrink(struct shmk *h, size_t size)
 	if ((r = shmk__lock(h)))
 		return r;
 	old_end = h->hdr->heap_end;
+	shmk__tx_begin(h, TX_SHRINK, target);
+	shmk__small_trim(h);
+	shmk__tx_commit(h);
 	if (target < old_end) {
 		shmk__tx_begin(h, TX_SHRINK, target);
 		r = heap_cut(h, &target);
@@ -645,13 +716,16 @@ static int stats_read(struct shmk *h, void *arg)
 	struct shmk_stats *st = arg;
 	uint64_t named = READ_ONCE(hd->dir_count);
 	uint64_t internal = named + (READ_ONCE(hd->dir_table) ? 1 : 0);
-	uint64_t nallocs = READ_ONCE(hd->nallocs);
+	uint64_t nallocs = READ_ONCE(hd->nallocs) + READ_ONCE(hd->small_live);
 
+	internal += READ_ONCE(hd->run_blocks);
 	memset(st, 0, sizeof(*st));
 	st->max_size = h->map_size;
 	st->heap_size = READ_ONCE(hd->heap_end) - READ_ONCE(hd->heap_start);
-	st->used_bytes = READ_ONCE(hd->used_bytes);
+	st->used_bytes = READ_ONCE(hd->used_bytes) - READ_ONCE(hd->run_bytes) +
+			 READ_ONCE(hd->small_used);
 	st->free_bytes = READ_ONCE(hd->free_bytes);
+	st->cached_bytes = READ_ONCE(hd->small_cached);
 	st->free_blocks = READ_ONCE(hd->free_blocks);
 	st->largest_free = heap_largest(h);
 	st->live_allocs = nallocs >= internal ? nallocs - internal : 0;

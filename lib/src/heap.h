@@ -25,6 +25,12 @@ static inline bool blk_prev_used(uint64_t w)
 	return w & BLK_F_PREV_USED;
 }
 
+/* BLK_F_RUN, BLK_F_META or 0 (an ordinary block) for a used block. */
+static inline uint64_t blk_kind(uint64_t w)
+{
+	return w & BLK_F_KIND;
+}
+
 static inline uint64_t blk_mk_used(uint64_t size, bool prev_used)
 {
 	return BLK_TAG_USED << BLK_TAG_SHIFT | size | BLK_F_USED |
@@ -54,7 +60,7 @@ static inline bool blk_word_ok(uint64_t w)
 	switch (blk_tag(w)) {
 	case BLK_TAG_USED:
 		return blk_used(w) && blk_size(w) >= BLK_MIN &&
-		       !(w & 0xcULL);
+		       (w & BLK_F_KIND) != BLK_F_KIND;
 	case BLK_TAG_FREE:
 		return !blk_used(w) && blk_size(w) >= BLK_MIN &&
 		       !(w & 0xcULL);
@@ -90,5 +96,17 @@ static inline uint64_t tree_root_for(uint64_t size)
  */
 typedef int (*shmk_blk_fn)(uint64_t blk, uint64_t word, void *arg);
 int shmk__heap_walk(const struct shmk *h, shmk_blk_fn fn, void *arg);
+
+/*
+ * Allocate a block of at least @bsize bytes (a multiple of RUN_CHUNK) whose
+ * header sits 8 bytes past a RUN_CHUNK boundary C, best fit, with
+ * C + @bsize <= @below. Returns its block offset in *blk, or -ENOSPC when the fit lies
+ * above @below (nothing changed but, perhaps, a growth), or -ENOMEM. The
+ * payload's old contents are preserved for plain stores (tx.h).
+ */
+int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
+			     uint64_t *blk);
+/* Free the used block at @blk whatever its kind (the caller validated it). */
+void shmk__heap_release(struct shmk *h, uint64_t blk);
 
 #endif /* SHMK_HEAP_H */

@@ -146,6 +146,8 @@ int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		     bool preserve, uint64_t *payload);
 int shmk__heap_free(struct shmk *h, uint64_t payload);
 int shmk__heap_valid_used(const struct shmk *h, uint64_t payload);
+/* Free an allocation of either tier; -EINVAL (and nothing done) if invalid. */
+int shmk__free_locked(struct shmk *h, uint64_t payload);
 int shmk__heap_extend(struct shmk *h, uint64_t new_end);
 void shmk__heap_recount(struct shmk *h);
 int shmk__heap_rebuild(struct shmk *h);
@@ -157,6 +159,8 @@ int shmk__dir_remove_locked(struct shmk *h, const char *name);
 
 /* check.c */
 int shmk__check_locked(const struct shmk *h, bool quiescent);
+/* Report a failed check (on stderr with SHMK_DEBUG); returns -EUCLEAN. */
+int shmk__check_bad(const char *what, uint64_t at);
 
 #ifdef SHMK_FAULT_INJECT
 /* Tests: die (SIGKILL) at the Nth fault point; 0 disables. */

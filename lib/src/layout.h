@@ -20,6 +20,18 @@
  * The 8 bytes at heap_start are a guard word; the last 8 bytes before
  * heap_end are an end sentinel (a zero-sized used block). Free blocks are
  * never adjacent: a free block always coalesces with its free neighbours.
+ *
+ * Small requests (up to SMALL_MAX bytes) are served by the small tier
+ * (small.c): runs of equal slots, each run one used block of the heap with
+ * BLK_F_RUN set, placed so that its block starts 8 bytes past a
+ * RUN_CHUNK boundary:
+ *
+ *   chunk C   [8: block header] [struct shmk_run: header, bitmap] [slots ...]
+ *
+ * The run map (one used block with BLK_F_META, allocated with the heap)
+ * holds a byte per RUN_CHUNK of the segment: 0 for a chunk that starts no
+ * run and holds no part of one, else 1 + the chunk's index inside its run.
+ * It says exactly whether an offset lies in a run, and in which.
  */
 #ifndef SHMK_LAYOUT_H
 #define SHMK_LAYOUT_H
@@ -29,7 +41,7 @@
 #include <stdint.h>
 
 #define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
-#define SHMK_LAYOUT_VERSION	2	/* 2: word-at-a-time name hash */
+#define SHMK_LAYOUT_VERSION	3	/* 3: the small-block tier */
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u
@@ -44,6 +56,9 @@
 #define BLK_SIZE_MASK		0x0000fffffffffff0ULL
 #define BLK_F_USED		1ULL
 #define BLK_F_PREV_USED		2ULL
+#define BLK_F_RUN		4ULL	/* used: a run of the small tier */
+#define BLK_F_META		8ULL	/* used: the run map */
+#define BLK_F_KIND		(BLK_F_RUN | BLK_F_META)
 #define BLK_TAG_SHIFT		48
 #define BLK_TAG_USED		0xa110ULL
 #define BLK_TAG_FREE		0xf4eeULL
@@ -59,6 +74,36 @@
 /* Size classes: exact-size bins for small blocks, one tree for the rest */
 #define SHMK_NBINS		64u
 #define BIN_MAX_SIZE		(BLK_MIN + (SHMK_NBINS - 1) * BLK_ALIGN)
+
+/* The small tier */
+#define SHMK_NCLASSES		32u
+#define SMALL_MAX		8192u	/* largest small request */
+#define RUN_CHUNK_SHIFT		16
+#define RUN_CHUNK		(1u << RUN_CHUNK_SHIFT)	/* 64 KiB */
+#define RUN_BIG_CHUNKS		4u	/* runs of classes above 1 KiB */
+#define RUN_MAP_MAX		(32u << 10)	/* bytes: runs in the first 2 GiB */
+#define RUN_MAGIC		0x4e55524c4c414d53ULL	/* xor'ed with offset */
+#define RUN_RECIP_SHIFT		40
+
+/*
+ * A run's header, at the payload of its block. map has one bit per slot,
+ * set when the slot is allocated; summary has bit i set when map[i] has a
+ * clear bit. next and prev link the runs of a class that have a free slot
+ * (payload offsets, 0 for none); the list's head is hdr->runs[class].
+ */
+struct shmk_run {
+	uint64_t magic;			/* RUN_MAGIC ^ own payload offset */
+	uint32_t cls;
+	uint32_t nslots;
+	uint32_t slot_size;
+	uint32_t first;			/* slot 0, from the payload */
+	uint64_t recip;			/* 2^RUN_RECIP_SHIFT / size, rounded up */
+	uint64_t nfree;
+	uint64_t next;
+	uint64_t prev;
+	uint64_t summary;
+	uint64_t map[];
+};
 
 /* Transaction record: tx_state = count << TX_COUNT_SHIFT | op, 0 when idle */
 #define TX_COUNT_SHIFT		8
@@ -112,6 +157,11 @@ struct shmk_hdr {
 	uint64_t large_root;		/* tree of blocks > BIN_MAX_SIZE */
 	uint64_t bins[SHMK_NBINS];	/* trees of blocks of one size */
 
+	/* Small tier (every write logged) */
+	uint64_t run_map;		/* payload offset of the run map */
+	uint64_t run_map_len;		/* its length in bytes (chunks) */
+	uint64_t runs[SHMK_NCLASSES];	/* runs with a free slot, by class */
+
 	/* Directory (every write logged) */
 	uint64_t dir_table;		/* payload offset of the slot array */
 	uint64_t dir_cap;		/* slots, a power of two */
@@ -126,6 +176,11 @@ struct shmk_hdr {
 	uint64_t free_bytes;
 	uint64_t free_blocks;
 	uint64_t nallocs;		/* used blocks, internal ones included */
+	uint64_t run_blocks;		/* runs and the run map: blocks */
+	uint64_t run_bytes;		/* ... and their bytes */
+	uint64_t small_live;		/* allocated slots */
+	uint64_t small_used;		/* ... and their bytes */
+	uint64_t small_cached;		/* bytes of free slots in runs */
 
 	/* History, informational (unlogged) */
 	uint64_t grows;
@@ -142,6 +197,7 @@ _Static_assert(sizeof(struct shmk_hdr) <= SHMK_LOG_OFF, "header too big");
 _Static_assert(SHMK_LOG_OFF + SHMK_LOG_CAP * sizeof(struct shmk_log_entry) <=
 	       SHMK_REG_OFF, "log too big");
 _Static_assert(BIN_MAX_SIZE == 1056, "bins");
+_Static_assert(sizeof(struct shmk_run) == 64, "run header");
 
 /*
  * Client registry of the memfd backend, at SHMK_REG_OFF. Slots are claimed

@@ -7,9 +7,10 @@
  * pthread_mutex_consistent(), brings the metadata back to a proven state:
  *
  *  1. roll the undo log back: the state before the dead operation;
- *  2. recompute the derived counters;
+ *  2. recompute the derived counters (the small tier's from its bitmaps);
  *  3. validate everything with the shmk_check() walker; if that fails,
- *     rebuild the free index from the physical chain and validate again;
+ *     rebuild the free index from the physical chain, and the small tier's
+ *     lists, summaries and run map from its runs, and validate again;
  *     if it still fails, leave the mutex unrecoverable (every later locker
  *     gets ENOTRECOVERABLE) rather than hand out a corrupt heap;
  *  4. redo the dead operation when it was a free or a remove, so that no
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include "small.h"
 #include "tx.h"
 
 #define READ_SPINS_BEFORE_LOCK	64
@@ -59,8 +61,7 @@ static void replay(struct shmk *h, enum shmk_tx_op op)
 
 	shmk__tx_begin(h, op, hd->tx_arg);
 	if (op == TX_FREE) {
-		if (shmk__heap_valid_used(h, hd->tx_arg) == 0)
-			shmk__heap_free(h, hd->tx_arg);
+		shmk__free_locked(h, hd->tx_arg);
 	} else {
 		hd->tx_name[sizeof(hd->tx_name) - 1] = '\0';
 		shmk__dir_remove_locked(h, hd->tx_name);
@@ -90,12 +91,15 @@ static int recover(struct shmk *h, bool owner_dead)
 	hd->recoveries++;
 	shmk__tx_rollback(h);
 	shmk__heap_recount(h);
+	shmk__small_recount(h);
 	r = shmk__check_locked(h, false);
 	if (r == -ENOMEM)
 		r = 0;	/* no memory to walk: the rollback is exact anyway */
 	if (r) {
 		h->tx_nolog = true;
 		r = shmk__heap_rebuild(h);
+		if (!r)
+			r = shmk__small_rebuild(h);
 		h->tx_nolog = false;
 		if (!r)
 			r = shmk__check_locked(h, false);

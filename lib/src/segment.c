@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "small.h"
 
 #define DEFAULT_SIZE		(1ULL << 20)
 #define DEFAULT_MAX_SIZE	(1ULL << 30)
@@ -192,6 +193,8 @@ static int init_segment(struct shmk *h, uint64_t size)
 	h->tx_nolog = true;
 	shmk__heap_init(h, size);
 	r = shmk__dir_init(h);
+	if (!r)
+		r = shmk__small_init(h);
 	h->tx_nolog = false;
 	if (r)
 		return r;

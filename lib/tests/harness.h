@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +166,10 @@ static inline pid_t test_fork(int (*fn)(void *), void *arg)
 	}
 	if (pid == 0) {
 		test_is_child = 1;
+		/* A parent that fails does not leave its children running. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(3);
 		_exit(fn(arg));
 	}
 	return pid;

@@ -3,16 +3,28 @@
  * A reference model of the allocator's policy, for the tests: free blocks
  * in two sorted arrays (by address, and by (size, address)), best fit with
  * ties to the lowest address, splitting and coalescing exactly as the
- * library documents. It predicts every offset shmk_alloc() returns.
+ * library documents; and the small tier's runs, each with its bitmap, on
+ * per-class lists in the documented order. It predicts every offset
+ * shmk_alloc() returns.
  */
 #ifndef SHMK_TEST_MODEL_H
 #define SHMK_TEST_MODEL_H
 
 #include "harness.h"
 #include "heap.h"
+#include "small.h"
 
 struct mblk {
 	uint64_t off, size;
+};
+
+struct mrun {
+	uint64_t r;			/* payload offset */
+	uint64_t bsize;			/* its block's size */
+	unsigned int cls;
+	uint32_t nfree;
+	uint64_t map[64];		/* 1: allocated */
+	struct mrun *next, *prev;	/* the class's list of runs with room */
 };
 
 struct model {
@@ -20,6 +32,13 @@ struct model {
 	size_t n, cap;
 	uint64_t heap_end;
 	uint64_t used_bytes, free_bytes, nallocs;
+	/* The small tier */
+	struct mrun *runs[1024];		/* all runs, any order */
+	size_t nruns;
+	struct mrun *head[SHMK_NCLASSES];
+	uint64_t map_end;		/* runs lie below this offset */
+	uint64_t meta_bytes;		/* the run map's block */
+	uint64_t run_bytes, small_live, small_used, small_cached;
 };
 
 static int mcmp_size(const struct mblk *a, const struct mblk *b)
@@ -110,6 +129,11 @@ static int m_walk_fn(uint64_t b, uint64_t w, void *arg)
 	if (blk_tag(w) == BLK_TAG_END)
 		return 0;
 	if (blk_used(w)) {
+		CHECK(blk_kind(w) != BLK_F_RUN);	/* a fresh heap */
+		if (blk_kind(w) == BLK_F_META) {
+			m->meta_bytes = blk_size(w);
+			return 0;
+		}
 		m->used_bytes += blk_size(w);
 		m->nallocs++;
 	} else {
@@ -123,6 +147,7 @@ static void m_init(struct model *m, const struct shmk *h)
 {
 	memset(m, 0, sizeof(*m));
 	m->heap_end = h->hdr->heap_end;
+	m->map_end = h->hdr->run_map_len << RUN_CHUNK_SHIFT;
 	CHECK_OK(shmk__heap_walk(h, m_walk_fn, m));
 }
 
@@ -205,10 +230,192 @@ static void m_free(struct model *m, uint64_t payload, uint64_t size)
 	m_insert(m, start, end - start);
 }
 
+/* ---- the small tier ---- */
+
+/*
+ * A chunk-aligned block of @bsize bytes for a run: its block offset, 0 when
+ * nothing fits (the library grows), or UINT64_MAX when the fit lies above
+ * the run map's reach.
+ */
+static uint64_t m_alloc_chunked(struct model *m, uint64_t bsize,
+				uint64_t *got)
+{
+	uint64_t req = bsize + RUN_CHUNK + BLK_MIN, b, bs, start, tail;
+	size_t i = m_fit(m, req);
+
+	if (i == m->n)
+		return 0;
+	b = m->by_size[i].off;
+	bs = m->by_size[i].size;
+	start = ((b - 8 + RUN_CHUNK - 1) & ~(uint64_t)(RUN_CHUNK - 1)) + 8;
+	if (start != b && start - b < BLK_MIN)
+		start += RUN_CHUNK;
+	if (start - 8 + bsize > m->map_end)
+		return UINT64_MAX;
+	m_remove(m, b, bs);
+	if (start > b)
+		m_insert(m, b, start - b);
+	tail = b + bs - (start + bsize);
+	if (tail >= BLK_MIN)
+		m_insert(m, start + bsize, tail);
+	else
+		bsize += tail;
+	*got = bsize;
+	return start;
+}
+
+static void m_list_push(struct model *m, struct mrun *run)
+{
+	run->prev = NULL;
+	run->next = m->head[run->cls];
+	if (run->next)
+		run->next->prev = run;
+	m->head[run->cls] = run;
+}
+
+static void m_list_remove(struct model *m, struct mrun *run)
+{
+	if (run->prev)
+		run->prev->next = run->next;
+	else
+		m->head[run->cls] = run->next;
+	if (run->next)
+		run->next->prev = run->prev;
+	run->next = run->prev = NULL;
+}
+
+static struct mrun *m_run_of(const struct model *m, uint64_t off)
+{
+	for (size_t i = 0; i < m->nruns; i++) {
+		const struct shmk_small_class *sc =
+			&shmk__small_classes[m->runs[i]->cls];
+		uint64_t r = m->runs[i]->r;
+
+		if (off >= r && off < r - 16 + (uint64_t)sc->chunks * RUN_CHUNK)
+			return m->runs[i];
+	}
+	return NULL;
+}
+
+static void m_free(struct model *m, uint64_t payload, uint64_t size);
+
+static void m_run_release(struct model *m, struct mrun *run)
+{
+	const struct shmk_small_class *sc = &shmk__small_classes[run->cls];
+	size_t i;
+
+	m_list_remove(m, run);
+	m->run_bytes -= run->bsize;
+	m->small_cached -= (uint64_t)sc->nslots * sc->size;
+	/* m_free() takes an ordinary block */
+	m->used_bytes += run->bsize;
+	m->nallocs++;
+	m_free(m, run->r, run->bsize);
+	for (i = 0; m->runs[i] != run; i++)
+		;
+	m->runs[i] = m->runs[--m->nruns];
+	free(run);
+}
+
+/*
+ * A small request: the payload offset and the slot size, 0 when the
+ * library must grow first (then call again with @grown), or -1 when the
+ * page heap serves it (no run can be had).
+ */
+static int64_t m_small_alloc(struct model *m, uint64_t n, bool grown,
+			     uint64_t *usable)
+{
+	unsigned int c = small_class(n);
+	const struct shmk_small_class *sc = &shmk__small_classes[c];
+	struct mrun *run = m->head[c];
+	uint64_t i;
+
+	if (!run) {
+		uint64_t bsize = 0;
+		uint64_t b = m_alloc_chunked(m, (uint64_t)sc->chunks * RUN_CHUNK,
+					     &bsize);
+
+		if (!b && !grown)
+			return 0;
+		if (!b || b == UINT64_MAX)
+			return -1;
+		CHECK(m->nruns < ARRAY_SIZE(m->runs));
+		run = calloc(1, sizeof(*run));
+		CHECK(run);
+		run->r = b + 8;
+		run->cls = c;
+		run->nfree = sc->nslots;
+		run->bsize = bsize;
+		if (sc->nslots % 64)
+			run->map[sc->nslots / 64] = ~0ULL << (sc->nslots % 64);
+		m->runs[m->nruns++] = run;
+		m_list_push(m, run);
+		m->run_bytes += bsize;
+		m->small_cached += (uint64_t)sc->nslots * sc->size;
+	}
+	for (i = 0; run->map[i / 64] & (1ULL << (i % 64)); i++)
+		;
+	CHECK(i < sc->nslots);
+	run->map[i / 64] |= 1ULL << (i % 64);
+	if (!--run->nfree)
+		m_list_remove(m, run);
+	m->small_live++;
+	m->small_used += sc->size;
+	m->small_cached -= sc->size;
+	*usable = sc->size;
+	return (int64_t)(run->r + sc->first + i * sc->size);
+}
+
+/* Free an allocation of either tier (@size: the block size in the heap). */
+static void m_free_any(struct model *m, uint64_t off, uint64_t size)
+{
+	struct mrun *run = m_run_of(m, off);
+	const struct shmk_small_class *sc;
+	uint64_t i;
+
+	if (!run) {
+		m_free(m, off, size);
+		return;
+	}
+	sc = &shmk__small_classes[run->cls];
+	i = (off - run->r - sc->first) / sc->size;
+	CHECK(run->map[i / 64] & (1ULL << (i % 64)));
+	run->map[i / 64] &= ~(1ULL << (i % 64));
+	if (run->nfree++ == 0)
+		m_list_push(m, run);
+	m->small_live--;
+	m->small_used -= sc->size;
+	m->small_cached += sc->size;
+	if (run->nfree == sc->nslots && (run->next || run->prev))
+		m_run_release(m, run);
+}
+
+/* shmk_shrink() first gives every empty run back. */
+static void m_trim(struct model *m)
+{
+	for (unsigned int c = 0; c < SHMK_NCLASSES; c++) {
+		struct mrun *run = m->head[c], *next;
+
+		for (; run; run = next) {
+			next = run->next;
+			if (run->nfree == shmk__small_classes[c].nslots)
+				m_run_release(m, run);
+		}
+	}
+}
+
+/* The figures shmk_stats() gives for the model's state. */
+static uint64_t m_used(const struct model *m)
+{
+	return m->used_bytes + m->small_used;
+}
+
 static void m_destroy(struct model *m)
 {
 	free(m->by_addr);
 	free(m->by_size);
+	for (size_t i = 0; i < m->nruns; i++)
+		free(m->runs[i]);
 	memset(m, 0, sizeof(*m));
 }
 

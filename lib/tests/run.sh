@@ -121,8 +121,17 @@ for variant in $VARIANTS; do
 	done
 done
 
-# Segments of tests that failed before unlinking them (memfd backend)
-rm -f /dev/shm/shmk.t-* 2>/dev/null
+# Segments of tests that failed before unlinking them (memfd backend): only
+# those whose test process is gone (names end in its pid), so that a run
+# beside this one keeps its segments.
+for f in /dev/shm/shmk.t-*; do
+	[ -e "$f" ] || continue
+	pid=${f##*-}
+	case $pid in
+	*[!0-9]*|'') continue ;;
+	esac
+	[ -d "/proc/$pid" ] || rm -f "$f"
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,14 +4,15 @@
  * allocs, frees, creates, finds and removes on one segment, journaling what
  * they own in memory shared with the parent; the parent SIGKILLs a random
  * subset at a random moment and stops the rest. Then shmk_check() must pass
- * (the first lock recovers), and every block is accounted for: each
- * allocated block is the directory's, a journaled one, or the one block a
+ * (the first lock recovers), and every allocation of either tier is
+ * accounted for: each is the directory's, a journaled one, or the one a
  * killed process was allocating. The parent then frees everything the
  * children owned and requires the heap to be back to its empty state, so
  * no block was lost. 200 rounds (30 with SHMK_TEST_SCALE=small).
  */
 #include "internal.h"
 #include "heap.h"
+#include "small.h"
 #include "directory.h"
 #include "harness.h"
 
@@ -44,9 +45,14 @@ static int storm(void *arg)
 	struct shmk *h;
 	uint64_t seq = 0;
 
+	int ret;
+
 	test_rng_state ^= (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL;
-	if (shmk_open(seg, 0, NULL, &h))
+	ret = shmk_open(seg, 0, NULL, &h);
+	if (ret) {
+		fprintf(stderr, "child %d: shmk_open: %s\n", id, strerror(-ret));
 		return 2;
+	}
 	j->ready = 1;
 	while (!j->stop) {
 		uint64_t r = rnd_below(100);
@@ -160,10 +166,10 @@ static bool blocks_has(const struct blocks *b, uint64_t off)
 	return bsearch(&off, b->off, b->n, sizeof(off), cmp_u64) != NULL;
 }
 
-static int used_fn(uint64_t blk, uint64_t w, void *arg)
+static int used_fn(uint64_t off, uint64_t size, void *arg)
 {
-	if (blk_tag(w) != BLK_TAG_END && blk_used(w))
-		blocks_add(arg, blk + BLK_HDR);
+	(void)size;
+	blocks_add(arg, off);
 	return 0;
 }
 
@@ -217,7 +223,7 @@ static long account(struct shmk *h, const bool *killed)
 	long extra = 0, allowed = 0;
 	size_t sz;
 
-	CHECK_OK(shmk__heap_walk(h, used_fn, &used));
+	CHECK_OK(shmk__alloc_walk(h, used_fn, &used));
 	qsort(used.off, used.n, sizeof(uint64_t), cmp_u64);
 	blocks_add(&expected, h->hdr->dir_table);
 	CHECK(shmk_foreach(h, dir_fn, &da) >= 0);
@@ -300,7 +306,14 @@ static void clean(struct shmk *h)
 	CHECK_EQ(st.named_objects, 0);
 	/* Only the directory's table is left (it may have grown). */
 	CHECK_EQ(st.used_bytes, blk_size(shmk__rd(h, h->hdr->dir_table - 8)));
-	CHECK(st.free_blocks <= 2);	/* around the table */
+	/* Every slot is free; trimming gives every run back. */
+	CHECK_EQ(st.cached_bytes, h->hdr->small_cached);
+	CHECK_OK(shmk_shrink(h, shmk_size(h)));
+	CHECK_OK(shmk_check(h));
+	CHECK_OK(shmk_stats(h, &st));
+	CHECK_EQ(st.cached_bytes, 0);
+	CHECK_EQ(h->hdr->run_blocks, 1);	/* the run map */
+	CHECK(st.free_blocks <= 3);	/* around the table and the map */
 }
 
 int main(void)

@@ -12,58 +12,79 @@
  */
 #include "internal.h"
 #include "heap.h"
+#include "small.h"
 #include "harness.h"
 
-#define MAXB	512
+#define MAXB	2048
 #define NBLK	40
 
 enum op {
-	OP_ALLOC_SMALL, OP_ALLOC_LARGE, OP_ALLOC_GROW, OP_ALLOC_ALIGNED,
-	OP_FREE_MERGE, OP_FREE_ALONE, OP_CREATE, OP_CREATE_REHASH, OP_REMOVE,
-	OP_GROW, OP_SHRINK, NOPS
+	OP_ALLOC_SMALL, OP_ALLOC_NEW_RUN, OP_ALLOC_FILLS_RUN, OP_ALLOC_LARGE,
+	OP_ALLOC_GROW, OP_ALLOC_ALIGNED, OP_FREE_SLOT, OP_FREE_SLOT_FULL_RUN,
+	OP_FREE_LAST_SLOT, OP_FREE_MERGE, OP_FREE_ALONE, OP_CREATE,
+	OP_CREATE_REHASH, OP_REMOVE, OP_GROW, OP_SHRINK, NOPS
 };
 
 static const char *const op_names[NOPS] = {
-	"alloc small", "alloc large", "alloc with growth", "alloc aligned",
+	"alloc small", "alloc small, new run", "alloc small, run fills",
+	"alloc large", "alloc with growth", "alloc aligned",
+	"free slot", "free slot of a full run", "free slot, run released",
 	"free with both neighbours free", "free alone", "create",
-	"create with rehash", "remove", "grow", "shrink",
+	"create with rehash", "remove", "grow", "shrink and trim",
 };
+
+/* Size classes of the small tier that setup() leaves in known states. */
+#define FULL_CLASS_SIZE		8192	/* one run, full */
+#define FILL_CLASS_SIZE		7168	/* one run, one slot free */
+#define RELEASE_CLASS_SIZE	6144	/* a run with room, and one with a
+					   single slot */
 
 struct state {
 	uint64_t heap_end;
+	uint64_t blocks;		/* used blocks of the heap, runs too */
 	size_t n;
 	uint64_t off[MAXB], size[MAXB];
 };
 
 struct ctx {
 	uint64_t merge, alone;		/* payload offsets to free */
+	uint64_t slot, full_slot, last_slot;
 	size_t big;			/* a size that needs growth */
 };
 
 static const char *seg;
 
-static int snap_fn(uint64_t b, uint64_t w, void *arg)
+static int snap_fn(uint64_t off, uint64_t size, void *arg)
 {
 	struct state *s = arg;
 
-	if (blk_tag(w) == BLK_TAG_END || !blk_used(w))
-		return 0;
 	CHECK(s->n < MAXB);
-	s->off[s->n] = b;
-	s->size[s->n++] = blk_size(w);
+	s->off[s->n] = off;
+	s->size[s->n++] = size;
 	return 0;
 }
 
+static int blocks_fn(uint64_t b, uint64_t w, void *arg)
+{
+	(void)b;
+	if (blk_tag(w) == BLK_TAG_USED)
+		++*(uint64_t *)arg;
+	return 0;
+}
+
+/* Every allocation of either tier, the heap's used blocks and its end. */
 static void snapshot(struct shmk *h, struct state *s)
 {
 	s->n = 0;
+	s->blocks = 0;
 	s->heap_end = h->hdr->heap_end;
-	CHECK_OK(shmk__heap_walk(h, snap_fn, s));
+	CHECK_OK(shmk__alloc_walk(h, snap_fn, s));
+	CHECK_OK(shmk__heap_walk(h, blocks_fn, &s->blocks));
 }
 
 static bool same_blocks(const struct state *a, const struct state *b)
 {
-	return a->n == b->n &&
+	return a->n == b->n && a->blocks == b->blocks &&
 	       !memcmp(a->off, b->off, a->n * sizeof(a->off[0])) &&
 	       !memcmp(a->size, b->size, a->n * sizeof(a->size[0]));
 }
@@ -82,20 +103,59 @@ static void setup(struct shmk *h, enum op op, struct ctx *c)
 	void *x, *y, *z;
 	int nnames = op == OP_CREATE_REHASH ? 48 : 10;
 
+	const struct shmk_small_class *full = &shmk__small_classes[
+		small_class(FULL_CLASS_SIZE)];
+	const struct shmk_small_class *fill = &shmk__small_classes[
+		small_class(FILL_CLASS_SIZE)];
+	const struct shmk_small_class *rel = &shmk__small_classes[
+		small_class(RELEASE_CLASS_SIZE)];
+	uint64_t first = 0;
+	void *small[40];
+
+	/* Page-heap blocks, every other one freed: holes between blocks */
 	for (int i = 0; i < NBLK; i++) {
-		void *p = shmk_alloc(h, 64 + (size_t)(i * 397) % 3000);
+		void *p = shmk_alloc(h, SMALL_MAX + 64 + (size_t)(i * 397) % 3000);
 
 		CHECK(p);
 		blk[i] = shmk_off(h, p);
 	}
-	x = shmk_alloc(h, 200);
-	y = shmk_alloc(h, 300);
-	z = shmk_alloc(h, 400);
+	x = shmk_alloc(h, SMALL_MAX + 200);
+	y = shmk_alloc(h, SMALL_MAX + 300);
+	z = shmk_alloc(h, SMALL_MAX + 400);
 	CHECK(x && y && z);
 	for (int i = 1; i < NBLK; i += 2)
 		shmk_free(h, shmk_ptr(h, blk[i]));
 	c->merge = blk[2];
 	c->alone = shmk_off(h, y);
+	/* Small slots: a 100-byte class with a few, and a hole */
+	for (int i = 0; i < 6; i++)
+		CHECK(small[i] = shmk_alloc(h, 100));
+	shmk_free(h, small[2]);
+	c->slot = shmk_off(h, small[4]);
+	/* A class with one full run */
+	for (uint32_t i = 0; i < full->nslots; i++) {
+		void *p = shmk_alloc(h, FULL_CLASS_SIZE);
+
+		CHECK(p);
+		if (i == 7)
+			c->full_slot = shmk_off(h, p);
+	}
+	/* A class with one free slot */
+	for (uint32_t i = 0; i + 1 < fill->nslots; i++)
+		CHECK(shmk_alloc(h, FILL_CLASS_SIZE));
+	/* Runs A and B full, C with one slot; then a slot of A freed */
+	for (uint32_t i = 0; i <= 2 * rel->nslots; i++) {
+		void *p = shmk_alloc(h, RELEASE_CLASS_SIZE);
+
+		CHECK(p);
+		if (!i)
+			first = shmk_off(h, p);
+		c->last_slot = shmk_off(h, p);
+	}
+	shmk_free(h, shmk_ptr(h, first));
+	/* A class with one empty run, for the trim */
+	CHECK(x = shmk_alloc(h, 50));
+	shmk_free(h, x);
 	for (int i = 0; i < nnames; i++) {
 		snprintf(name, sizeof(name), "obj-%d", i);
 		CHECK(shmk_find_or_alloc(h, name, 100 + (size_t)i, NULL));
@@ -110,6 +170,21 @@ static void do_op(struct shmk *h, enum op op, const struct ctx *c)
 	switch (op) {
 	case OP_ALLOC_SMALL:
 		shmk_alloc(h, 100);
+		break;
+	case OP_ALLOC_NEW_RUN:
+		shmk_alloc(h, 3000);
+		break;
+	case OP_ALLOC_FILLS_RUN:
+		shmk_alloc(h, FILL_CLASS_SIZE);
+		break;
+	case OP_FREE_SLOT:
+		shmk_free(h, shmk_ptr(h, c->slot));
+		break;
+	case OP_FREE_SLOT_FULL_RUN:
+		shmk_free(h, shmk_ptr(h, c->full_slot));
+		break;
+	case OP_FREE_LAST_SLOT:
+		shmk_free(h, shmk_ptr(h, c->last_slot));
 		break;
 	case OP_ALLOC_LARGE:
 		shmk_alloc(h, 20000);
@@ -197,6 +272,9 @@ static void verify(struct shmk *h, enum op op, const struct state *pre,
 		test_fail();
 	}
 	switch (op) {
+	case OP_FREE_SLOT:
+	case OP_FREE_SLOT_FULL_RUN:
+	case OP_FREE_LAST_SLOT:
 	case OP_FREE_MERGE:
 	case OP_FREE_ALONE:
 	case OP_REMOVE:
@@ -206,6 +284,7 @@ static void verify(struct shmk *h, enum op op, const struct state *pre,
 		break;
 	case OP_GROW:
 	case OP_SHRINK:
+	case OP_ALLOC_NEW_RUN:
 	case OP_ALLOC_GROW:
 		CHECK(now.heap_end == pre->heap_end ||
 		      now.heap_end == post->heap_end);
@@ -265,7 +344,8 @@ int main(void)
 
 		/* Kill the recovery too, at each of its fault points. */
 		if (op == OP_FREE_MERGE || op == OP_REMOVE ||
-		    op == OP_CREATE_REHASH || op == OP_ALLOC_GROW) {
+		    op == OP_CREATE_REHASH || op == OP_ALLOC_GROW ||
+		    op == OP_ALLOC_NEW_RUN || op == OP_FREE_LAST_SLOT) {
 			long k = n / 2 + 1, m;
 
 			h = fresh();

@@ -4,7 +4,8 @@
  * allocs (some aligned) and frees of mixed sizes, with the live set swinging
  * between a hundred and two thousand blocks, the heap growing on demand.
  * Every returned offset must be the model's (best fit, lowest address,
- * split, coalesce), contents must survive, and after every batch
+ * split, coalesce; the small tier's classes, runs and slots), contents must
+ * survive, and after every batch
  * shmk_check() passes, the free blocks equal the model's and the stats are
  * exact. Ends with everything freed and the heap shrunk back.
  */
@@ -39,14 +40,18 @@ static void check_stats(struct shmk *h, const struct model *m, size_t nlive)
 	struct shmk_stats st;
 
 	CHECK_OK(shmk_stats(h, &st));
-	CHECK_EQ(st.used_bytes, m->used_bytes);
+	CHECK_EQ(st.used_bytes, m_used(m));
 	CHECK_EQ(st.free_bytes, m->free_bytes);
+	CHECK_EQ(st.cached_bytes, m->small_cached);
 	CHECK_EQ(st.free_blocks, m->n);
 	CHECK_EQ(st.largest_free, m_largest(m));
 	CHECK_EQ(st.live_allocs, nlive);
 	CHECK_EQ(st.named_objects, 0);
 	CHECK_EQ(st.heap_size, m->heap_end - SHMK_HEAP_START);
-	CHECK_EQ(st.used_bytes + st.free_bytes + 16, st.heap_size);
+	/* the rest: tags, the run map, run headers and their unused tails */
+	CHECK_EQ(st.used_bytes + st.free_bytes + st.cached_bytes + 16 +
+		 m->meta_bytes + m->run_bytes - m->small_used - m->small_cached,
+		 st.heap_size);
 	CHECK_EQ(st.total_size, m->heap_end);
 	CHECK_EQ(st.max_size, shmk_max_size(h));
 }
@@ -63,15 +68,35 @@ static uint64_t pick_size(void)
 }
 
 /*
- * One allocation, checked against the model: the same offset and block size
- * when the model has room (after growing the heap if the library did), and
- * ENOMEM with the heap unchanged when it has none. Returns true and records
- * the block in *l when it was allocated.
+ * The model's prediction for one allocation: its offset (0: the library
+ * must grow first; call again with @grown), and the block size in the
+ * page heap (0 for a small slot) and the usable size.
+ */
+static uint64_t predict(struct model *m, uint64_t n, uint64_t align,
+			bool grown, uint64_t *bs, uint64_t *usable)
+{
+	int64_t pred = -1;
+
+	*bs = 0;
+	if (n <= SMALL_MAX && align <= 16)
+		pred = m_small_alloc(m, n, grown, usable);
+	if (pred >= 0)
+		return (uint64_t)pred;
+	pred = (int64_t)m_alloc(m, n, align, bs);
+	*usable = *bs - 8;
+	return (uint64_t)pred;
+}
+
+/*
+ * One allocation, checked against the model: the same offset and usable
+ * size when the model has room (after growing the heap if the library
+ * did), and ENOMEM with the heap unchanged when it has none. Returns true
+ * and records the block in *l when it was allocated.
  */
 static bool model_alloc(struct shmk *h, struct model *m, uint64_t n,
 			uint64_t align, struct live *l, long *grows, long *enomem)
 {
-	uint64_t bs = 0, pred = m_alloc(m, n, align, &bs);
+	uint64_t bs, usable, pred = predict(m, n, align, false, &bs, &usable);
 	uint8_t *p;
 
 	errno = 0;
@@ -80,17 +105,19 @@ static bool model_alloc(struct shmk *h, struct model *m, uint64_t n,
 		if (!p) {
 			CHECK_EQ(errno, ENOMEM);
 			CHECK_EQ(h->hdr->heap_end, m->heap_end);
+			CHECK(!predict(m, n, align, true, &bs, &usable));
 			(*enomem)++;
 			return false;
 		}
+		if (h->hdr->heap_end != m->heap_end)
+			(*grows)++;
 		m_extend(m, h->hdr->heap_end);
-		pred = m_alloc(m, n, align, &bs);
+		pred = predict(m, n, align, true, &bs, &usable);
 		CHECK(pred);
-		(*grows)++;
 	}
 	CHECK(p != NULL);
 	CHECK_EQ(shmk_off(h, p), pred);
-	CHECK_EQ(shmk_usable_size(h, p), bs - 8);
+	CHECK_EQ(shmk_usable_size(h, p), usable);
 	CHECK_EQ(pred % align, 0);
 	CHECK_EQ((uintptr_t)p % 16, 0);
 	*l = (struct live){ pred, bs, n, (uint8_t)(1 + pred % 251) };
@@ -138,7 +165,7 @@ int main(void)
 
 			verify(p, live[i].n, live[i].tag);
 			shmk_free(h, p);
-			m_free(&m, live[i].off, live[i].bsize);
+			m_free_any(&m, live[i].off, live[i].bsize);
 			live[i] = live[--nlive];
 			frees++;
 		}
@@ -178,41 +205,55 @@ int main(void)
 	       maxfree);
 	CHECK(grows > 0 && enomem > 0);
 
-	/* Invalid frees are refused and change nothing. */
-	if (nlive) {
-		uint8_t *p = shmk_ptr(h, live[0].off);
+	/*
+	 * Invalid frees are refused and change nothing: inside a block, inside
+	 * a slot, a run's header, the segment's header.
+	 */
+	for (size_t i = 0; i < nlive; i++) {
+		uint8_t *p = shmk_ptr(h, live[i].off);
 
-		shmk_free(h, p + 16);
+		if (live[i].bsize)
+			shmk_free(h, p + 16);
 		shmk_free(h, p + 8);
-		shmk_free(h, (char *)shmk_base(h) + 100);
-		CHECK_OK(shmk_check(h));
-		m_compare(&m, h);
 	}
+	for (size_t i = 0; i < m.nruns; i++)
+		shmk_free(h, shmk_ptr(h, m.runs[i]->r));
+	shmk_free(h, (char *)shmk_base(h) + 100);
+	CHECK_OK(shmk_check(h));
+	m_compare(&m, h);
+	check_stats(h, &m, nlive);
 	while (nlive) {
 		nlive--;
 		verify(shmk_ptr(h, live[nlive].off), live[nlive].n,
 		       live[nlive].tag);
 		shmk_free(h, shmk_ptr(h, live[nlive].off));
-		m_free(&m, live[nlive].off, live[nlive].bsize);
+		m_free_any(&m, live[nlive].off, live[nlive].bsize);
 	}
 	CHECK_OK(shmk_check(h));
 	m_compare(&m, h);
 	check_stats(h, &m, 0);
 
-	/* A double free is refused too. */
-	{
-		void *a = shmk_alloc(h, 100), *b = shmk_alloc(h, 100);
+	/* A double free is refused too, in either tier. */
+	for (uint64_t n = 100; n <= 20000; n += 19900) {
+		struct live a, b;
 
-		shmk_free(h, a);
-		shmk_free(h, a);
-		shmk_free(h, b);
-		shmk_free(h, b);
+		CHECK(model_alloc(h, &m, n, 16, &a, &grows, &enomem));
+		CHECK(model_alloc(h, &m, n, 16, &b, &grows, &enomem));
+		shmk_free(h, shmk_ptr(h, a.off));
+		m_free_any(&m, a.off, a.bsize);
+		shmk_free(h, shmk_ptr(h, a.off));
+		shmk_free(h, shmk_ptr(h, b.off));
+		m_free_any(&m, b.off, b.bsize);
+		shmk_free(h, shmk_ptr(h, b.off));
 		CHECK_OK(shmk_check(h));
 		m_compare(&m, h);
+		check_stats(h, &m, 0);
 	}
 
 	/* All free: the heap shrinks back to what the directory needs. */
 	CHECK_OK(shmk_shrink(h, 0));
+	m_trim(&m);
+	CHECK_EQ(m.nruns, 0);
 	CHECK(shmk_size(h) < 256 << 10);
 	CHECK_OK(shmk_check(h));
 	CHECK_OK(shmk_close(h));

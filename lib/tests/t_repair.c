@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
 /*
  * Recovery beyond the undo log: a lock owner that dies leaving a broken free
- * index (here: corrupted on purpose) gets the index rebuilt from the block
- * chain, and the segment checks clean with every block intact; one that
+ * index and small tier (here: corrupted on purpose) gets them rebuilt from
+ * the block chain and the runs' bitmaps, and the segment checks clean with every block intact; one that
  * leaves a broken block chain gets the lock made unrecoverable, so that
  * every later caller fails with ENOTRECOVERABLE instead of using a corrupt
  * heap.
@@ -37,6 +37,14 @@ static int corrupt_and_die(void *arg)
 			}
 		h->hdr->bin_map = ~0ULL;
 		h->hdr->free_blocks += 7;
+		/* Lose the small tier's lists and garble a run's count. */
+		for (unsigned int i = 0; i < SHMK_NCLASSES; i++)
+			if (h->hdr->runs[i]) {
+				((struct shmk_run *)(h->base +
+						     h->hdr->runs[i]))->nfree += 5;
+				h->hdr->runs[i] = 0;
+			}
+		h->hdr->small_live += 3;
 	} else {
 		/* A block header in the middle of the heap. */
 		*shmk__w(h, victim) = 0x1234;
@@ -84,8 +92,8 @@ int main(void)
 	CHECK_OK(shmk_check(h));
 
 	/* A broken chain is not handed out. */
-	victim = shmk_off(h, shmk_alloc(h, 1000)) - 8;
-	CHECK(shmk_alloc(h, 1000));
+	victim = shmk_off(h, shmk_alloc(h, SMALL_MAX + 1000)) - 8;
+	CHECK(shmk_alloc(h, SMALL_MAX + 1000));
 	CHECK_EQ(test_wait(test_fork(corrupt_and_die, (void *)CORRUPT_CHAIN)),
 		 128 + SIGKILL);
 	CHECK_NULL_ERRNO(shmk_alloc(h, 10), ENOTRECOVERABLE);
