@@ -4,7 +4,10 @@
  * shared segment, for shmk and for the memfd peers of the same run.
  *
  * Modes, per peer count and growth size:
- *   eager    shmk SHMK_IOC_GROW: pages installed in every peer by the grow
+ *   eager    shmk SHMK_IOC_GROW on a segment with 2 MiB pages (the default):
+ *            pages installed in every peer by the grow
+ *   eager4k  the same on a segment created with SHMK_ATTACH_SMALL_PAGES
+ *            (4 KiB pages; on a module without the flag, its only mode)
  *   lazy     shmk SHMK_IOC_GROW with SHMK_GROW_LAZY: peers fault pages in
  *   memfd    a memfd mapped at its maximum size in each peer, grown with
  *            ftruncate(); peers fault pages in
@@ -17,6 +20,14 @@
  * round's time is the last peer's finish minus t0. Each configuration runs
  * REPS times; the median is reported. Output: CSV on stdout.
  *
+ * Two floors, per growth size, reported with peers = 0: what no design of
+ * peer mapping can beat.
+ *   fill     one process populates a fresh memfd of that size with
+ *            MADV_POPULATE_WRITE, one thread per CPU on its own slice
+ *            (allocating and clearing the pages once, for one process)
+ *   memset   one thread per CPU clears its slice of that memfd, already
+ *            populated: clearing the bytes, with no allocation or mapping
+ *
  * With -v N every peer first makes N one-page anonymous mappings of its own
  * (alternately readable and not, so that they do not merge): what a grow
  * costs when the peers' address spaces are large.
@@ -25,6 +36,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +58,11 @@
 #define MAX_PEERS	8
 #define PAGE		4096UL
 
-enum mode { EAGER, LAZY, MEMFD, POPULATE, NR_MODES };
-static const char *const mode_names[] = { "eager", "lazy", "memfd", "populate" };
+enum mode { EAGER, EAGER4K, LAZY, MEMFD, POPULATE, NR_MODES };
+static const char *const mode_names[] = {
+	"eager", "eager4k", "lazy", "memfd", "populate",
+};
+#define IS_SHMK(m)	((m) <= LAZY)
 
 struct result {
 	double done;	/* CLOCK_MONOTONIC seconds */
@@ -88,6 +103,11 @@ static int shmk_attach(const char *name, uint32_t flags, size_t max)
 	if (ctl < 0)
 		die("open " SHMK_DEVICE);
 	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	/* A module from before huge pages has 4 KiB pages only. */
+	if (fd < 0 && errno == EINVAL && (flags & SHMK_ATTACH_SMALL_PAGES)) {
+		a.flags &= ~SHMK_ATTACH_SMALL_PAGES;
+		fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	}
 	if (fd < 0)
 		die("attach");
 	close(ctl);
@@ -139,7 +159,7 @@ static void peer(enum mode mode, const char *name, int memfd, size_t max,
 	long before, i;
 	char *p, c;
 	size_t off;
-	int fd = mode <= LAZY ? shmk_attach(name, 0, max) : memfd;
+	int fd = IS_SHMK(mode) ? shmk_attach(name, 0, max) : memfd;
 
 	for (i = 0; i < extra_vmas; i++)
 		if (mmap(NULL, PAGE, (i & 1) ? PROT_READ : PROT_NONE,
@@ -179,8 +199,9 @@ static double round_once(enum mode mode, int peers, size_t grow,
 	long total = 0;
 
 	snprintf(name, sizeof(name), "grow-bench-%d", getpid());
-	if (mode <= LAZY) {
-		fd = shmk_attach(name, SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL,
+	if (IS_SHMK(mode)) {
+		fd = shmk_attach(name, SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL |
+				 (mode == EAGER4K ? SHMK_ATTACH_SMALL_PAGES : 0),
 				 max);
 	} else {
 		memfd = memfd_create("grow-bench", MFD_CLOEXEC);
@@ -205,7 +226,7 @@ static double round_once(enum mode mode, int peers, size_t grow,
 	}
 
 	t0 = now();
-	if (mode <= LAZY) {
+	if (IS_SHMK(mode)) {
 		struct shmk_resize rs = {
 			.size = max, .flags = mode == LAZY ? SHMK_GROW_LAZY : 0,
 		};
@@ -233,7 +254,7 @@ static double round_once(enum mode mode, int peers, size_t grow,
 	close(go[1]);
 	close(res[0]);
 	close(res[1]);
-	if (mode <= LAZY) {
+	if (IS_SHMK(mode)) {
 		close(fd);
 		shmk_unlink(name);
 	} else {
@@ -241,6 +262,73 @@ static double round_once(enum mode mode, int peers, size_t grow,
 	}
 	*faults = (double)total / peers;
 	return last - t0;
+}
+
+/* The floors: one thread per CPU, each on its slice of one mapping. */
+enum floor { FILL, MEMSET, NR_FLOORS };
+static const char *const floor_names[] = { "fill", "memset" };
+
+struct slice {
+	enum floor floor;
+	char *p;
+	size_t len;
+	pthread_barrier_t *start;
+};
+
+static void *floor_thread(void *arg)
+{
+	struct slice *s = arg;
+
+	pthread_barrier_wait(s->start);
+	if (s->floor == FILL) {
+		if (s->len && madvise(s->p, s->len, MADV_POPULATE_WRITE))
+			die("MADV_POPULATE_WRITE");
+	} else {
+		memset(s->p, 0, s->len);
+	}
+	return NULL;
+}
+
+/* One round of a floor over @len bytes; returns its time. */
+static double floor_once(enum floor floor, size_t len)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t th[64];
+	struct slice sl[64];
+	pthread_barrier_t start;
+	size_t per, off = 0;
+	double t0, t1;
+	int memfd, i, n;
+	char *p;
+
+	n = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
+	memfd = memfd_create("grow-bench-floor", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, len))
+		die("memfd");
+	p = map_aligned(len, memfd);
+	if (p == MAP_FAILED)
+		die("mmap");
+	if (floor == MEMSET && madvise(p, len, MADV_POPULATE_WRITE))
+		die("MADV_POPULATE_WRITE");
+	pthread_barrier_init(&start, NULL, n + 1);
+	per = (len / n + PAGE - 1) & ~(PAGE - 1);
+	for (i = 0; i < n; i++) {
+		size_t l = off < len ? (len - off < per ? len - off : per) : 0;
+
+		sl[i] = (struct slice){ floor, p + off, l, &start };
+		off += l;
+		if (pthread_create(&th[i], NULL, floor_thread, &sl[i]))
+			die("pthread_create");
+	}
+	t0 = now();
+	pthread_barrier_wait(&start);
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	t1 = now();
+	pthread_barrier_destroy(&start);
+	munmap(p, len);
+	close(memfd);
+	return t1 - t0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -313,6 +401,16 @@ int main(int argc, char **argv)
 
 	printf("mode,peers,grow_mib,median_ms,min_ms,peer_minflt\n");
 	for (s = 0; s < ns; s++) {
+		for (m = 0; m < NR_FLOORS; m++) {
+			double t[50];
+
+			for (r = 0; r < reps; r++)
+				t[r] = floor_once(m, sizes_mib[s] * MIB);
+			qsort(t, reps, sizeof(t[0]), cmp_double);
+			printf("%s,0,%ld,%.3f,%.3f,0\n", floor_names[m],
+			       sizes_mib[s], t[reps / 2] * 1e3, t[0] * 1e3);
+			fflush(stdout);
+		}
 		for (p = 0; p < np; p++) {
 			for (m = 0; m < NR_MODES; m++) {
 				double t[50], faults = 0;
