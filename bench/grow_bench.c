@@ -13,6 +13,11 @@
  *            ftruncate(); peers fault pages in
  *   populate as memfd, each peer first calls MADV_POPULATE_WRITE on the new
  *            range after it is told of the growth
+ *   touch    no grow: the segment (2 MiB pages) already has its final size
+ *            and every peer has it mapped (MADV_POPULATE_WRITE) before t0;
+ *            the peers only write their byte per page. What the peers'
+ *            own writes cost (TLB misses; under QEMU TCG, its soft TLB
+ *            fills), which no way of giving them the memory can remove
  *
  * A round: the peers (forked, attached and mapped beforehand) wait on a
  * pipe; the grower takes t0, grows, and wakes them; each writes one byte in
@@ -37,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,11 +64,11 @@
 #define MAX_PEERS	8
 #define PAGE		4096UL
 
-enum mode { EAGER, EAGER4K, LAZY, MEMFD, POPULATE, NR_MODES };
+enum mode { EAGER, EAGER4K, LAZY, TOUCH, MEMFD, POPULATE, NR_MODES };
 static const char *const mode_names[] = {
-	"eager", "eager4k", "lazy", "memfd", "populate",
+	"eager", "eager4k", "lazy", "touch", "memfd", "populate",
 };
-#define IS_SHMK(m)	((m) <= LAZY)
+#define IS_SHMK(m)	((m) <= TOUCH)
 
 struct result {
 	double done;	/* CLOCK_MONOTONIC seconds */
@@ -91,10 +97,12 @@ static long minflt(void)
 	return ru.ru_minflt;
 }
 
-static int shmk_attach(const char *name, uint32_t flags, size_t max)
+static int shmk_attach(const char *name, uint32_t flags, size_t max,
+		       bool full)
 {
 	struct shmk_attach a = {
-		.flags = flags, .mode = 0600, .size = BASE_SIZE, .max_size = max,
+		.flags = flags, .mode = 0600, .max_size = max,
+		.size = (flags & SHMK_ATTACH_CREATE) && full ? max : BASE_SIZE,
 	};
 	int ctl, fd;
 
@@ -159,7 +167,7 @@ static void peer(enum mode mode, const char *name, int memfd, size_t max,
 	long before, i;
 	char *p, c;
 	size_t off;
-	int fd = IS_SHMK(mode) ? shmk_attach(name, 0, max) : memfd;
+	int fd = IS_SHMK(mode) ? shmk_attach(name, 0, max, false) : memfd;
 
 	for (i = 0; i < extra_vmas; i++)
 		if (mmap(NULL, PAGE, (i & 1) ? PROT_READ : PROT_NONE,
@@ -169,6 +177,8 @@ static void peer(enum mode mode, const char *name, int memfd, size_t max,
 	p = map_aligned(max, fd);
 	if (p == MAP_FAILED)
 		die("mmap");
+	if (mode == TOUCH && madvise(p, max, MADV_POPULATE_WRITE))
+		die("MADV_POPULATE_WRITE");
 	/* Fault in what the measured part uses besides the segment. */
 	r.done = now();
 	r.minflt = minflt();
@@ -202,7 +212,7 @@ static double round_once(enum mode mode, int peers, size_t grow,
 	if (IS_SHMK(mode)) {
 		fd = shmk_attach(name, SHMK_ATTACH_CREATE | SHMK_ATTACH_EXCL |
 				 (mode == EAGER4K ? SHMK_ATTACH_SMALL_PAGES : 0),
-				 max);
+				 max, mode == TOUCH);
 	} else {
 		memfd = memfd_create("grow-bench", MFD_CLOEXEC);
 		if (memfd < 0 || ftruncate(memfd, BASE_SIZE))
@@ -226,7 +236,9 @@ static double round_once(enum mode mode, int peers, size_t grow,
 	}
 
 	t0 = now();
-	if (IS_SHMK(mode)) {
+	if (mode == TOUCH) {
+		/* Nothing to give: the peers have it all already. */
+	} else if (IS_SHMK(mode)) {
 		struct shmk_resize rs = {
 			.size = max, .flags = mode == LAZY ? SHMK_GROW_LAZY : 0,
 		};
