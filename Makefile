@@ -115,6 +115,11 @@ HOST_SUITES ?= libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd lib/tests/
 	dkms=tools/check-dkms
 VM_SUITES ?= kselftests=selftests/run.sh netlink=selftests/netlink/run.sh \
 	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
+# Segments have 2 MiB pages by default; a second boot loads the module with
+# huge_pages=0 (4 KiB pages only) and runs the kernel selftests and the
+# library against it once more. Empty: no second boot.
+VM_SUITES_4K ?= kselftests-4k=selftests/run.sh \
+	libshmk-kernel-4k="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=plain lib/tests/run.sh"
 
 check: deps
 	$(MAKE) check-build
@@ -136,6 +141,14 @@ check-run: | build
 		echo "suite vm-checks: 1 passed, 0 failed" >>$(CHECK_LOG); \
 	else \
 		rc=1; echo "suite vm-checks: 0 passed, 1 failed" >>$(CHECK_LOG); \
+	fi; \
+	if [ -z "$(if $(strip $(VM_SUITES_4K)),4k)" ]; then \
+		:; \
+	elif $(VM_RUN) --modparams huge_pages=0 \
+		-- 'tools/run-suites --log $(CHECK_LOG) $(VM_SUITES_4K)'; then \
+		echo "suite vm-checks-4k: 1 passed, 0 failed" >>$(CHECK_LOG); \
+	else \
+		rc=1; echo "suite vm-checks-4k: 0 passed, 1 failed" >>$(CHECK_LOG); \
 	fi; \
 	echo "# ==== make check ($(CHECK_LABEL))"; \
 	cat $(CHECK_LOG); \
@@ -180,6 +193,7 @@ check-debug: deps
 		build/ko/debug W=1
 	$(MAKE) check-run HOST_SUITES= CHECK_LABEL=debug \
 		VM_SUITES='$(DEBUG_VM_SUITES)' VM_TIMEOUT=$(DEBUG_VM_TIMEOUT) \
+		VM_SUITES_4K='kselftests-4k=selftests/run.sh' \
 		VM_KERNEL="$$(tools/kernels/build-debug --print-image)" \
 		VM_MODULE=$(PROJECT)/build/ko/debug/kmod/shmk.ko
 
