@@ -719,7 +719,13 @@ static int stats_read(struct shmk *h, void *arg)
 	uint64_t nallocs = READ_ONCE(hd->nallocs) + READ_ONCE(hd->small_live);
 
 	internal += READ_ONCE(hd->run_blocks);
+	int r;
+
 	memset(st, 0, sizeof(*st));
+	/* All inside the snapshot: the library's active size, the clients */
+	st->total_size = READ_ONCE(hd->seg_size);
+	r = h->be->clients(h, NULL, 0);
+	st->clients = r > 0 ? (uint64_t)r : 0;
 	st->max_size = h->map_size;
 	st->heap_size = READ_ONCE(hd->heap_end) - READ_ONCE(hd->heap_start);
 	st->used_bytes = READ_ONCE(hd->used_bytes) - READ_ONCE(hd->run_bytes) +
@@ -731,22 +737,15 @@ static int stats_read(struct shmk *h, void *arg)
 	st->live_allocs = nallocs >= internal ? nallocs - internal : 0;
 	st->named_objects = named;
 	st->grows = READ_ONCE(hd->grows);
-	st->recoveries = READ_ONCE(hd->recoveries);
+	st->recoveries = READ_ONCE(hd->recoveries) >> 1;
 	return 0;
 }
 
 int shmk_stats(struct shmk *h, struct shmk_stats *st)
 {
 	SHMK_KEEP_ERRNO;
-	int r;
 
 	if (!h || !st)
 		return -EINVAL;
-	r = shmk__read(h, &h->hdr->seq, stats_read, st);
-	if (r)
-		return r;
-	st->total_size = h->be->size(h);
-	r = h->be->clients(h, NULL, 0);
-	st->clients = r > 0 ? (uint64_t)r : 0;
-	return 0;
+	return shmk__read(h, &h->hdr->seq, stats_read, st);
 }

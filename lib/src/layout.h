@@ -184,7 +184,7 @@ struct shmk_hdr {
 
 	/* History, informational (unlogged) */
 	uint64_t grows;
-	uint64_t recoveries;
+	uint64_t recoveries;		/* count << 1 | 1 while one runs */
 
 	/* Set for good when recovery could not prove the metadata consistent. */
 	uint64_t unrecoverable;

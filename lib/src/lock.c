@@ -24,10 +24,8 @@
  * retry if it moved. Read functions bound every loop and check every offset,
  * so torn data costs a retry, never a fault.
  */
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,7 +86,13 @@ static int recover(struct shmk *h, bool owner_dead)
 	enum shmk_tx_op op = hd->tx_state & TX_OP_MASK;
 	int r;
 
-	hd->recoveries++;
+	/*
+	 * One count per recovery, however often it dies and is redone: the
+	 * count and the running bit change in one store.
+	 */
+	if (!(hd->recoveries & 1))
+		WRITE_ONCE(hd->recoveries, hd->recoveries + 3);
+	barrier();
 	shmk__tx_rollback(h);
 	shmk__heap_recount(h);
 	shmk__small_recount(h);
@@ -117,6 +121,8 @@ static int recover(struct shmk *h, bool owner_dead)
 	adopt_backing(h);
 	if (owner_dead)
 		pthread_mutex_consistent(&hd->lock);
+	barrier();
+	WRITE_ONCE(hd->recoveries, hd->recoveries & ~1ULL);
 	return 0;
 }
 
@@ -130,30 +136,17 @@ static int recover(struct shmk *h, bool owner_dead)
  */
 static int mutex_lock(pthread_mutex_t *m)
 {
+	/*
+	 * The first attempt is a clocklock whose deadline has passed: a
+	 * trylock that, unlike glibc's pthread_mutex_trylock(), gives back a
+	 * mutex that it finds not recoverable (trylock takes it and returns
+	 * ENOTRECOVERABLE still holding it). Only the public API is used.
+	 */
+	static const struct timespec expired = { 0, 0 };
 	struct timespec ts;
-	int r = pthread_mutex_trylock(m);
+	int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &expired);
 
-	if (unlikely(r == ENOTRECOVERABLE)) {
-		/*
-		 * glibc's trylock takes an unlocked mutex that is marked not
-		 * recoverable and returns ENOTRECOVERABLE without giving it
-		 * back (pthread_mutex_lock gives it back): do it here.
-		 */
-		int tid = (int)gettid(), self = tid;
-
-		if (__atomic_compare_exchange_n(&m->__data.__lock, &self, 0,
-						false, __ATOMIC_RELEASE,
-						__ATOMIC_RELAXED))
-			return r;
-		if ((self & 0x3fffffff) == tid) {	/* FUTEX_TID_MASK */
-			__atomic_store_n(&m->__data.__lock, 0,
-					 __ATOMIC_RELEASE);
-			syscall(SYS_futex, &m->__data.__lock, FUTEX_WAKE, 1,
-				NULL, NULL, 0);
-		}
-		return r;
-	}
-	while (r == EBUSY) {
+	while (r == ETIMEDOUT) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += LOCK_SLICE_NS;
 		if (ts.tv_nsec >= 1000000000L) {
@@ -161,8 +154,6 @@ static int mutex_lock(pthread_mutex_t *m)
 			ts.tv_nsec -= 1000000000L;
 		}
 		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-		if (r == ETIMEDOUT)
-			r = EBUSY;
 	}
 	return r;
 }

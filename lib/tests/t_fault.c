@@ -8,7 +8,7 @@
  * blocks are exactly those before the operation or exactly those after it
  * (after it, always, for free and remove, which recovery redoes); the
  * directory agrees. Recovery itself is then killed at each of its own fault
- * points, and the next recovery must still get it right.
+ * points, and the next recovery must still get it right, and count once.
  */
 #include "internal.h"
 #include "heap.h"
@@ -356,6 +356,8 @@ int main(void)
 			verify(h, op, &pre, &post, k);
 			CHECK_OK(shmk_close(h));
 			for (long j = 1; j <= m; j += stride) {
+				struct shmk_stats st;
+
 				h = fresh();
 				setup(h, op, &c);
 				CHECK_EQ(run_child(op, &c, k, NULL),
@@ -363,6 +365,9 @@ int main(void)
 				CHECK_EQ(run_child(NOPS, &c, j, NULL),
 					 128 + SIGKILL);
 				verify(h, op, &pre, &post, k);
+				/* A recovery redone is one recovery. */
+				CHECK_OK(shmk_stats(h, &st));
+				CHECK_EQ(st.recoveries, 1);
 				CHECK_OK(shmk_close(h));
 			}
 			recovery_total += (m + stride - 1) / stride;

@@ -53,6 +53,17 @@ static int corrupt_and_die(void *arg)
 	return 4;
 }
 
+/* The lock says ENOTRECOVERABLE, and is left free for the next one. */
+static void *lock_unrecoverable(void *arg)
+{
+	struct shmk *h = arg;
+
+	for (int i = 0; i < 1000; i++)
+		if (shmk__lock(h) != -ENOTRECOVERABLE)
+			return (void *)1;
+	return NULL;
+}
+
 int main(void)
 {
 	struct shmk_stats st;
@@ -107,6 +118,27 @@ int main(void)
 	CHECK_NULL_ERRNO(shmk_find(h2, "named", NULL), ENOTRECOVERABLE);
 	CHECK_ERR(shmk_check(h2), ENOTRECOVERABLE);
 	CHECK_OK(shmk_close(h2));
+
+	/*
+	 * A mutex made not recoverable is handed back by every locker, even
+	 * one whose trylock takes it (glibc does that): with the header's
+	 * flag cleared, so that the lock itself is tried, threads racing on
+	 * it all get ENOTRECOVERABLE and none of them hangs.
+	 */
+	WRITE_ONCE(h->hdr->unrecoverable, 0);
+	{
+		pthread_t t[4];
+		void *ret;
+
+		for (int i = 0; i < 4; i++)
+			CHECK_OK(pthread_create(&t[i], NULL, lock_unrecoverable,
+						h));
+		for (int i = 0; i < 4; i++) {
+			CHECK_OK(pthread_join(t[i], &ret));
+			CHECK(ret == NULL);
+		}
+	}
+	CHECK_ERR(shmk__lock(h), ENOTRECOVERABLE);
 	CHECK_OK(shmk_close(h));
 	test_pass("repair");
 	return 0;

@@ -10,6 +10,8 @@
  */
 #include "internal.h"
 #include "small.h"
+#include <pthread.h>
+
 #include "harness.h"
 
 #define HEAP0		SHMK_HEAP_START
@@ -62,6 +64,49 @@ static void check(struct shmk *h, const struct expect *e, int line)
 
 #define CHECK_STATS(h, e) check((h), (e), __LINE__)
 
+static volatile int resizing;
+
+/* Grow and shrink the segment by a page, over and over. */
+static void *resizer(void *arg)
+{
+	struct shmk *h = arg;
+	size_t base = shmk_size(h), page = (size_t)sysconf(_SC_PAGESIZE);
+
+	while (resizing) {
+		if (shmk_grow(h, base + page) || shmk_shrink(h, base))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/*
+ * Every figure of a snapshot is of one moment: the active size too, while
+ * another thread grows and shrinks the segment all the time.
+ */
+static void snapshot_under_resizes(struct shmk *h)
+{
+	const long rounds = test_small() ? 2000 : 50000;
+	const uint64_t base = shmk_size(h);
+	struct shmk_stats st;
+	pthread_t t;
+	void *ret;
+	long moved = 0;
+
+	resizing = 1;
+	CHECK_OK(pthread_create(&t, NULL, resizer, h));
+	for (long i = 0; i < rounds; i++) {
+		CHECK_OK(shmk_stats(h, &st));
+		CHECK_EQ(st.total_size, st.heap_size + HEAP0);
+		CHECK_EQ(st.used_bytes + st.free_bytes + 16 + BLK(1024),
+			 st.heap_size);
+		moved += st.total_size != base;
+	}
+	resizing = 0;
+	CHECK_OK(pthread_join(t, &ret));
+	CHECK(ret == NULL);
+	CHECK(moved > 0);
+}
+
 int main(void)
 {
 	const uint64_t size = 1 << 20, table = BLK(64 * 16);
@@ -82,6 +127,7 @@ int main(void)
 	CHECK_EQ(map, 1040);
 	CHECK_ERR(shmk_stats(h, NULL), EINVAL);
 	CHECK_ERR(shmk_stats(NULL, NULL), EINVAL);
+	snapshot_under_resizes(h);
 
 	/*
 	 * Fresh: the directory's table and the run map, one free block, 16
