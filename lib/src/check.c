@@ -15,14 +15,14 @@
  *    by a probe at its own slot, and the counts match.
  *
  * Everything is bounds-checked, so a read-only client may run it lock-free
- * on data that changes underneath (lock.c retries).
+ * on data that changes underneath (recovery.c retries).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "directory.h"
-#include "heap.h"
+#include "page_heap.h"
 #include "rbtree.h"
 #include "small.h"
 

@@ -11,14 +11,14 @@
  *
  * Writers change the table inside a transaction with the lock held, and
  * keep dir_seq odd meanwhile; lookups and iteration run lock-free against
- * dir_seq (lock.c), which also serves read-only clients. The table grows by
+ * dir_seq (recovery.c), which also serves read-only clients. The table grows by
  * rehashing into a new block allocated in the same transaction.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "directory.h"
-#include "heap.h"
+#include "page_heap.h"
 #include "tx.h"
 
 static inline uint64_t hash_rotl(uint64_t x, unsigned int r)

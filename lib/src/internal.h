@@ -40,6 +40,13 @@ struct shmk_backend {
 	int (*attach)(struct shmk *h, const char *name, int flags,
 		      const struct shmk_opts *opts, size_t size,
 		      size_t max_size, bool *created);
+	/*
+	 * Optional: make a segment this process created and initialized
+	 * visible under its name. Backends that create it unnamed (so that
+	 * a creator killed half way leaves nothing behind) link it here;
+	 * -EEXIST when another creator was first.
+	 */
+	int (*publish)(struct shmk *h);
 	/* Called once the header is initialized or validated. */
 	int (*attached)(struct shmk *h);
 	void (*detach)(struct shmk *h);
@@ -83,6 +90,7 @@ struct shmk {
 			void *reg_map;			/* reader's RW window */
 			int slot;			/* -1: none */
 			uint64_t key;			/* our owner key */
+			bool unnamed;			/* created, not linked yet */
 		} m;
 	};
 };
@@ -125,14 +133,18 @@ int shmk__wait_ready(const uint64_t *magic);
 void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
 		   off_t off, bool *at_hint);
 
-/* lock.c */
-int shmk__lock(struct shmk *h);
-void shmk__unlock(struct shmk *h);
+/* lock.c: the lock alone */
 int shmk__init_lock(struct shmk *h);
+int shmk__lock_raw(struct shmk *h);
+void shmk__lock_consistent(struct shmk *h);
+void shmk__unlock(struct shmk *h);
+int shmk__writable(const struct shmk *h);
+
+/* recovery.c: the lock with recovery, and lock-free reads */
+int shmk__lock(struct shmk *h);
 typedef int (*shmk_read_fn)(struct shmk *h, void *arg);
 int shmk__read(struct shmk *h, const uint64_t *seq, shmk_read_fn fn,
 	       void *arg);
-int shmk__writable(const struct shmk *h);
 
 /* tx.c */
 void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg);
@@ -140,7 +152,7 @@ void shmk__tx_commit(struct shmk *h);
 void shmk__tx_rollback(struct shmk *h);
 void shmk__dir_changing(struct shmk *h);
 
-/* heap.c */
+/* page_heap.c, alloc.c */
 void shmk__heap_init(struct shmk *h, uint64_t heap_end);
 int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		     bool preserve, uint64_t *payload);

@@ -1,40 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
 /*
- * The segment lock and recovery, and lock-free reads.
- *
- * Writers serialize on a robust, process-shared mutex in the header. When
- * its owner died, the next locker gets EOWNERDEAD and, before it calls
- * pthread_mutex_consistent(), brings the metadata back to a proven state:
- *
- *  1. roll the undo log back: the state before the dead operation;
- *  2. recompute the derived counters (the small tier's from its bitmaps);
- *  3. validate everything with the shmk_check() walker; if that fails,
- *     rebuild the free index from the physical chain, and the small tier's
- *     lists, summaries and run map from its runs, and validate again;
- *     if it still fails, leave the mutex unrecoverable (every later locker
- *     gets ENOTRECOVERABLE) rather than hand out a corrupt heap;
- *  4. redo the dead operation when it was a free or a remove, so that no
- *     block is lost (an alloc or a create stays undone);
- *  5. adopt backing memory that a growth added before dying.
- *
- * Each step is idempotent, so a recovering process may itself die.
- *
- * Readers take no lock: they run a read function between two loads of a
- * sequence counter that writers keep odd while they change metadata, and
- * retry if it moved. Read functions bound every loop and check every offset,
- * so torn data costs a retry, never a fault.
+ * The segment lock: a robust, process-shared mutex in the header, used
+ * through the POSIX API only. This file depends on nothing else of the
+ * library: what to do when the lock's owner died is recovery.c's business,
+ * which builds shmk__lock() on shmk__lock_raw().
  */
 #include <pthread.h>
-#include <sched.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "heap.h"
-#include "small.h"
-#include "tx.h"
+#include "internal.h"
 
-#define READ_SPINS_BEFORE_LOCK	64
-#define READ_TIMEOUT_NS		(5ULL * 1000000000ULL)
 #define LOCK_SLICE_NS		10000000L
 
 int shmk__init_lock(struct shmk *h)
@@ -51,79 +26,6 @@ int shmk__init_lock(struct shmk *h)
 		r = pthread_mutex_init(&h->hdr->lock, &a);
 	pthread_mutexattr_destroy(&a);
 	return -r;
-}
-
-static void replay(struct shmk *h, enum shmk_tx_op op)
-{
-	struct shmk_hdr *hd = h->hdr;
-
-	shmk__tx_begin(h, op, hd->tx_arg);
-	if (op == TX_FREE) {
-		shmk__free_locked(h, hd->tx_arg);
-	} else {
-		hd->tx_name[sizeof(hd->tx_name) - 1] = '\0';
-		shmk__dir_remove_locked(h, hd->tx_name);
-	}
-	shmk__tx_commit(h);
-}
-
-/* Adopt backing memory beyond the heap (a growth that died half way). */
-static void adopt_backing(struct shmk *h)
-{
-	uint64_t size = h->be->backing_size(h);
-
-	if (size > h->hdr->heap_end && size <= h->map_size &&
-	    size % h->page_size == 0) {
-		shmk__tx_begin(h, TX_GROW, size);
-		shmk__heap_extend(h, size);
-		shmk__tx_commit(h);
-	}
-}
-
-static int recover(struct shmk *h, bool owner_dead)
-{
-	struct shmk_hdr *hd = h->hdr;
-	enum shmk_tx_op op = hd->tx_state & TX_OP_MASK;
-	int r;
-
-	/*
-	 * One count per recovery, however often it dies and is redone: the
-	 * count and the running bit change in one store.
-	 */
-	if (!(hd->recoveries & 1))
-		WRITE_ONCE(hd->recoveries, hd->recoveries + 3);
-	barrier();
-	shmk__tx_rollback(h);
-	shmk__heap_recount(h);
-	shmk__small_recount(h);
-	r = shmk__check_locked(h, false);
-	if (r == -ENOMEM)
-		r = 0;	/* no memory to walk: the rollback is exact anyway */
-	if (r) {
-		h->tx_nolog = true;
-		r = shmk__heap_rebuild(h);
-		if (!r)
-			r = shmk__small_rebuild(h);
-		h->tx_nolog = false;
-		if (!r)
-			r = shmk__check_locked(h, false);
-	}
-	if (r) {
-		/* Without pthread_mutex_consistent: ENOTRECOVERABLE for all. */
-		__atomic_store_n(&hd->unrecoverable, 1, __ATOMIC_RELEASE);
-		pthread_mutex_unlock(&hd->lock);
-		return owner_dead ? -ENOTRECOVERABLE : -EUCLEAN;
-	}
-	if (op == TX_FREE || op == TX_DIR_REMOVE)
-		replay(h, op);
-	else
-		shmk__tx_commit(h);
-	adopt_backing(h);
-	if (owner_dead)
-		pthread_mutex_consistent(&hd->lock);
-	barrier();
-	WRITE_ONCE(hd->recoveries, hd->recoveries & ~1ULL);
-	return 0;
 }
 
 /*
@@ -158,23 +60,21 @@ static int mutex_lock(pthread_mutex_t *m)
 	return r;
 }
 
-int shmk__lock(struct shmk *h)
+/*
+ * Take the lock: 0, EOWNERDEAD (taken; its owner died, the metadata may be
+ * half changed), ENOTRECOVERABLE, or another positive errno value.
+ */
+int shmk__lock_raw(struct shmk *h)
 {
-	int r;
-
 	if (unlikely(__atomic_load_n(&h->hdr->unrecoverable, __ATOMIC_ACQUIRE)))
-		return -ENOTRECOVERABLE;
-	r = mutex_lock(&h->hdr->lock);
+		return ENOTRECOVERABLE;
+	return mutex_lock(&h->hdr->lock);
+}
 
-	if (likely(r == 0)) {
-		if (likely(h->hdr->tx_state == 0))
-			return 0;
-		/* A holder vanished without the robust list noticing. */
-		return recover(h, false);
-	}
-	if (r == EOWNERDEAD)
-		return recover(h, true);
-	return -r;
+/* The metadata is whole again: EOWNERDEAD is over. */
+void shmk__lock_consistent(struct shmk *h)
+{
+	pthread_mutex_consistent(&h->hdr->lock);
 }
 
 void shmk__unlock(struct shmk *h)
@@ -185,57 +85,4 @@ void shmk__unlock(struct shmk *h)
 int shmk__writable(const struct shmk *h)
 {
 	return h->rdonly ? -EPERM : 0;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	barrier();
-#endif
-}
-
-int shmk__read(struct shmk *h, const uint64_t *seq, shmk_read_fn fn,
-	       void *arg)
-{
-	uint64_t deadline = 0;
-
-	for (unsigned int i = 0;; i++) {
-		uint64_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
-		int r;
-
-		if (unlikely(READ_ONCE(h->hdr->unrecoverable)))
-			return -ENOTRECOVERABLE;
-		if (!(s & 1)) {
-			r = fn(h, arg);
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s)
-				return r;
-		}
-		if (!h->rdonly && i >= READ_SPINS_BEFORE_LOCK) {
-			/* A writer can take the lock (and recover if need be). */
-			r = shmk__lock(h);
-			if (r)
-				return r;
-			r = fn(h, arg);
-			shmk__unlock(h);
-			return r;
-		}
-		if (i < 16) {
-			cpu_relax();
-		} else if (i < 64) {
-			sched_yield();
-		} else {
-			struct timespec ts = { 0, 100000 };
-
-			if (!deadline)
-				deadline = shmk__clock_ns(CLOCK_MONOTONIC) + READ_TIMEOUT_NS;
-			else if (shmk__clock_ns(CLOCK_MONOTONIC) > deadline)
-				return -EAGAIN;	/* no writer recovers it */
-			nanosleep(&ts, NULL);
-		}
-	}
 }

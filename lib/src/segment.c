@@ -191,11 +191,14 @@ static int init_segment(struct shmk *h, uint64_t size)
 		return r;
 	/* Nobody else sees the segment before the magic: no undo log. */
 	h->tx_nolog = true;
+	SHMK_FAULT_POINT();
 	shmk__heap_init(h, size);
+	SHMK_FAULT_POINT();
 	r = shmk__dir_init(h);
 	if (!r)
 		r = shmk__small_init(h);
 	h->tx_nolog = false;
+	SHMK_FAULT_POINT();
 	if (r)
 		return r;
 	__atomic_store_n(&hd->magic, SHMK_HDR_MAGIC, __ATOMIC_RELEASE);
@@ -229,7 +232,7 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	static const struct shmk_opts defaults;
 	const struct shmk_backend *be;
 	uint64_t size, max, ps;
-	bool created = false;
+	bool created = false, named = false;
 	struct shmk *h;
 	int r;
 
@@ -277,14 +280,28 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	if (opts->client_name)
 		strcpy(h->client_name, opts->client_name);
 
-	r = be->attach(h, name, flags, opts, size, max, &created);
-	if (r) {
-		free(h);
-		return r;
+	for (;;) {
+		created = false;
+		r = be->attach(h, name, flags, opts, size, max, &created);
+		if (r) {
+			free(h);
+			return r;
+		}
+		h->hdr = (struct shmk_hdr *)h->base;
+		h->log = (struct shmk_log_entry *)(h->base + SHMK_LOG_OFF);
+		named = !created || !be->publish;
+		r = created ? init_segment(h, size) : validate_segment(h);
+		if (r || named)
+			break;
+		/* Whole: only now does the name lead to it. */
+		r = be->publish(h);
+		named = !r;
+		if (r != -EEXIST || (flags & SHMK_EXCL))
+			break;
+		/* Another creator was first: open theirs. */
+		be->detach(h);
+		memset(&h->m, 0, sizeof(h->m));
 	}
-	h->hdr = (struct shmk_hdr *)h->base;
-	h->log = (struct shmk_log_entry *)(h->base + SHMK_LOG_OFF);
-	r = created ? init_segment(h, size) : validate_segment(h);
 	if (!r)
 		r = be->attached(h);
 	if (!r && !h->rdonly && !created) {
@@ -295,7 +312,7 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	}
 	if (r) {
 		be->detach(h);
-		if (created)
+		if (created && named)
 			be->unlink(name);
 		free(h);
 		return r;

@@ -30,6 +30,7 @@
 #include "internal.h"
 
 #define SHM_PREFIX		"/shmk."
+#define SHM_DIR			"/dev/shm"	/* where shm_open() puts them */
 #define SIZE_WAIT_NS		(5ULL * 1000000000ULL)
 
 static void shm_path(char *buf, size_t n, const char *name)
@@ -284,19 +285,37 @@ static int memfd_attach(struct shmk *h, const char *name, int flags,
 
 	shm_path(path, sizeof(path), name);
 	if (flags & SHMK_CREATE) {
-		fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-		if (fd >= 0) {
-			*created = true;
-			if (fchmod(fd, mode) || ftruncate(fd, (off_t)size)) {
-				r = -errno;
-				goto fail;
-			}
-		} else if (errno != EEXIST || (flags & SHMK_EXCL)) {
+		/*
+		 * Create it unnamed, to be linked in once initialized
+		 * (memfd_publish()): a creator killed half way leaves nothing
+		 * behind. Without O_TMPFILE in SHM_DIR, create it by name.
+		 */
+		fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+		if (fd >= 0 && (flags & SHMK_EXCL)) {
+			close(fd);
+			return -EEXIST;
+		}
+		if (fd < 0 && errno != ENOENT)
 			return -errno;
+		if (fd < 0) {
+			fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+			h->m.unnamed = fd >= 0;
+			if (fd < 0)
+				fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL |
+						    O_CLOEXEC, mode);
+			if (fd < 0 && (errno != EEXIST || (flags & SHMK_EXCL)))
+				return -errno;
+			*created = fd >= 0;
+		}
+		if (*created && (fchmod(fd, mode) ||
+				 ftruncate(fd, (off_t)size))) {
+			r = -errno;
+			goto fail;
 		}
 	}
-	if (fd < 0) {
-		fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+	if (!*created) {
+		if (fd < 0)
+			fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
 		if (fd < 0 && rdonly && errno == EACCES) {
 			fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
 			rw = false;
@@ -337,10 +356,27 @@ static int memfd_attach(struct shmk *h, const char *name, int flags,
 	return 0;
 fail:
 	close(fd);
-	if (*created)
+	if (*created && !h->m.unnamed)
 		shm_unlink(path);
 	*created = false;
 	return r;
+}
+
+/* Link a segment created unnamed under its name, now that it is whole. */
+static int memfd_publish(struct shmk *h)
+{
+	char path[sizeof(SHM_DIR) + sizeof(SHM_PREFIX) + SHMK_NAME_MAX];
+	char self[64];
+
+	if (!h->m.unnamed)
+		return 0;
+	snprintf(path, sizeof(path), SHM_DIR SHM_PREFIX "%s", h->name);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", h->m.fd);
+	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) &&
+	    linkat(h->m.fd, "", AT_FDCWD, path, AT_EMPTY_PATH))
+		return -errno;
+	h->m.unnamed = false;
+	return 0;
 }
 
 static int memfd_attached(struct shmk *h)
@@ -407,6 +443,7 @@ const struct shmk_backend shmk__backend_memfd = {
 	.name = "memfd",
 	.available = memfd_available,
 	.attach = memfd_attach,
+	.publish = memfd_publish,
 	.attached = memfd_attached,
 	.detach = memfd_detach,
 	.resize = memfd_resize,

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap.h"
+#include "page_heap.h"
 #include "small.h"
 #include "tx.h"
 
@@ -380,7 +380,7 @@ static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 }
 
 /*
- * Repair (the undo log off, see lock.c): the run map, the lists, the
+ * Repair (the undo log off, see recovery.c): the run map, the lists, the
  * summaries and the free counts, from the runs' bitmaps. Runs are found by
  * the block chain; the map must be a live block of its proper size.
  */

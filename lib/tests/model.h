@@ -11,7 +11,7 @@
 #define SHMK_TEST_MODEL_H
 
 #include "harness.h"
-#include "heap.h"
+#include "page_heap.h"
 #include "small.h"
 
 struct mblk {

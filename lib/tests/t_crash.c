@@ -11,7 +11,7 @@
  * no block was lost. 200 rounds (30 with SHMK_TEST_SCALE=small).
  */
 #include "internal.h"
-#include "heap.h"
+#include "page_heap.h"
 #include "small.h"
 #include "directory.h"
 #include "harness.h"

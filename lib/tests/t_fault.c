@@ -11,7 +11,7 @@
  * points, and the next recovery must still get it right, and count once.
  */
 #include "internal.h"
-#include "heap.h"
+#include "page_heap.h"
 #include "small.h"
 #include "harness.h"
 

@@ -4,6 +4,7 @@
  * sizes, offsets and pointers, the common base, unlink, and the errno
  * convention (int functions never touch errno).
  */
+#include "internal.h"
 #include "harness.h"
 
 static const char *seg;
@@ -27,10 +28,105 @@ static int child_reads(void *arg)
 	return shmk_close(h) ? 5 : 0;
 }
 
+#define NCREATORS	6
+
+struct race {
+	volatile int go;
+	uint64_t off[NCREATORS];
+	int created[NCREATORS];
+};
+
+static struct race *rc;
+
+/* Released together: shmk_open(SHMK_CREATE), then one named object. */
+static int creator(void *arg)
+{
+	int id = (int)(intptr_t)arg, created;
+	struct shmk *h;
+	void *p;
+
+	while (!rc->go)
+		;
+	if (shmk_open(seg, SHMK_CREATE, NULL, &h))
+		return 2;
+	p = shmk_find_or_alloc(h, "common", 64, &created);
+	if (!p)
+		return 3;
+	rc->off[id] = shmk_off(h, p);
+	rc->created[id] = created;
+	return shmk_close(h) ? 4 : 0;
+}
+
+/* Creators racing for one name all end up in the same segment. */
+static void racing_creators(void)
+{
+	pid_t pid[NCREATORS];
+	int made = 0;
+
+	rc = test_shared(sizeof(*rc));
+	shmk_unlink(seg);
+	for (int i = 0; i < NCREATORS; i++)
+		pid[i] = test_fork(creator, (void *)(intptr_t)i);
+	usleep(20000);
+	rc->go = 1;
+	for (int i = 0; i < NCREATORS; i++)
+		CHECK_EQ(test_wait(pid[i]), 0);
+	for (int i = 0; i < NCREATORS; i++) {
+		CHECK_EQ(rc->off[i], rc->off[0]);
+		made += rc->created[i];
+	}
+	CHECK_EQ(made, 1);
+	CHECK_OK(shmk_unlink(seg));
+}
+
+/* Create the segment, but die (SIGKILL) at the Nth fault point of it. */
+static int create_and_die(void *arg)
+{
+	struct shmk *h;
+
+	shmk__fault_countdown = (long)(intptr_t)arg;
+	shmk_open(seg, SHMK_CREATE | SHMK_EXCL, NULL, &h);
+	return 0;
+}
+
+/*
+ * A creator killed inside shmk_open() leaves no half-made segment behind:
+ * the next shmk_open(SHMK_CREATE) creates it at once (it waited 5 s, then
+ * failed with ETIMEDOUT, until someone unlinked the name).
+ */
+static void killed_creator(void)
+{
+	struct shmk *h;
+	long points;
+
+	shmk_unlink(seg);
+	shmk__fault_hits = 0;
+	CHECK_OK(shmk_open(seg, SHMK_CREATE | SHMK_EXCL, NULL, &h));
+	points = shmk__fault_hits;
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
+	CHECK(points >= 3);
+	for (long k = 1; k <= points; k++) {
+		uint64_t t0;
+
+		CHECK_EQ(test_wait(test_fork(create_and_die,
+					     (void *)(intptr_t)k)),
+			 128 + SIGKILL);
+		t0 = shmk__clock_ns(CLOCK_MONOTONIC);
+		CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
+		CHECK(shmk__clock_ns(CLOCK_MONOTONIC) - t0 < 1000000000ULL);
+		CHECK_OK(shmk_check(h));
+		CHECK(shmk_alloc(h, 100));
+		CHECK_OK(shmk_close(h));
+		CHECK_OK(shmk_unlink(seg));
+	}
+}
+
 int main(void)
 {
 	struct shmk_opts o = { 0 };
 	struct shmk *h, *h2, *h3;
+	char backend[16];
 	const char *be;
 	uint64_t off;
 	char *p;
@@ -89,6 +185,7 @@ int main(void)
 	CHECK(!strcmp(shmk_backend(h), "memfd") ||
 	      !strcmp(shmk_backend(h), "kernel"));
 	printf("backend %s\n", shmk_backend(h));
+	snprintf(backend, sizeof(backend), "%s", shmk_backend(h));
 	CHECK_EQ(shmk_size(h), (300000 + 4095) & ~4095);
 	CHECK_EQ(shmk_max_size(h), 64 << 20);
 	CHECK(shmk_base(h) != NULL);
@@ -161,6 +258,11 @@ int main(void)
 	CHECK_OK(shmk_check_version(SHMK_VERSION_MAJOR, SHMK_VERSION_MINOR));
 	CHECK_ERR(shmk_check_version(SHMK_VERSION_MAJOR + 1, 0), ENOTSUP);
 	CHECK(SHMK_CHECK_VERSION(0, 1));
+
+	/* The kernel backend still has that window (see shmk_open(3)). */
+	racing_creators();
+	if (!strcmp(backend, "memfd"))
+		killed_creator();
 	test_pass("open");
 	return 0;
 }

@@ -10,7 +10,7 @@
 #include <pthread.h>
 
 #include "internal.h"
-#include "heap.h"
+#include "page_heap.h"
 #include "harness.h"
 
 static const char *seg;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
-/* Heap block encoding, shared by the allocator and the checker. */
-#ifndef SHMK_HEAP_H
-#define SHMK_HEAP_H
+/* The page heap: block encoding and internals, shared with the checker. */
+#ifndef SHMK_PAGE_HEAP_H
+#define SHMK_PAGE_HEAP_H
 
 #include "internal.h"
 
@@ -108,5 +108,11 @@ int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
 			     uint64_t *blk);
 /* Free the used block at @blk whatever its kind (the caller validated it). */
 void shmk__heap_release(struct shmk *h, uint64_t blk);
+/* Free the used block at @payload (shmk__heap_valid_used() said yes). */
+void shmk__heap_free_valid(struct shmk *h, uint64_t payload);
+/* Cut the free end of the heap at *new_end, or -EBUSY (see page_heap.c). */
+int shmk__heap_cut(struct shmk *h, uint64_t *new_end);
+/* The largest free block; bounded, so usable on torn data. */
+uint64_t shmk__heap_largest(const struct shmk *h);
 
-#endif /* SHMK_HEAP_H */
+#endif /* SHMK_PAGE_HEAP_H */
