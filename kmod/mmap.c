@@ -854,7 +854,10 @@ int shmk_mmap(struct file *file, struct vm_area_struct *vma)
 	 * mapping anyway after MADV_DOFORK gets SIGBUS from it).
 	 * VM_DONTEXPAND, one of VM_SPECIAL, also keeps mmap_region() from
 	 * merging the new VMA into a neighbour after ->mmap changed its
-	 * flags, which would free it without ->close and leak the handle.
+	 * flags, which would free it without ->close and leak the handle,
+	 * and keeps khugepaged and MADV_COLLAPSE away (VM_NO_KHUGEPAGED):
+	 * they install PMDs with set_huge_pmd(), not through shmk_fault(),
+	 * so a kicked client or a MADV_DOFORK child could map the segment.
 	 */
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTCOPY);
 

@@ -484,6 +484,51 @@ TEST_F_TIMEOUT(huge, mremap_and_fork, 120)
 	close(fd);
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+/*
+ * MADV_COLLAPSE installs a PMD itself (set_huge_pmd()), without the fault
+ * path that refuses a kicked client or a process that is not the client.
+ * Segment mappings are VM_DONTEXPAND, which keeps khugepaged and
+ * MADV_COLLAPSE off them: a child that inherited a mapping through
+ * MADV_DOFORK cannot map the segment that way, and neither can the client.
+ */
+TEST_F_TIMEOUT(huge, collapse_refused, 60)
+{
+	char name[SHMK_NAME_MAX];
+	int fd, status;
+	pid_t pid;
+	char *p;
+
+	SHMK_NAME(name, "collapse");
+	fd = shmk_create(self->ctl, name, MiB(4), MAX_SIZE);
+	ASSERT_LE(0, fd);
+	p = shmk_map(fd, MAX_SIZE, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x42, MiB(4));
+	ASSERT_EQ(-1, madvise(p, MiB(4), MADV_COLLAPSE));
+	ASSERT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, madvise(p, MAX_SIZE, MADV_DOFORK));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int ret = madvise(p, MiB(4), MADV_COLLAPSE);
+
+		if (ret != -1 || errno != EINVAL)
+			_exit(1);
+		if (pmd_mapped_kb(getpid(), p) != 0)
+			_exit(2);
+		_exit(shmk_probe_read(p) == SIGBUS ? 0 : 3);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	munmap(p, MAX_SIZE);
+	close(fd);
+}
+
 /* Anonymous memory that leaves every free 2 MiB block split in two. */
 static char *fragment_memory(size_t *len)
 {
@@ -531,9 +576,8 @@ TEST_F_TIMEOUT(huge, fragmented_memory_falls_back, 600)
 	ASSERT_GT(GROW_TO - HPAGE, huge);
 	/*
 	 * Every page was mapped in every peer. Here, unlike on an idle
-	 * machine, kcompactd may migrate a page and khugepaged may collapse
-	 * small pages into a huge one between the grow and the peer's
-	 * write, each of which costs that peer a fault: a handful at most.
+	 * machine, kcompactd may migrate a page between the grow and the
+	 * peer's write, which costs that peer a fault: a handful at most.
 	 */
 	for (i = 0; i < NPEERS; i++) {
 		EXPECT_EQ(0, self->sh->rep[i].bad);
