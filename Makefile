@@ -381,6 +381,26 @@ lint-debs: debs
 	lintian --fail-on error,warning --display-info --info \
 		$(DEBS_DIR)/shmk_*.changes
 
+# Lookups among 100k names on the kernel backend, in one VM boot: segments
+# with 2 MiB pages, then with 4 KiB pages (huge_pages=0), to show what TLB
+# misses cost; Boost.Interprocess in the same boot as the reference. Writes
+# build/bench/lookup-kernel.{csv,md}.
+bench-alloc-kernel: deps
+	$(MAKE) modules
+	$(MAKE) -C bench alloc_bench
+	mkdir -p build/bench
+	$(VM_RUN) -- 'P=/sys/module/shmk/parameters/huge_pages; \
+		for m in 2m 4k; do \
+			if [ $$m = 2m ]; then echo 1 >$$P; else echo 0 >$$P; fi; \
+			bench/alloc_bench -r $(ALLOC_REPS) -p 1 -x lookup \
+				-i libshmk,boost -b kernel -n 100000 | \
+				sed "1!s/^/$$m,/;1s/^/pages,/" || exit 1; \
+		done > build/bench/lookup-kernel.csv'
+	SHMK_BENCH_CMD="make bench-alloc-kernel ALLOC_REPS=$(ALLOC_REPS)" \
+		bench/lookup-report build/bench/lookup-kernel.csv \
+		> build/bench/lookup-kernel.md
+	cat build/bench/lookup-kernel.md
+
 clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
 	-$(MAKE) -C bench clean
