@@ -128,6 +128,7 @@ int shmk_grow(struct shmk *h, size_t size)
 		return r;
 	if (target > h->hdr->heap_end) {
 		shmk__tx_begin(h, TX_GROW, target);
+		h->hdr->grow_target = target;
 		r = h->be->resize(h, target);
 		if (!r)
 			r = shmk__heap_extend(h, target);

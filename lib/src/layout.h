@@ -176,6 +176,9 @@ struct shmk_hdr {
 	uint64_t free_bytes;
 	uint64_t free_blocks;
 	uint64_t nallocs;		/* used blocks, internal ones included */
+	uint64_t grow_target;		/* the size a growth asks the backend
+					   for: recovery adopts backing memory
+					   up to it, no further */
 	uint64_t run_blocks;		/* runs and the run map: blocks */
 	uint64_t run_bytes;		/* ... and their bytes */
 	uint64_t small_live;		/* allocated slots */

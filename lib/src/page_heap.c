@@ -235,9 +235,11 @@ static int grow_for(struct shmk *h, uint64_t need)
 		want = min_end;
 	if (want > h->map_size)
 		want = h->map_size;
+	hd->grow_target = want;
 	r = h->be->resize(h, want);
 	if (r && want > min_end) {
 		want = min_end;
+		hd->grow_target = want;
 		r = h->be->resize(h, want);
 	}
 	if (r)
@@ -407,6 +409,7 @@ int shmk__heap_cut(struct shmk *h, uint64_t *new_end)
 	shmk__tx_set(h, ne - 8, blk_mk_end(rem ? false : pu));
 	tx_set_hdr(h, heap_end, ne);
 	tx_set_hdr(h, seg_size, ne);
+	hd->grow_target = ne;
 	*new_end = ne;
 	return 0;
 }
@@ -419,6 +422,7 @@ void shmk__heap_init(struct shmk *h, uint64_t heap_end)
 	hd->heap_start = hs;
 	hd->heap_end = heap_end;
 	hd->seg_size = heap_end;
+	hd->grow_target = heap_end;
 	*shmk__w(h, hs) = BLK_GUARD;
 	*shmk__w(h, heap_end - 8) = blk_mk_end(false);
 	put_free(h, hs + 8, heap_end - hs - 16, true);

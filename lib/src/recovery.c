@@ -49,11 +49,17 @@ static void replay(struct shmk *h, enum shmk_tx_op op)
 	shmk__tx_commit(h);
 }
 
-/* Adopt backing memory beyond the heap (a growth that died half way). */
+/*
+ * Adopt backing memory beyond the heap that a growth which died half way
+ * had added: up to what it asked for (a shrink may leave the memfd
+ * backend's file longer than the heap, see segment_memfd.c).
+ */
 static void adopt_backing(struct shmk *h)
 {
 	uint64_t size = h->be->backing_size(h);
 
+	if (size > h->hdr->grow_target)
+		size = h->hdr->grow_target;
 	if (size > h->hdr->heap_end && size <= h->map_size &&
 	    size % h->page_size == 0) {
 		shmk__tx_begin(h, TX_GROW, size);

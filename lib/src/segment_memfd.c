@@ -414,9 +414,27 @@ static void memfd_detach(struct shmk *h)
 	close(h->m.fd);
 }
 
+/*
+ * Growth lengthens the file (or reuses what a shrink left of it). A shrink
+ * (@size is the heap's new end, already committed) frees the pages by
+ * punching a hole and keeps the file's length: a lock-free reader that
+ * still holds an offset above the cut then reads zeros, sees the sequence
+ * count moved and retries, where a truncated file would give it SIGBUS.
+ */
 static int memfd_resize(struct shmk *h, uint64_t size)
 {
-	return ftruncate(h->m.fd, (off_t)size) ? -errno : 0;
+	struct stat st;
+
+	if (fstat(h->m.fd, &st))
+		return -errno;
+	if (size > (uint64_t)st.st_size)
+		return ftruncate(h->m.fd, (off_t)size) ? -errno : 0;
+	if (size < (uint64_t)st.st_size &&
+	    size <= READ_ONCE(h->hdr->heap_end) &&
+	    fallocate(h->m.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)size, (off_t)((uint64_t)st.st_size - size)))
+		return -errno;
+	return 0;
 }
 
 static uint64_t memfd_size(const struct shmk *h)
