@@ -27,6 +27,9 @@
 #                        exactly the expected files
 #   make check-dkms      dkms add/build/install for every installed kernel,
 #                        in scratch DKMS trees
+#   make check-packages  the Debian packages end to end: installed in a root
+#                        of their own, DKMS, then modprobe, the examples and
+#                        shmkctl in a VM booted on that root
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
@@ -61,7 +64,7 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	install uninstall install-module install-udev install-modules-load \
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
-	check-install print-kver check-dkms dist debs lint-debs
+	check-install print-kver check-dkms dist debs lint-debs check-packages
 
 all: modules
 
@@ -381,25 +384,12 @@ lint-debs: debs
 	lintian --fail-on error,warning --display-info --info \
 		$(DEBS_DIR)/shmk_*.changes
 
-# Lookups among 100k names on the kernel backend, in one VM boot: segments
-# with 2 MiB pages, then with 4 KiB pages (huge_pages=0), to show what TLB
-# misses cost; Boost.Interprocess in the same boot as the reference. Writes
-# build/bench/lookup-kernel.{csv,md}.
-bench-alloc-kernel: deps
-	$(MAKE) modules
-	$(MAKE) -C bench alloc_bench
-	mkdir -p build/bench
-	$(VM_RUN) -- 'P=/sys/module/shmk/parameters/huge_pages; \
-		for m in 2m 4k; do \
-			if [ $$m = 2m ]; then echo 1 >$$P; else echo 0 >$$P; fi; \
-			bench/alloc_bench -r $(ALLOC_REPS) -p 1 -x lookup \
-				-i libshmk,boost -b kernel -n 100000 | \
-				sed "1!s/^/$$m,/;1s/^/pages,/" || exit 1; \
-		done > build/bench/lookup-kernel.csv'
-	SHMK_BENCH_CMD="make bench-alloc-kernel ALLOC_REPS=$(ALLOC_REPS)" \
-		bench/lookup-report build/bench/lookup-kernel.csv \
-		> build/bench/lookup-kernel.md
-	cat build/bench/lookup-kernel.md
+# The packages end to end: installed into a root of their own, DKMS builds
+# the module there, the VM boots KVER and uses that root (modprobe, the
+# examples rebuilt with pkg-config, shmkctl list); then dpkg --purge.
+# Root only (overlayfs, chroot). About 4 minutes after make debs.
+check-packages: debs
+	tools/check-packages --kver $(KVER)
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
