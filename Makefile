@@ -30,6 +30,8 @@
 #   make check-packages  the Debian packages end to end: installed in a root
 #                        of their own, DKMS, then modprobe, the examples and
 #                        shmkctl in a VM booted on that root
+#   make check-kselftest the selftests as the kselftest target "shmk" of a
+#                        kernel tree (linux-source-6.1), in a VM
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
@@ -64,7 +66,8 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	install uninstall install-module install-udev install-modules-load \
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
-	check-install print-kver check-dkms dist debs lint-debs check-packages
+	check-install print-kver check-dkms dist debs lint-debs check-packages \
+	check-kselftest
 
 all: modules
 
@@ -390,6 +393,33 @@ lint-debs: debs
 # Root only (overlayfs, chroot). About 4 minutes after make debs.
 check-packages: debs
 	tools/check-packages --kver $(KVER)
+
+# The selftests as a kselftest target (TARGETS=shmk) of a tree made from
+# Debian's linux-source-6.1, built on the host, run in the VM.
+check-kselftest: modules
+	tools/check-kselftest --timeout $(VM_TIMEOUT) --log build/vm/kselftest-$(CHECK_LABEL).log \
+		$(if $(VM_KERNEL),--kernel $(VM_KERNEL),--kver $(KVER)) \
+		$(if $(VM_MODULE),--module $(VM_MODULE))
+
+# Lookups among 100k names on the kernel backend, in one VM boot: segments
+# with 2 MiB pages, then with 4 KiB pages (huge_pages=0), to show what TLB
+# misses cost; Boost.Interprocess in the same boot as the reference. Writes
+# build/bench/lookup-kernel.{csv,md}.
+bench-alloc-kernel: deps
+	$(MAKE) modules
+	$(MAKE) -C bench alloc_bench
+	mkdir -p build/bench
+	$(VM_RUN) -- 'P=/sys/module/shmk/parameters/huge_pages; \
+		for m in 2m 4k; do \
+			if [ $$m = 2m ]; then echo 1 >$$P; else echo 0 >$$P; fi; \
+			bench/alloc_bench -r $(ALLOC_REPS) -p 1 -x lookup \
+				-i libshmk,boost -b kernel -n 100000 | \
+				sed "1!s/^/$$m,/;1s/^/pages,/" || exit 1; \
+		done > build/bench/lookup-kernel.csv'
+	SHMK_BENCH_CMD="make bench-alloc-kernel ALLOC_REPS=$(ALLOC_REPS)" \
+		bench/lookup-report build/bench/lookup-kernel.csv \
+		> build/bench/lookup-kernel.md
+	cat build/bench/lookup-kernel.md
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(PROJECT) clean
