@@ -109,6 +109,16 @@ struct huge_shared {
 	struct peer_report rep[NPEERS];
 };
 
+/*
+ * Memory compaction would undo the fragmentation that one test makes: the
+ * proactive kind, and the kind kswapd and kcompactd do when fragmentation
+ * events boost the watermarks. The test turns both off; the teardown puts
+ * back what it found (-1: nothing to put back).
+ */
+#define PROACTIVE	"/proc/sys/vm/compaction_proactiveness"
+#define BOOST		"/proc/sys/vm/watermark_boost_factor"
+static long long saved_proactive = -1, saved_boost = -1;
+
 FIXTURE(huge) {
 	int ctl;
 	long saved_param;
@@ -140,6 +150,10 @@ FIXTURE_TEARDOWN(huge)
 	shmk_kill_children(NPEERS, self->pids);
 	shmk_barrier_destroy(&self->b);
 	shmk_set_param("huge_pages", self->saved_param);
+	if (saved_proactive >= 0)
+		sysfs_write_ll(PROACTIVE, saved_proactive);
+	if (saved_boost >= 0)
+		sysfs_write_ll(BOOST, saved_boost);
 	munmap(self->sh, sizeof(*self->sh));
 	shmk_cleanup();
 	close(self->ctl);
@@ -201,11 +215,12 @@ static int peer(int idx, void *arg)
 
 /*
  * Create @name (@flags added to CREATE|EXCL) at 2 MiB, start the peers,
- * grow to GROW_TO once they are mapped, and wait for their reports. The
+ * grow to @to once they are mapped, and wait for their reports. The
  * creator's own mapping is returned in *@pp.
  */
 static int grow_with_peers(struct __test_metadata *_metadata,
-			   FIXTURE_DATA(huge) *self, __u32 flags, char **pp)
+			   FIXTURE_DATA(huge) *self, __u32 flags, __u64 to,
+			   char **pp)
 {
 	struct peer_args pa = { &self->b, self->sh };
 	struct huge_shared *sh = self->sh;
@@ -221,12 +236,12 @@ static int grow_with_peers(struct __test_metadata *_metadata,
 	if (*pp == MAP_FAILED)
 		return -errno;
 	sh->from = HPAGE;
-	sh->to = GROW_TO;
+	sh->to = to;
 	if (shmk_fork_children(NPEERS, self->pids, &self->b, peer, &pa))
 		return -ECHILD;
 	if (shmk_barrier_wait(&self->b, NPEERS, 30000))
 		return -ETIMEDOUT;
-	if (shmk_grow(fd, GROW_TO, 0, NULL))
+	if (shmk_grow(fd, to, 0, NULL))
 		return -EIO;
 	if (shmk_barrier_release(&self->b, NPEERS, 0))
 		return -EPIPE;
@@ -247,7 +262,7 @@ TEST_F_TIMEOUT(huge, peers_pmd_mapped, 300)
 	char *p;
 	int fd, i;
 
-	fd = grow_with_peers(_metadata, self, 0, &p);
+	fd = grow_with_peers(_metadata, self, 0, GROW_TO, &p);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(SHMK_SEG_HUGE_PAGES, seg_flags(fd));
 	ASSERT_EQ(0ULL, (uintptr_t)p % HPAGE);
@@ -277,7 +292,8 @@ TEST_F_TIMEOUT(huge, small_pages_flag, 300)
 	char *p;
 	int fd, i;
 
-	fd = grow_with_peers(_metadata, self, SHMK_ATTACH_SMALL_PAGES, &p);
+	fd = grow_with_peers(_metadata, self, SHMK_ATTACH_SMALL_PAGES, GROW_TO,
+			     &p);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0U, seg_flags(fd));
 	ASSERT_EQ(0ULL, huge_size(fd));
@@ -529,51 +545,116 @@ TEST_F_TIMEOUT(huge, collapse_refused, 60)
 	close(fd);
 }
 
-/* Anonymous memory that leaves every free 2 MiB block split in two. */
-static char *fragment_memory(size_t *len)
+/* A value from /proc/meminfo or /proc/sys/vm, in KiB; -1 if absent. */
+static long meminfo_kb(const char *key)
 {
-	long avail = sysconf(_SC_AVPHYS_PAGES) * (long)page_size();
-	size_t off;
-	char *m;
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
 
-	/* Take all but 16 MiB of free memory, in 4 KiB pages... */
-	*len = (size_t)avail - MiB(16);
-	m = mmap(NULL, *len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	madvise(m, *len, MADV_NOHUGEPAGE);
-	for (off = 0; off < *len; off += page_size())
-		m[off] = 1;
-	/* ...then give back every other one. */
-	for (off = 0; off < *len; off += 2 * page_size())
-		madvise(m + off, page_size(), MADV_DONTNEED);
-	return m;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)) &&
+		    line[strlen(key)] == ':') {
+			v = strtol(line + strlen(key) + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/*
+ * A child that leaves every free 2 MiB block split in two: it takes free
+ * memory in 4 KiB pages, all but a reserve that keeps the kernel above its
+ * watermarks (no reclaim, no OOM killer), then gives back every other
+ * page. Says how much it fragmented on @ready, then waits to be
+ * killed. Returns its pid, or -1.
+ */
+static pid_t fragmenter(int ready)
+{
+	long free_kb = meminfo_kb("MemFree");
+	long min_kb = sysfs_read_ll("/proc/sys/vm/min_free_kbytes");
+	pid_t pid;
+
+	if (free_kb < 0 || min_kb < 0)
+		return -1;
+	pid = fork();
+	if (pid)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	{
+		/*
+		 * The kernel keeps min_free_kbytes (and a quarter more, its
+		 * low and high watermarks) for itself; 64 MiB more keep the
+		 * kernel's own allocations meanwhile (a debug kernel makes
+		 * many) from reaching them.
+		 */
+		size_t len = ((size_t)free_kb - (size_t)min_kb * 5 / 4) * 1024 -
+			     MiB(64);
+		size_t off;
+		char *m;
+
+		if ((long)len <= 0)
+			_exit(1);
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m == MAP_FAILED)
+			_exit(2);
+		madvise(m, len, MADV_NOHUGEPAGE);
+		for (off = 0; off < len; off += page_size())
+			m[off] = 1;
+		for (off = 0; off < len; off += 2 * page_size())
+			madvise(m + off, page_size(), MADV_DONTNEED);
+		if (write(ready, &len, sizeof(len)) != sizeof(len))
+			_exit(3);
+		for (;;)
+			pause();
+	}
 }
 
 /*
  * With free memory in 4 KiB pieces, a grow takes small pages where it
- * finds no 2 MiB block, and still succeeds, maps every page in every peer
- * and costs them no fault.
+ * finds no 2 MiB block, and still succeeds and maps every page in every
+ * peer.
  */
 TEST_F_TIMEOUT(huge, fragmented_memory_falls_back, 600)
 {
-	size_t len;
-	char *frag, *p;
-	int fd, i;
+	size_t len = 0;
+	int fd, i, pfd[2], status;
+	long long val;
+	pid_t frag;
 	__u64 huge;
+	char *p;
 
-	frag = fragment_memory(&len);
-	ASSERT_NE(NULL, frag);
-	fd = grow_with_peers(_metadata, self, 0, &p);
-	munmap(frag, len);
+	val = sysfs_read_ll(PROACTIVE);
+	if (val > 0 && !sysfs_write_ll(PROACTIVE, 0))
+		saved_proactive = val;
+	val = sysfs_read_ll(BOOST);
+	if (val > 0 && !sysfs_write_ll(BOOST, 0))
+		saved_boost = val;
+	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+	frag = fragmenter(pfd[1]);
+	ASSERT_LT(0, frag);
+	close(pfd[1]);
+	ASSERT_EQ((ssize_t)sizeof(len), read(pfd[0], &len, sizeof(len)))
+		TH_LOG("the fragmenter died: %d",
+		       waitpid(frag, &status, 0) == frag ? status : -1);
+	close(pfd[0]);
+	fd = grow_with_peers(_metadata, self, 0, MAX_SIZE, &p);
+	kill(frag, SIGKILL);
+	waitpid(frag, &status, 0);
 	ASSERT_LE(0, fd);
 	huge = huge_size(fd);
 	TH_LOG("huge: %llu of %llu MiB with %zu MiB fragmented",
 	       (unsigned long long)huge >> 20,
-	       (unsigned long long)GROW_TO >> 20, len >> 20);
-	/* At most the 16 MiB left whole, and what compaction made since. */
-	ASSERT_GT(GROW_TO - HPAGE, huge);
+	       (unsigned long long)MAX_SIZE >> 20, len >> 20);
+	/*
+	 * 2 MiB pages came only from what the fragmenter left whole (the
+	 * kernel's reserve and 64 MiB, about 120 MiB in the VM) and from
+	 * what compaction made meanwhile: most of the grow is 4 KiB pages.
+	 */
+	ASSERT_GT(MAX_SIZE / 2, huge);
 	/*
 	 * Every page was mapped in every peer. Here, unlike on an idle
 	 * machine, kcompactd may migrate a page between the grow and the
@@ -584,7 +665,7 @@ TEST_F_TIMEOUT(huge, fragmented_memory_falls_back, 600)
 		EXPECT_GE(16, self->sh->rep[i].faults);
 		EXPECT_GE((long)(huge >> 10), self->sh->rep[i].pmd_kb);
 	}
-	ASSERT_EQ(0, write_range(p, 0, GROW_TO, 0));
+	ASSERT_EQ(0, write_range(p, 0, MAX_SIZE, 0));
 	munmap(p, MAX_SIZE);
 	close(fd);
 }
