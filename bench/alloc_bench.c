@@ -188,6 +188,12 @@ static void shmk_destroy(void *h, const char *seg)
 	shmk_unlink(seg);
 }
 
+/* It only grows during a round: after it, the peak. */
+static size_t shmk_seg_size(void *h)
+{
+	return shmk_size(h);
+}
+
 static const struct alloc_impl shmk_impl = {
 	.name = "libshmk",
 	.create = shmk_create,
@@ -199,6 +205,7 @@ static const struct alloc_impl shmk_impl = {
 	.check = shmk_check_op,
 	.close = shmk_close_op,
 	.destroy = shmk_destroy,
+	.seg_size = shmk_seg_size,
 };
 
 /* ---- glibc malloc (a private heap per process) ------------------------- */
@@ -301,6 +308,7 @@ struct worker_result {
 	uint64_t ops;
 	uint64_t minflt;		/* minor page faults */
 	uint64_t errors;
+	uint64_t rss_kib;		/* growth of the peak RSS */
 };
 
 /* What a worker does once started: a trace replay or lookups. */
@@ -323,6 +331,15 @@ static uint64_t minflt(void)
 	return (uint64_t)ru.ru_minflt;
 }
 
+/* The process's peak resident set so far, in KiB. */
+static uint64_t maxrss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_maxrss;
+}
+
 static uint64_t block_tag(unsigned int w, uint32_t slot)
 {
 	return (uint64_t)(w + 1) << 40 | 0xa5ULL << 32 | slot;
@@ -332,7 +349,7 @@ static void replay(const struct alloc_impl *im, void *h, unsigned int w,
 		   const struct trace *t, void **ptrs, struct worker_result *res)
 {
 	const struct trace_op *op = t->ops, *end = t->ops + t->nops;
-	uint64_t f0 = minflt();
+	uint64_t f0 = minflt(), m0 = maxrss_kib();
 	double c0 = cpu_now(), t0 = now();
 
 	for (; op < end; op++) {
@@ -356,6 +373,7 @@ static void replay(const struct alloc_impl *im, void *h, unsigned int w,
 	res->secs = now() - t0;
 	res->cpu_secs = cpu_now() - c0;
 	res->minflt = minflt() - f0;
+	res->rss_kib = maxrss_kib() - m0;
 	res->ops = (uint64_t)(op - t->ops);
 }
 
@@ -419,6 +437,8 @@ struct fig {
 	double wall;		/* ns, CLOCK_MONOTONIC */
 	double cpu;		/* ns, the workers' CPU time */
 	double minflt;		/* minor faults per op */
+	double rss_kib;		/* the workers' peak RSS growth, summed */
+	double seg_kib;		/* the segment's size after the round */
 };
 
 /*
@@ -470,6 +490,7 @@ static void round_once(const struct alloc_impl *im, const char *seg,
 			sum.ops += r.ops;
 			sum.minflt += r.minflt;
 			sum.errors += r.errors;
+			sum.rss_kib += r.rss_kib;
 		}
 		if (sum.errors) {
 			fprintf(stderr, "alloc_bench: %s: %llu errors (failed allocs, torn tags or wrong lookups)\n",
@@ -479,6 +500,8 @@ static void round_once(const struct alloc_impl *im, const char *seg,
 		fig[pass].wall = sum.secs * 1e9 / (double)sum.ops;
 		fig[pass].cpu = sum.cpu_secs * 1e9 / (double)sum.ops;
 		fig[pass].minflt = (double)sum.minflt / (double)sum.ops;
+		fig[pass].rss_kib = (double)sum.rss_kib;
+		fig[pass].seg_kib = 0;
 	}
 	while (wait(&status) > 0)
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
@@ -514,6 +537,8 @@ static void trace_round(const struct alloc_impl *im, unsigned int procs,
 	if (!h)
 		fail("cannot create a segment");
 	round_once(im, seg, procs, jobs, NR_PASSES, fig);
+	for (unsigned int pass = 0; im->seg_size && pass < NR_PASSES; pass++)
+		fig[pass].seg_kib = (double)im->seg_size(h) / 1024;
 	if (im->check(h)) {
 		fprintf(stderr, "alloc_bench: %s: the heap check failed after a round\n",
 			im->name);
@@ -609,6 +634,8 @@ static void usage(void)
 static double res_wall[NR_ROWS][MAX_PROCS][NR_IMPLS][MAX_REPS];
 static double res_cpu[NR_ROWS][MAX_PROCS][NR_IMPLS][MAX_REPS];
 static double res_flt[NR_ROWS][MAX_PROCS][NR_IMPLS][MAX_REPS];
+static double res_rss[NR_ROWS][MAX_PROCS][NR_IMPLS][MAX_REPS];
+static double res_seg[NR_ROWS][MAX_PROCS][NR_IMPLS][MAX_REPS];
 static double res_ops[NR_ROWS][MAX_PROCS];
 
 static void record(unsigned int row, unsigned int p, unsigned int i, int r,
@@ -617,6 +644,8 @@ static void record(unsigned int row, unsigned int p, unsigned int i, int r,
 	res_wall[row][p][i][r] = f->wall;
 	res_cpu[row][p][i][r] = f->cpu;
 	res_flt[row][p][i][r] = f->minflt;
+	res_rss[row][p][i][r] = f->rss_kib;
+	res_seg[row][p][i][r] = f->seg_kib;
 }
 
 static double median(double *v, int n)
@@ -742,7 +771,7 @@ int main(int argc, char **argv)
 			r + 1, reps);
 	}
 
-	printf("trace,impl,procs,ops,names,ns_per_op,min_ns_per_op,cpu_ns_per_op,minflt_per_op\n");
+	printf("trace,impl,procs,ops,names,ns_per_op,min_ns_per_op,cpu_ns_per_op,minflt_per_op,peak_rss_kib,segment_kib\n");
 	for (unsigned int row = 0; row < NR_ROWS; row++) {
 		unsigned int e = row / NR_PASSES;
 		char tname[32];
@@ -759,11 +788,13 @@ int main(int argc, char **argv)
 				if (e == EXP_LOOKUP)
 					snprintf(nbuf, sizeof(nbuf), "%ld", nnames);
 				med = median(t, reps);	/* sorts: t[0] is the min */
-				printf("%s,%s,%u,%.0f,%s,%.2f,%.2f,%.2f,%.4f\n",
+				printf("%s,%s,%u,%.0f,%s,%.2f,%.2f,%.2f,%.4f,%.0f,%.0f\n",
 				       tname, impls[i]->name, procs[p],
 				       res_ops[row][p], nbuf, med, t[0],
 				       median(res_cpu[row][p][i], reps),
-				       median(res_flt[row][p][i], reps));
+				       median(res_flt[row][p][i], reps),
+				       median(res_rss[row][p][i], reps),
+				       median(res_seg[row][p][i], reps));
 			}
 		}
 	}

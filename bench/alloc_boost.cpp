@@ -87,6 +87,12 @@ static void boost_destroy(void *h, const char *seg)
 	bip::shared_memory_object::remove(seg);
 }
 
+/* Fixed when created: Boost cannot grow a segment others have mapped. */
+static size_t boost_seg_size(void *h)
+{
+	return seg_of(h)->get_size();
+}
+
 extern "C" const struct alloc_impl boost_impl = {
 	"boost",
 	boost_create,
@@ -98,4 +104,5 @@ extern "C" const struct alloc_impl boost_impl = {
 	boost_check,
 	boost_close,
 	boost_destroy,
+	boost_seg_size,
 };

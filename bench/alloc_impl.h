@@ -32,6 +32,8 @@ struct alloc_impl {
 	void (*close)(void *h);
 	/* Parent: close what create() gave and remove @seg. */
 	void (*destroy)(void *h, const char *seg);
+	/* Parent, after a round: the segment's size now. NULL: none. */
+	size_t (*seg_size)(void *h);
 };
 
 /* alloc_boost.cpp */
