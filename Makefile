@@ -366,6 +366,8 @@ DIST_TARBALL = build/dist/shmk-$(VERSION).tar.xz
 DEBS_DIR = build/debs
 
 dist: | build
+	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || \
+		{ echo "make dist: needs a git checkout (it ships the files git tracks)"; exit 1; }
 	@mkdir -p build/dist
 	git ls-files | while read -r f; do [ -e "$$f" ] && echo "$$f"; done | \
 		tar -c --owner=0 --group=0 --numeric-owner --sort=name \
