@@ -5,6 +5,7 @@
  * anything else, or a small request that cannot get a run, to the page heap
  * (page_heap.c). Each call is one transaction under the segment lock.
  */
+#include <sched.h>
 #include <string.h>
 
 #include "page_heap.h"
@@ -170,42 +171,122 @@ int shmk_shrink(struct shmk *h, size_t size)
 	return r;
 }
 
-static int stats_read(struct shmk *h, void *arg)
+/*
+ * After a commit, under the lock: publish the statistics into the buffer
+ * readers are not reading (layout.h). The largest free block is looked up
+ * again only when the page heap's free index changed since the last
+ * publication (the small tier's fast path leaves it alone).
+ */
+void shmk__stats_publish(struct shmk *h)
 {
-	const struct shmk_hdr *hd = h->hdr;
-	struct shmk_stats *st = arg;
-	uint64_t named = READ_ONCE(hd->dir_count);
-	uint64_t internal = named + (READ_ONCE(hd->dir_table) ? 1 : 0);
-	uint64_t nallocs = READ_ONCE(hd->nallocs) + READ_ONCE(hd->small_live);
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t idx = hd->pub_idx, s;
+	const struct shmk_pub_stats *cur = &hd->pub[idx % SHMK_PUB_BUFS];
+	struct shmk_pub_stats *p = &hd->pub[(idx + 1) % SHMK_PUB_BUFS];
+	uint64_t largest = h->free_index_changed ? shmk__heap_largest(h)
+						 : cur->largest_free;
 
-	internal += READ_ONCE(hd->run_blocks);
-	int r;
-
-	memset(st, 0, sizeof(*st));
-	/* All inside the snapshot: the library's active size, the clients */
-	st->total_size = READ_ONCE(hd->seg_size);
-	r = h->be->clients(h, NULL, 0);
-	st->clients = r > 0 ? (uint64_t)r : 0;
-	st->max_size = h->map_size;
-	st->heap_size = READ_ONCE(hd->heap_end) - READ_ONCE(hd->heap_start);
-	st->used_bytes = READ_ONCE(hd->used_bytes) - READ_ONCE(hd->run_bytes) +
-			 READ_ONCE(hd->small_used);
-	st->free_bytes = READ_ONCE(hd->free_bytes);
-	st->cached_bytes = READ_ONCE(hd->small_cached);
-	st->free_blocks = READ_ONCE(hd->free_blocks);
-	st->largest_free = shmk__heap_largest(h);
-	st->live_allocs = nallocs >= internal ? nallocs - internal : 0;
-	st->named_objects = named;
-	st->grows = READ_ONCE(hd->grows);
-	st->recoveries = READ_ONCE(hd->recoveries) >> 1;
-	return 0;
+	s = p->seq | 1;		/* odd, even after a publisher that died */
+	__atomic_store_n(&p->seq, s, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	p->seg_size = hd->seg_size;
+	p->heap_end = hd->heap_end;
+	p->used_bytes = hd->used_bytes;
+	p->run_bytes = hd->run_bytes;
+	p->small_used = hd->small_used;
+	p->small_cached = hd->small_cached;
+	p->free_bytes = hd->free_bytes;
+	p->free_blocks = hd->free_blocks;
+	p->largest_free = largest;
+	p->nallocs = hd->nallocs;
+	p->small_live = hd->small_live;
+	p->run_blocks = hd->run_blocks;
+	p->internal = hd->dir_count + (hd->dir_table ? 1 : 0);
+	p->named = hd->dir_count;
+	p->grows = hd->grows;
+	p->recoveries = hd->recoveries >> 1;
+	__atomic_store_n(&p->seq, s + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&hd->pub_idx, idx + 1, __ATOMIC_RELEASE);
+	h->free_index_changed = false;
 }
 
+/* A copy of the published statistics; false if a publisher overtook us. */
+static bool stats_copy(const struct shmk_hdr *hd, struct shmk_pub_stats *c)
+{
+	uint64_t idx = __atomic_load_n(&hd->pub_idx, __ATOMIC_ACQUIRE);
+	const struct shmk_pub_stats *p = &hd->pub[idx % SHMK_PUB_BUFS];
+	uint64_t s = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+
+	if (s & 1)
+		return false;
+	c->seg_size = READ_ONCE(p->seg_size);
+	c->heap_end = READ_ONCE(p->heap_end);
+	c->used_bytes = READ_ONCE(p->used_bytes);
+	c->run_bytes = READ_ONCE(p->run_bytes);
+	c->small_used = READ_ONCE(p->small_used);
+	c->small_cached = READ_ONCE(p->small_cached);
+	c->free_bytes = READ_ONCE(p->free_bytes);
+	c->free_blocks = READ_ONCE(p->free_blocks);
+	c->largest_free = READ_ONCE(p->largest_free);
+	c->nallocs = READ_ONCE(p->nallocs);
+	c->small_live = READ_ONCE(p->small_live);
+	c->run_blocks = READ_ONCE(p->run_blocks);
+	c->internal = READ_ONCE(p->internal);
+	c->named = READ_ONCE(p->named);
+	c->grows = READ_ONCE(p->grows);
+	c->recoveries = READ_ONCE(p->recoveries);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s;
+}
+
+/*
+ * The statistics as of the last commit: a copy of what its committer
+ * published, so a reader never waits for writers (a storm of them, or
+ * one preempted or killed inside a transaction). The client count is
+ * read just before: clients attach and detach without changing the heap.
+ */
 int shmk_stats(struct shmk *h, struct shmk_stats *st)
 {
 	SHMK_KEEP_ERRNO;
+	const struct shmk_hdr *hd;
+	struct shmk_pub_stats c;
+	uint64_t live, internal;
+	unsigned int i;
+	int r;
 
 	if (!h || !st)
 		return -EINVAL;
-	return shmk__read(h, &h->hdr->seq, stats_read, st);
+	hd = h->hdr;
+	r = h->be->clients(h, NULL, 0);
+	memset(st, 0, sizeof(*st));
+	st->clients = r > 0 ? (uint64_t)r : 0;
+	for (i = 0;; i++) {
+		if (unlikely(__atomic_load_n(&hd->unrecoverable,
+					     __ATOMIC_ACQUIRE)))
+			return -ENOTRECOVERABLE;
+		if (stats_copy(hd, &c))
+			break;
+		if (i < 16)
+			shmk__cpu_relax();
+		else
+			sched_yield();
+	}
+#ifdef SHMK_FAULT_INJECT
+	shmk__read_attempts = i + 1;
+#endif
+	live = c.nallocs + c.small_live;
+	internal = c.internal + c.run_blocks;
+	st->total_size = c.seg_size;
+	st->max_size = h->map_size;
+	st->heap_size = c.heap_end - SHMK_HEAP_START;
+	st->used_bytes = c.used_bytes - c.run_bytes + c.small_used;
+	st->free_bytes = c.free_bytes;
+	st->cached_bytes = c.small_cached;
+	st->free_blocks = c.free_blocks;
+	st->largest_free = c.largest_free;
+	st->live_allocs = live >= internal ? live - internal : 0;
+	st->named_objects = c.named;
+	st->grows = c.grows;
+	st->recoveries = c.recoveries;
+	return 0;
 }

@@ -75,6 +75,7 @@ struct shmk {
 	bool rdonly;
 	bool at_common_base;
 	bool tx_nolog;			/* recovery's rebuild: no undo log */
+	bool free_index_changed;	/* since the last publication */
 	char name[SHMK_NAME_MAX];
 	char client_name[SHMK_CLIENT_NAME_MAX];
 
@@ -122,6 +123,17 @@ static inline uint64_t shmk__clock_ns(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+static inline void shmk__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	barrier();
+#endif
+}
+
 static inline void *shmk__fail_ptr(int neg_err)
 {
 	errno = -neg_err;
@@ -152,6 +164,9 @@ void shmk__tx_commit(struct shmk *h);
 void shmk__tx_rollback(struct shmk *h);
 void shmk__dir_changing(struct shmk *h);
 
+/* alloc.c: publish the statistics (a commit did; see layout.h) */
+void shmk__stats_publish(struct shmk *h);
+
 /* page_heap.c, alloc.c */
 void shmk__heap_init(struct shmk *h, uint64_t heap_end);
 int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
@@ -178,6 +193,7 @@ int shmk__check_bad(const char *what, uint64_t at);
 /* Tests: die (SIGKILL) at the Nth fault point; 0 disables. */
 extern long shmk__fault_countdown;
 extern long shmk__fault_hits;		/* fault points passed */
+extern unsigned int shmk__read_attempts;	/* by the last shmk_stats() */
 void shmk__fault_point(void);
 #define SHMK_FAULT_POINT() shmk__fault_point()
 #else

@@ -105,6 +105,36 @@ struct shmk_run {
 	uint64_t map[];
 };
 
+/*
+ * The statistics as of the last commit, published by the committer into
+ * the next of SHMK_PUB_BUFS buffers, under that buffer's seq (odd while
+ * written), then pub_idx moves to it. A reader copies the buffer pub_idx
+ * names: it never waits for a writer, even one preempted or killed inside
+ * a transaction, and retries only when SHMK_PUB_BUFS - 1 commits overtook
+ * its copy (shmk_stats()).
+ */
+#define SHMK_PUB_BUFS		8
+struct shmk_pub_stats {
+	uint64_t seq;
+	uint64_t seg_size;
+	uint64_t heap_end;
+	uint64_t used_bytes;		/* page heap, runs included */
+	uint64_t run_bytes;
+	uint64_t small_used;
+	uint64_t small_cached;
+	uint64_t free_bytes;
+	uint64_t free_blocks;
+	uint64_t largest_free;
+	uint64_t nallocs;		/* page heap, runs included */
+	uint64_t small_live;
+	uint64_t run_blocks;
+	uint64_t internal;		/* the directory's blocks */
+	uint64_t named;
+	uint64_t grows;
+	uint64_t recoveries;
+	uint64_t pad;
+};
+
 /* Transaction record: tx_state = count << TX_COUNT_SHIFT | op, 0 when idle */
 #define TX_COUNT_SHIFT		8
 #define TX_OP_MASK		0xffULL
@@ -194,6 +224,10 @@ struct shmk_hdr {
 
 	/* Intent argument of TX_DIR_REMOVE */
 	char tx_name[256];
+
+	/* Published statistics */
+	uint64_t pub_idx __attribute__((aligned(64)));
+	struct shmk_pub_stats pub[SHMK_PUB_BUFS];
 };
 
 _Static_assert(sizeof(struct shmk_hdr) <= SHMK_LOG_OFF, "header too big");
@@ -201,6 +235,7 @@ _Static_assert(SHMK_LOG_OFF + SHMK_LOG_CAP * sizeof(struct shmk_log_entry) <=
 	       SHMK_REG_OFF, "log too big");
 _Static_assert(BIN_MAX_SIZE == 1056, "bins");
 _Static_assert(sizeof(struct shmk_run) == 64, "run header");
+_Static_assert(sizeof(struct shmk_pub_stats) == 144, "published stats");
 
 /*
  * Client registry of the memfd backend, at SHMK_REG_OFF. Slots are claimed

@@ -82,6 +82,7 @@ static void put_free(struct shmk *h, uint64_t b, uint64_t size, bool prev_used)
 	index_insert(h, b, size);
 	h->hdr->free_bytes += size;
 	h->hdr->free_blocks++;
+	h->free_index_changed = true;
 }
 
 /* Take the free block b out of the index (its header stays as it is). */
@@ -90,6 +91,7 @@ static void take_free(struct shmk *h, uint64_t b, uint64_t size)
 	index_remove(h, b, size);
 	h->hdr->free_bytes -= size;
 	h->hdr->free_blocks--;
+	h->free_index_changed = true;
 }
 
 /*
@@ -113,6 +115,7 @@ static void reindex(struct shmk *h, uint64_t b, uint64_t bs, uint64_t nb,
 			if (nb != b)
 				shmk__rb_replace(h, HDR_OFF(large_root), b, nb);
 			h->hdr->free_bytes += ns - bs;
+			h->free_index_changed = true;
 			return;
 		}
 	}

@@ -102,6 +102,7 @@ static int recover(struct shmk *h, bool owner_dead)
 		shmk__unlock(h);
 		return owner_dead ? -ENOTRECOVERABLE : -EUCLEAN;
 	}
+	h->free_index_changed = true;	/* republish all, largest too */
 	if (op == TX_FREE || op == TX_DIR_REMOVE)
 		replay(h, op);
 	else

@@ -201,6 +201,8 @@ static int init_segment(struct shmk *h, uint64_t size)
 	SHMK_FAULT_POINT();
 	if (r)
 		return r;
+	h->free_index_changed = true;
+	shmk__stats_publish(h);
 	__atomic_store_n(&hd->magic, SHMK_HDR_MAGIC, __ATOMIC_RELEASE);
 	return 0;
 }

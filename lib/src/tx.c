@@ -58,6 +58,7 @@ void shmk__tx_commit(struct shmk *h)
 	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */
 	barrier();
 	SHMK_FAULT_POINT();
+	shmk__stats_publish(h);
 	seq_make_even(&hd->dir_seq);
 	seq_make_even(&hd->seq);
 }
@@ -91,6 +92,7 @@ void shmk__tx_rollback(struct shmk *h)
 #ifdef SHMK_FAULT_INJECT
 long shmk__fault_countdown;
 long shmk__fault_hits;
+unsigned int shmk__read_attempts;
 
 void shmk__fault_point(void)
 {
