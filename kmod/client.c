@@ -345,8 +345,9 @@ static long shmk_ioctl_info(struct shmk_client *client, unsigned int cmd,
 	memcpy(info.name, seg->name, sizeof(info.name));
 	if (shmk_shmfs_is_huge(seg->shm))
 		info.seg_flags |= SHMK_SEG_HUGE_PAGES;
-	info.huge_size = shmk_segment_huge_size(seg);
 	mutex_unlock(&seg->lock);
+	/* Outside the lock: any client may ask, and grows must not wait. */
+	info.huge_size = shmk_segment_huge_size(seg, info.size);
 
 	return shmk_arg_out(argp, &info, sizeof(info), cmd);
 }

@@ -486,21 +486,23 @@ void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
 }
 
 /**
- * shmk_segment_huge_size - how much of the active size is in 2 MiB pages
- * @seg: the segment, its lock held
+ * shmk_segment_huge_size - how much of a range is in 2 MiB pages
+ * @seg: the segment; the caller holds a reference (not its lock)
+ * @size: the length to look at from offset 0, the active size as read
  *
- * Walks the page cache of the active size: 128 entries per 256 MiB where
- * the segment is huge, one per page where it is not. A figure for INFO; a
- * folio split or reclaimed meanwhile may or may not be counted.
+ * Walks the page cache: 128 entries per 256 MiB where the segment is huge,
+ * one per page where it is not. Runs without seg->lock, so that a client
+ * asking for it (any client may) never holds up a grow or a shrink; under
+ * RCU, with a reschedule every XA_CHECK_SCHED entries. A figure for INFO: a
+ * folio split, freed or added meanwhile may or may not be counted.
  */
-u64 shmk_segment_huge_size(struct shmk_segment *seg)
+u64 shmk_segment_huge_size(struct shmk_segment *seg, u64 size)
 {
 	XA_STATE(xas, &seg->shm->f_mapping->i_pages, 0);
-	pgoff_t end = seg->size >> PAGE_SHIFT;
+	pgoff_t end = size >> PAGE_SHIFT;
 	unsigned long nr = 0, seen = 0;
 	struct folio *folio;
 
-	lockdep_assert_held(&seg->lock);
 	if (!end || !shmk_shmfs_is_huge(seg->shm))
 		return 0;
 	rcu_read_lock();

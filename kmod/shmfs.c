@@ -74,12 +74,6 @@ void shmk_shmfs_exit(void)
 	kern_unmount(shmk_mnt_small);
 }
 
-/* Whether this module can back segments with 2 MiB pages. */
-bool shmk_shmfs_has_huge(void)
-{
-	return shmk_mnt_huge;
-}
-
 /**
  * shmk_shmfs_file - a new, unlinked file for a segment's pages
  * @name: its name in /proc/PID/maps and the like

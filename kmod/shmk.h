@@ -219,7 +219,6 @@ struct shmk_peers {
 /* shmfs.c: the private tmpfs mounts that segment files live on */
 int shmk_shmfs_init(void);
 void shmk_shmfs_exit(void);
-bool shmk_shmfs_has_huge(void);
 struct file *shmk_shmfs_file(const char *name, bool small);
 bool shmk_shmfs_is_huge(const struct file *shm);
 
@@ -236,7 +235,7 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
 int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs);
 int shmk_segment_shrink(struct shmk_segment *seg, struct shmk_resize *rs);
 void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to);
-u64 shmk_segment_huge_size(struct shmk_segment *seg);
+u64 shmk_segment_huge_size(struct shmk_segment *seg, u64 size);
 int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
 		  const struct shmk_client *client);
 
