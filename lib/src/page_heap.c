@@ -251,6 +251,21 @@ static int grow_for(struct shmk *h, uint64_t need)
 	return shmk__heap_extend(h, want);
 }
 
+/* The best free block of at least @need bytes, growing the heap if none. */
+static int fit_or_grow(struct shmk *h, uint64_t need, uint64_t *blk)
+{
+	int r;
+
+	*blk = find_fit(h, need);
+	if (*blk)
+		return 0;
+	r = grow_for(h, need);
+	if (r)
+		return r;
+	*blk = find_fit(h, need);
+	return *blk ? 0 : -ENOMEM;
+}
+
 int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		     bool preserve, uint64_t *payload)
 {
@@ -261,15 +276,9 @@ int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		return -ENOMEM;
 	if (align > BLK_ALIGN)
 		req = need + align + BLK_MIN;
-	b = find_fit(h, req);
-	if (!b) {
-		r = grow_for(h, req);
-		if (r)
-			return r;
-		b = find_fit(h, req);
-		if (!b)
-			return -ENOMEM;
-	}
+	r = fit_or_grow(h, req, &b);
+	if (r)
+		return r;
 	start = b;
 	if (align > BLK_ALIGN) {
 		uint64_t p = ALIGN_UP(b + BLK_HDR, align);
@@ -288,15 +297,9 @@ int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
 	uint64_t req = bsize + RUN_CHUNK + BLK_MIN, b, start;
 	int r;
 
-	b = find_fit(h, req);
-	if (!b) {
-		r = grow_for(h, req);
-		if (r)
-			return r;
-		b = find_fit(h, req);
-		if (!b)
-			return -ENOMEM;
-	}
+	r = fit_or_grow(h, req, &b);
+	if (r)
+		return r;
 	start = ALIGN_UP(b - BLK_HDR, (uint64_t)RUN_CHUNK) + BLK_HDR;
 	if (start != b && start - b < BLK_MIN)
 		start += RUN_CHUNK;

@@ -130,17 +130,6 @@ int shmk__lock(struct shmk *h)
 	return -r;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	barrier();
-#endif
-}
-
 int shmk__read(struct shmk *h, const uint64_t *seq, shmk_read_fn fn,
 	       void *arg)
 {
@@ -168,7 +157,7 @@ int shmk__read(struct shmk *h, const uint64_t *seq, shmk_read_fn fn,
 			return r;
 		}
 		if (i < 16) {
-			cpu_relax();
+			shmk__cpu_relax();
 		} else if (i < 64) {
 			sched_yield();
 		} else {
