@@ -130,6 +130,54 @@ int shmk_foreach(struct shmk *shmk,
 		 int (*fn)(const char *name, void *ptr, size_t size, void *arg),
 		 void *arg);
 
+/*
+ * Zero-copy message queues (shmk_queue_open(3)): a message is written once
+ * into the segment (shmk_msg_alloc()) and its offset crosses the queue.
+ */
+struct shmk_queue;
+
+/* shmk_queue_open() flags */
+#define SHMK_QUEUE_RECV		(1 << 0)	/* be the queue's one receiver */
+#define SHMK_QUEUE_RECLAIM	(1 << 1)	/* free what a dead receiver left */
+
+/* shmk_send() flags */
+#define SHMK_NONBLOCK		(1 << 0)	/* a full queue: -EAGAIN */
+
+/* busy_poll_ns: spin without ever sleeping */
+#define SHMK_BUSY_POLL_FOREVER	UINT64_MAX
+
+struct shmk_queue_opts {
+	uint32_t capacity;		/* slots, a power of two; default 1024
+					   (used when creating the queue) */
+	uint32_t flags;			/* zero */
+	uint64_t busy_poll_ns;		/* spin this long before sleeping */
+	uint64_t reserved[3];		/* zero */
+};
+
+struct shmk_queue_stats {
+	uint64_t capacity;
+	uint64_t queued;		/* messages in the queue now */
+	uint64_t sent;			/* ever queued */
+	uint64_t received;		/* ever taken (by receivers, reclaim) */
+	uint64_t high_water;		/* most queued, seen by the receiver */
+	uint64_t senders_blocked;	/* sends that slept for room */
+	int64_t receiver_pid;		/* 0: no live receiver */
+	uint64_t reserved[3];
+};
+
+int shmk_queue_open(struct shmk *shmk, const char *name, int flags,
+		    const struct shmk_queue_opts *opts,
+		    struct shmk_queue **out);
+int shmk_queue_close(struct shmk_queue *q);
+void *shmk_msg_alloc(struct shmk *shmk, size_t size);
+void shmk_msg_free(struct shmk *shmk, void *msg);
+int shmk_send(struct shmk_queue *q, void *msg, int flags);
+int shmk_broadcast(struct shmk_queue *const *qs, size_t n, void *msg,
+		   int flags);
+int shmk_recv(struct shmk_queue *q, void **msg, size_t *size,
+	      int64_t timeout_ns);
+int shmk_queue_stats(struct shmk_queue *q, struct shmk_queue_stats *st);
+
 /* Library version, at run time (SHMK_VERSION_* give it at compile time). */
 int shmk_version_major(void);
 int shmk_version_minor(void);
