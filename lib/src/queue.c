@@ -678,7 +678,11 @@ static int try_take(struct shmk_queue *qu, uint64_t *off)
 				     __ATOMIC_RELAXED);
 		if ((nw & SLOT_FULL) && slot_lap(nw) == lap_of(qu, p + 1)) {
 			uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
-			uint64_t depth = t > p ? t - p : 2;
+			uint64_t depth = t > p + 1 ? t - p : 2;
+
+			/* p + cap may be taken already: at most cap. */
+			if (depth > qu->mask + 1)
+				depth = qu->mask + 1;
 
 			if (depth > q->high_water)
 				WRITE_ONCE(q->high_water, depth);
