@@ -36,6 +36,7 @@
  */
 #include <linux/capability.h>
 #include <linux/cred.h>
+#include <linux/nsproxy.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/sched.h>
@@ -108,13 +109,41 @@ static struct shmk_segment *shmk_nl_lookup_id(u32 id)
 }
 
 /*
+ * Segment owner (or creator), or CAP_SYS_ADMIN in the initial user ns: both
+ * from the calling task's credentials.
+ */
+static bool shmk_nl_may_admin(const struct shmk_segment *seg)
+{
+	kuid_t euid = current_euid();
+
+	if (uid_eq(euid, seg->uid) || uid_eq(euid, seg->cuid))
+		return true;
+	return capable(CAP_SYS_ADMIN);
+}
+
+/*
+ * Whether the caller may act on @seg: it may see it, or, with @admin, it
+ * owns it (or created it) from the segment's IPC namespace, whatever the
+ * mode says about reading it.
+ */
+static bool shmk_nl_may_find(const struct shmk_segment *seg, bool admin)
+{
+	if (shmk_segment_visible(seg))
+		return true;
+	return admin && seg->ipc_ns == current->nsproxy->ipc_ns &&
+	       shmk_nl_may_admin(seg);
+}
+
+/*
  * The segment a request names by SHMK_A_SEGMENT_NAME (linked segments) or
- * SHMK_A_SEGMENT_ID (any live segment), or both (they must agree).
- * Returns it referenced, or an ERR_PTR with the extack filled in.
+ * SHMK_A_SEGMENT_ID (any live segment), or both (they must agree), if the
+ * caller may find it (shmk_nl_may_find(): @admin for a request that
+ * administers the segment). Returns it referenced, or an ERR_PTR with the
+ * extack filled in.
  */
 static struct shmk_segment *shmk_nl_find(struct nlattr **tb,
 					 struct netlink_ext_ack *extack,
-					 bool in_dump)
+					 bool in_dump, bool admin)
 {
 	struct nlattr *name = tb[SHMK_A_SEGMENT_NAME];
 	struct nlattr *id = tb[SHMK_A_SEGMENT_ID];
@@ -130,7 +159,7 @@ static struct shmk_segment *shmk_nl_find(struct nlattr **tb,
 	else
 		seg = shmk_nl_lookup_id(nla_get_u32(id));
 	if (seg && ((name && id && seg->id != nla_get_u32(id)) ||
-		    !shmk_segment_visible(seg))) {
+		    !shmk_nl_may_find(seg, admin))) {
 		shmk_segment_put(seg);
 		seg = NULL;
 	}
@@ -142,19 +171,6 @@ static struct shmk_segment *shmk_nl_find(struct nlattr **tb,
 		return ERR_PTR(-ENOENT);
 	}
 	return seg;
-}
-
-/*
- * Segment owner (or creator), or CAP_SYS_ADMIN in the initial user ns: both
- * from the calling task's credentials.
- */
-static bool shmk_nl_may_admin(const struct shmk_segment *seg)
-{
-	kuid_t euid = current_euid();
-
-	if (uid_eq(euid, seg->uid) || uid_eq(euid, seg->cuid))
-		return true;
-	return capable(CAP_SYS_ADMIN);
 }
 
 /* Whether the caller may see where clients mapped segments. */
@@ -249,7 +265,7 @@ static int shmk_nl_segment_get_doit(struct sk_buff *skb,
 	struct sk_buff *msg;
 	int ret;
 
-	seg = shmk_nl_find(info->attrs, info->extack, false);
+	seg = shmk_nl_find(info->attrs, info->extack, false, false);
 	if (IS_ERR(seg))
 		return PTR_ERR(seg);
 
@@ -372,7 +388,7 @@ static int shmk_nl_client_get_dumpit(struct sk_buff *skb,
 		if (ret)
 			return ret;
 		if (tb[SHMK_A_SEGMENT_NAME] || tb[SHMK_A_SEGMENT_ID]) {
-			seg = shmk_nl_find(tb, cb->extack, true);
+			seg = shmk_nl_find(tb, cb->extack, true, false);
 			if (IS_ERR(seg))
 				return PTR_ERR(seg);
 			ctx->only_id = seg->id;
@@ -421,7 +437,7 @@ static int shmk_nl_segment_unlink_doit(struct sk_buff *skb,
 		return -EINVAL;
 	}
 	seg = shmk_segment_lookup(nla_data(name));
-	if (seg && !shmk_segment_visible(seg) && !shmk_nl_may_admin(seg)) {
+	if (seg && !shmk_nl_may_find(seg, true)) {
 		shmk_segment_put(seg);
 		seg = NULL;
 	}
@@ -451,7 +467,7 @@ static int shmk_nl_client_kick_doit(struct sk_buff *skb,
 		GENL_SET_ERR_MSG(info, "missing client id");
 		return -EINVAL;
 	}
-	seg = shmk_nl_find(info->attrs, info->extack, false);
+	seg = shmk_nl_find(info->attrs, info->extack, false, true);
 	if (IS_ERR(seg))
 		return PTR_ERR(seg);
 	if (!shmk_nl_may_admin(seg)) {
