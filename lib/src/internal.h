@@ -59,6 +59,12 @@ struct shmk_backend {
 	int (*clients)(struct shmk *h, struct shmk_client *out, size_t max);
 	int (*client_pid)(struct shmk *h, const char *client_name);
 	int (*unlink)(const char *name);
+	/*
+	 * Whether this backend has a segment named @name that another
+	 * backend's shmk_open() must not shadow: 1 yes, 0 no, or -errno.
+	 * Called on the backend an open does not use (shmk_open()).
+	 */
+	int (*exists)(const char *name);
 };
 
 extern const struct shmk_backend shmk__backend_kernel;

@@ -65,9 +65,33 @@ static const struct shmk_backend *pick_backend(const char *want)
 							: &shmk__backend_memfd;
 	if (!strcmp(want, shmk__backend_kernel.name))
 		return &shmk__backend_kernel;
-	if (!strcmp(want, shmk__backend_memfd.name))
+	/* "memfd": the posix backend's first name, for existing users. */
+	if (!strcmp(want, shmk__backend_memfd.name) || !strcmp(want, "memfd"))
 		return &shmk__backend_memfd;
 	return NULL;
+}
+
+/* The backend whose segments @be must not shadow, or NULL. */
+static const struct shmk_backend *other_backend(const struct shmk_backend *be)
+{
+	if (be == &shmk__backend_kernel)
+		return &shmk__backend_memfd;
+	if (be == &shmk__backend_memfd)
+		return &shmk__backend_kernel;
+	return NULL;
+}
+
+/*
+ * One segment per name on a machine, whatever the backend: -EADDRINUSE
+ * when the other backend has a segment of that name, 0 when it has none.
+ */
+static int name_free_elsewhere(const struct shmk_backend *be,
+			       const char *name)
+{
+	const struct shmk_backend *other = other_backend(be);
+	int r = other ? other->exists(name) : 0;
+
+	return r > 0 ? -EADDRINUSE : r;
 }
 
 /*
@@ -282,6 +306,12 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	if (opts->client_name)
 		strcpy(h->client_name, opts->client_name);
 
+	/* Before creating anything, then again once attached (races). */
+	r = name_free_elsewhere(be, name);
+	if (r) {
+		free(h);
+		return r;
+	}
 	for (;;) {
 		created = false;
 		r = be->attach(h, name, flags, opts, size, max, &created);
@@ -304,6 +334,15 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		be->detach(h);
 		memset(&h->m, 0, sizeof(h->m));
 	}
+	/*
+	 * Two openers on different backends racing for one name both saw
+	 * it free above; each checks again now that its own segment is
+	 * named, so at least one of them sees the other and backs off
+	 * (undoing its creation). Both may: each then fails, and a retry
+	 * finds one segment or none.
+	 */
+	if (!r && named)
+		r = name_free_elsewhere(be, name);
 	if (!r)
 		r = be->attached(h);
 	if (!r && !h->rdonly && !created) {
@@ -343,7 +382,17 @@ int shmk_unlink(const char *name)
 	if (r)
 		return r;
 	be = pick_backend(NULL);
-	return be ? be->unlink(name) : -EINVAL;
+	if (!be)
+		return -EINVAL;
+	r = be->unlink(name);
+	/* A name means one segment, on whichever backend holds it. */
+	if ((r == -ENOENT || r == -ENODEV) && other_backend(be)) {
+		int r2 = other_backend(be)->unlink(name);
+
+		if (r2 != -ENOENT && r2 != -ENODEV)
+			r = r2;
+	}
+	return r;
 }
 
 void *shmk_base(const struct shmk *h)

@@ -44,11 +44,14 @@ static int shmk_ioctl(int fd, unsigned long req, void *arg)
 	return r;
 }
 
+/* The control handle; -ENODEV without /dev/shmk (no module loaded). */
 static int ctl_open(void)
 {
 	int fd = open(SHMK_DEVICE, O_RDWR | O_CLOEXEC);
 
-	return fd < 0 ? -errno : fd;
+	if (fd >= 0)
+		return fd;
+	return errno == ENOENT || errno == ENXIO ? -ENODEV : -errno;
 }
 
 static int get_info(int fd, struct shmk_info *info)
@@ -222,6 +225,40 @@ static int kernel_unlink(const char *name)
 	return r < 0 ? r : 0;
 }
 
+/*
+ * Whether the module has a segment named @name: attach to it as a reader
+ * without creating and detach at once (the module has no lookup on the
+ * control handle). A segment the caller may not read still exists.
+ */
+static int kernel_exists(const char *name)
+{
+	struct shmk_attach a;
+	int ctl, fd;
+
+	if (!kernel_available())
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.flags = SHMK_ATTACH_RDONLY;
+	strncpy(a.name, name, sizeof(a.name) - 1);
+	strcpy(a.client_name, "shmk-probe");
+	ctl = ctl_open();
+	if (ctl == -ENODEV)
+		return 0;
+	if (ctl < 0)
+		return ctl;
+	fd = shmk_ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	close(ctl);
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+	if (fd == -ENOENT)
+		return 0;
+	if (fd == -EACCES || fd == -EPERM || fd == -EUSERS || fd == -EBUSY)
+		return 1;
+	return fd;
+}
+
 const struct shmk_backend shmk__backend_kernel = {
 	.name = "kernel",
 	.available = kernel_available,
@@ -234,4 +271,5 @@ const struct shmk_backend shmk__backend_kernel = {
 	.clients = kernel_clients,
 	.client_pid = kernel_client_pid,
 	.unlink = kernel_unlink,
+	.exists = kernel_exists,
 };

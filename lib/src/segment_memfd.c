@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
 /*
- * The memfd backend: POSIX shared memory (shm_open "/shmk.NAME"), for
- * systems without /dev/shmk, or with SHMK_BACKEND=memfd.
+ * The posix backend: POSIX shared memory (shm_open "/shmk.NAME", that is
+ * /dev/shm/shmk.NAME), for systems without /dev/shmk, or with
+ * SHMK_BACKEND=posix. Its first name, "memfd" (it never used
+ * memfd_create(2)), is still accepted; the C identifiers here keep it.
  *
  * Every process maps the whole max size at once (at the creator's address
  * from the header when that range is free). Growth is an ftruncate of the
@@ -449,16 +451,34 @@ static uint64_t memfd_backing_size(const struct shmk *h)
 	return fstat(h->m.fd, &st) ? 0 : (uint64_t)st.st_size;
 }
 
+/*
+ * EPERM for a refusal, as the kernel backend: unlink(2) in the sticky
+ * /dev/shm gives EPERM, a directory without write access EACCES.
+ */
 static int memfd_unlink(const char *name)
 {
 	char path[SHMK_NAME_MAX + sizeof(SHM_PREFIX)];
 
 	shm_path(path, sizeof(path), name);
-	return shm_unlink(path) ? -errno : 0;
+	if (!shm_unlink(path))
+		return 0;
+	return errno == EACCES ? -EPERM : -errno;
+}
+
+/* Whether /dev/shm holds a segment of that name (in use or not). */
+static int memfd_exists(const char *name)
+{
+	char path[sizeof(SHM_DIR) + sizeof(SHM_PREFIX) + SHMK_NAME_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), SHM_DIR SHM_PREFIX "%s", name);
+	if (!lstat(path, &st))
+		return 1;
+	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 }
 
 const struct shmk_backend shmk__backend_memfd = {
-	.name = "memfd",
+	.name = "posix",
 	.available = memfd_available,
 	.attach = memfd_attach,
 	.publish = memfd_publish,
@@ -470,4 +490,5 @@ const struct shmk_backend shmk__backend_memfd = {
 	.clients = memfd_clients,
 	.client_pid = memfd_client_pid,
 	.unlink = memfd_unlink,
+	.exists = memfd_exists,
 };
