@@ -2,8 +2,9 @@
 /*
  * The allocator's front end: shmk_alloc() and friends. A request of up to
  * SMALL_MAX bytes (alignment 16 at most) goes to the small tier (small.c),
- * anything else, or a small request that cannot get a run, to the page heap
- * (page_heap.c). Each call is one transaction under the segment lock.
+ * lock-free from the calling thread's heap; anything else, or a small
+ * request that cannot get a run, to the page heap (page_heap.c), one
+ * transaction under the segment lock.
  */
 #include <sched.h>
 #include <string.h>
@@ -15,15 +16,10 @@
 int shmk__free_locked(struct shmk *h, uint64_t payload)
 {
 	uint64_t run = small_run_of(h, payload);
-	int64_t i;
 
 	if (!run)
 		return shmk__heap_free(h, payload);
-	i = small_slot_of(h, run, payload);
-	if (i < 0)
-		return -EINVAL;
-	shmk__small_free(h, run, (uint64_t)i);
-	return 0;
+	return shmk__small_free(h, run, payload, true);
 }
 
 static void *alloc_common(struct shmk *h, size_t size, size_t align)
@@ -34,6 +30,11 @@ static void *alloc_common(struct shmk *h, size_t size, size_t align)
 	if (!h)
 		return shmk__fail_ptr(-EINVAL);
 	r = shmk__writable(h);
+	if (likely(!r && size <= SMALL_MAX && align <= BLK_ALIGN)) {
+		p = shmk__small_alloc_fast(h, size);
+		if (likely(p))
+			return h->base + p;
+	}
 	if (!r)
 		r = shmk__lock(h);
 	if (r)
@@ -72,18 +73,16 @@ void shmk_free(struct shmk *h, void *ptr)
 	if (!h || !p || h->rdonly || p < h->base || p >= h->base + h->map_size)
 		return;
 	off = (uint64_t)(p - h->base);
-	if (shmk__lock(h))
+	if (unlikely(READ_ONCE(h->hdr->unrecoverable)))
 		goto out;
 	run = small_run_of(h, off);
 	if (run) {
-		int64_t i = small_slot_of(h, run, off);
-
-		if (i >= 0) {
-			shmk__tx_begin(h, TX_FREE, off);
-			shmk__small_free(h, run, (uint64_t)i);
-			shmk__tx_commit(h);
-		}
-	} else if (!shmk__heap_valid_used(h, off)) {
+		shmk__small_free(h, run, off, false);	/* lock-free */
+		goto out;
+	}
+	if (shmk__lock(h))
+		goto out;
+	if (!shmk__heap_valid_used(h, off)) {
 		shmk__tx_begin(h, TX_FREE, off);
 		shmk__heap_free_valid(h, off);
 		shmk__tx_commit(h);
@@ -156,9 +155,7 @@ int shmk_shrink(struct shmk *h, size_t size)
 	if ((r = shmk__lock(h)))
 		return r;
 	old_end = h->hdr->heap_end;
-	shmk__tx_begin(h, TX_SHRINK, target);
 	shmk__small_trim(h);
-	shmk__tx_commit(h);
 	if (target < old_end) {
 		shmk__tx_begin(h, TX_SHRINK, target);
 		r = shmk__heap_cut(h, &target);
@@ -193,13 +190,13 @@ void shmk__stats_publish(struct shmk *h)
 	p->heap_end = hd->heap_end;
 	p->used_bytes = hd->used_bytes;
 	p->run_bytes = hd->run_bytes;
-	p->small_used = hd->small_used;
-	p->small_cached = hd->small_cached;
+	p->small_bytes = hd->small_bytes;
+	p->pad1 = 0;
 	p->free_bytes = hd->free_bytes;
 	p->free_blocks = hd->free_blocks;
 	p->largest_free = largest;
 	p->nallocs = hd->nallocs;
-	p->small_live = hd->small_live;
+	p->pad2 = 0;
 	p->run_blocks = hd->run_blocks;
 	p->internal = hd->dir_count + (hd->dir_table ? 1 : 0);
 	p->named = hd->dir_count;
@@ -223,13 +220,11 @@ static bool stats_copy(const struct shmk_hdr *hd, struct shmk_pub_stats *c)
 	c->heap_end = READ_ONCE(p->heap_end);
 	c->used_bytes = READ_ONCE(p->used_bytes);
 	c->run_bytes = READ_ONCE(p->run_bytes);
-	c->small_used = READ_ONCE(p->small_used);
-	c->small_cached = READ_ONCE(p->small_cached);
+	c->small_bytes = READ_ONCE(p->small_bytes);
 	c->free_bytes = READ_ONCE(p->free_bytes);
 	c->free_blocks = READ_ONCE(p->free_blocks);
 	c->largest_free = READ_ONCE(p->largest_free);
 	c->nallocs = READ_ONCE(p->nallocs);
-	c->small_live = READ_ONCE(p->small_live);
 	c->run_blocks = READ_ONCE(p->run_blocks);
 	c->internal = READ_ONCE(p->internal);
 	c->named = READ_ONCE(p->named);
@@ -242,15 +237,20 @@ static bool stats_copy(const struct shmk_hdr *hd, struct shmk_pub_stats *c)
 /*
  * The statistics as of the last commit: a copy of what its committer
  * published, so a reader never waits for writers (a storm of them, or
- * one preempted or killed inside a transaction). The client count is
- * read just before: clients attach and detach without changing the heap.
+ * one preempted or killed inside a transaction). The small tier's slots
+ * are counted from the runs' bitmaps (the fast path commits there and
+ * publishes nothing), each bitmap word read atomically, and split the
+ * published bytes of all slots: used + free + cached + overhead is the
+ * heap size in every snapshot, and every figure is exact when nothing is
+ * in flight. The client count is read just before: clients attach and
+ * detach without changing the heap.
  */
 int shmk_stats(struct shmk *h, struct shmk_stats *st)
 {
 	SHMK_KEEP_ERRNO;
 	const struct shmk_hdr *hd;
 	struct shmk_pub_stats c;
-	uint64_t live, internal;
+	uint64_t live, internal, sused = 0, slive = 0;
 	unsigned int i;
 	int r;
 
@@ -261,11 +261,18 @@ int shmk_stats(struct shmk *h, struct shmk_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->clients = r > 0 ? (uint64_t)r : 0;
 	for (i = 0;; i++) {
+		uint64_t idx = __atomic_load_n(&hd->pub_idx, __ATOMIC_ACQUIRE);
+
 		if (unlikely(__atomic_load_n(&hd->unrecoverable,
 					     __ATOMIC_ACQUIRE)))
 			return -ENOTRECOVERABLE;
-		if (stats_copy(hd, &c))
-			break;
+		if (stats_copy(hd, &c)) {
+			shmk__small_usage(h, c.heap_end, &sused, &slive);
+			/* Runs made or released meanwhile: once more. */
+			if (i >= 4 || __atomic_load_n(&hd->pub_idx,
+						      __ATOMIC_ACQUIRE) == idx)
+				break;
+		}
 		if (i < 16)
 			shmk__cpu_relax();
 		else
@@ -274,14 +281,16 @@ int shmk_stats(struct shmk *h, struct shmk_stats *st)
 #ifdef SHMK_FAULT_INJECT
 	shmk__read_attempts = i + 1;
 #endif
-	live = c.nallocs + c.small_live;
+	if (sused > c.small_bytes)
+		sused = c.small_bytes;
+	live = c.nallocs + slive;
 	internal = c.internal + c.run_blocks;
 	st->total_size = c.seg_size;
 	st->max_size = h->map_size;
 	st->heap_size = c.heap_end - SHMK_HEAP_START;
-	st->used_bytes = c.used_bytes - c.run_bytes + c.small_used;
+	st->used_bytes = c.used_bytes - c.run_bytes + sused;
 	st->free_bytes = c.free_bytes;
-	st->cached_bytes = c.small_cached;
+	st->cached_bytes = c.small_bytes - sused;
 	st->free_blocks = c.free_blocks;
 	st->largest_free = c.largest_free;
 	st->live_allocs = live >= internal ? live - internal : 0;

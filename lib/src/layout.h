@@ -31,7 +31,9 @@
  * The run map (one used block with BLK_F_META, allocated with the heap)
  * holds a byte per RUN_CHUNK of the segment: 0 for a chunk that starts no
  * run and holds no part of one, else 1 + the chunk's index inside its run.
- * It says exactly whether an offset lies in a run, and in which.
+ * It says exactly whether an offset lies in a run, and in which. The same
+ * block holds, 64-byte aligned after the map, the table of SHMK_THEAPS
+ * thread heaps (struct shmk_theap).
  */
 #ifndef SHMK_LAYOUT_H
 #define SHMK_LAYOUT_H
@@ -41,7 +43,7 @@
 #include <stdint.h>
 
 #define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
-#define SHMK_LAYOUT_VERSION	3	/* 3: the small-block tier */
+#define SHMK_LAYOUT_VERSION	4	/* 4: lock-free thread heaps */
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u
@@ -87,10 +89,21 @@
 
 /*
  * A run's header, at the payload of its block. map has one bit per slot,
- * set when the slot is allocated; summary has bit i set when map[i] has a
- * clear bit. next and prev link the runs of a class that have a free slot
- * (payload offsets, 0 for none); the list's head is hdr->runs[class].
+ * set when the slot is allocated, changed only by atomic OR (an alloc) and
+ * AND (a free), never logged: the bitmaps are the truth, every count is
+ * derived from them. state (written under the lock, logged) says who may
+ * allocate from the run: the thread heap it is the current run of
+ * (RUN_OWNED | index << 8), anyone under the lock (RUN_LISTED: on its
+ * class's list, hdr->runs[class], linked by next and prev, payload offsets,
+ * 0 for none), or nobody (RUN_FULL: its owner found no free slot and let
+ * it go; the free that finds it so puts it back on the list).
  */
+#define RUN_LISTED		1ULL
+#define RUN_FULL		2ULL
+#define RUN_OWNED		3ULL
+#define RUN_STATE_MASK		0xffULL
+#define RUN_OWNER_SHIFT		8
+
 struct shmk_run {
 	uint64_t magic;			/* RUN_MAGIC ^ own payload offset */
 	uint32_t cls;
@@ -98,11 +111,30 @@ struct shmk_run {
 	uint32_t slot_size;
 	uint32_t first;			/* slot 0, from the payload */
 	uint64_t recip;			/* 2^RUN_RECIP_SHIFT / size, rounded up */
-	uint64_t nfree;
+	uint64_t state;
 	uint64_t next;
 	uint64_t prev;
-	uint64_t summary;
+	uint64_t pad;
 	uint64_t map[];
+};
+
+/*
+ * A thread heap: claimed by a thread (under the lock, logged) by writing
+ * its owner tag, tid << 32 | the low 32 bits of its start time (from
+ * /proc/TID/stat), so that a dead owner, or a reused tid, is recognised.
+ * run[c] is the class's current run (written under the lock, logged);
+ * only the owner allocates from it, lock-free. hint[c] is the bitmap word
+ * where the owner looks first (owner only, unlogged, a hint).
+ */
+#define SHMK_THEAPS		64u
+
+struct shmk_theap {
+	uint64_t owner;
+	uint32_t pid;			/* informational */
+	uint32_t pad0;
+	uint64_t run[SHMK_NCLASSES];
+	uint8_t hint[SHMK_NCLASSES];
+	uint64_t pad[2];
 };
 
 /*
@@ -120,13 +152,13 @@ struct shmk_pub_stats {
 	uint64_t heap_end;
 	uint64_t used_bytes;		/* page heap, runs included */
 	uint64_t run_bytes;
-	uint64_t small_used;
-	uint64_t small_cached;
+	uint64_t small_bytes;		/* slots in runs, used or not */
+	uint64_t pad1;
 	uint64_t free_bytes;
 	uint64_t free_blocks;
 	uint64_t largest_free;
 	uint64_t nallocs;		/* page heap, runs included */
-	uint64_t small_live;
+	uint64_t pad2;
 	uint64_t run_blocks;
 	uint64_t internal;		/* the directory's blocks */
 	uint64_t named;
@@ -147,6 +179,7 @@ enum shmk_tx_op {
 	TX_SHRINK,	/* rolled back */
 	TX_DIR_CREATE,	/* rolled back */
 	TX_DIR_REMOVE,	/* rolled back, then replayed: tx_name */
+	TX_SMALL,	/* rolled back: a run or a thread heap changes hands */
 };
 
 struct shmk_log_entry {
@@ -190,7 +223,8 @@ struct shmk_hdr {
 	/* Small tier (every write logged) */
 	uint64_t run_map;		/* payload offset of the run map */
 	uint64_t run_map_len;		/* its length in bytes (chunks) */
-	uint64_t runs[SHMK_NCLASSES];	/* runs with a free slot, by class */
+	uint64_t theaps;		/* the thread heap table, after it */
+	uint64_t runs[SHMK_NCLASSES];	/* RUN_LISTED runs, by class */
 
 	/* Directory (every write logged) */
 	uint64_t dir_table;		/* payload offset of the slot array */
@@ -211,9 +245,8 @@ struct shmk_hdr {
 					   up to it, no further */
 	uint64_t run_blocks;		/* runs and the run map: blocks */
 	uint64_t run_bytes;		/* ... and their bytes */
-	uint64_t small_live;		/* allocated slots */
-	uint64_t small_used;		/* ... and their bytes */
-	uint64_t small_cached;		/* bytes of free slots in runs */
+	uint64_t small_bytes;		/* bytes of the runs' slots; how many
+					   are used, the bitmaps say */
 
 	/* History, informational (unlogged) */
 	uint64_t grows;
@@ -236,6 +269,7 @@ _Static_assert(SHMK_LOG_OFF + SHMK_LOG_CAP * sizeof(struct shmk_log_entry) <=
 _Static_assert(BIN_MAX_SIZE == 1056, "bins");
 _Static_assert(sizeof(struct shmk_run) == 64, "run header");
 _Static_assert(sizeof(struct shmk_pub_stats) == 144, "published stats");
+_Static_assert(sizeof(struct shmk_theap) == 320, "thread heap");
 
 /*
  * Client registry of the memfd backend, at SHMK_REG_OFF. Slots are claimed

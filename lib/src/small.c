@@ -3,28 +3,43 @@
  * The small tier: requests up to SMALL_MAX bytes go to 32 size classes
  * (16 to 128 bytes in steps of 16, then four classes per doubling up to
  * 8 KiB). A class keeps its slots in runs: 64 KiB blocks of the page heap
- * (256 KiB above 1 KiB slots), each with a header, a bitmap of allocated
- * slots and a summary word of the bitmap words that have a clear bit
- * (layout.h). The run map says exactly, for any offset, whether it lies
- * in a run, so a free is validated exactly: the slot is found by a
+ * (256 KiB above 1 KiB slots), each with a header and a bitmap of allocated
+ * slots (layout.h). The run map says exactly, for any offset, whether it
+ * lies in a run, so a free is validated exactly: the slot is found by a
  * reciprocal multiply and its bit must be set (a double free finds it
  * clear and is refused).
  *
- * Policy: a request takes the lowest free slot of the first run on its
- * class's list of runs with a free slot; a run that gains a free slot goes
- * to the head of that list, a run that fills leaves it; a run that becomes
- * empty goes back to the page heap (which coalesces it) unless it is the
- * only run on the list. A new run is the best fit for a chunk-aligned
- * block, as low as possible; runs lie in the first RUN_MAP_MAX chunks
- * (2 GiB) of the segment, and a small request that cannot get a run there
- * is served by the page heap.
+ * The fast path takes no lock and writes no log. Each thread claims a
+ * thread heap in the segment (struct shmk_theap, owner tag tid + start
+ * time) holding its current run of each class. An alloc takes the first
+ * free slot of the current run from the thread's hint (the lowest free
+ * slot when the run's frees come from the same thread) and commits with
+ * one atomic OR; a free, from any thread or process, commits with one
+ * atomic AND. A process killed before the atomic did nothing; after it,
+ * an alloc's slot is the block in flight (the one loss allowed) and a
+ * free is done. Nothing else on the fast path is shared or counted: used
+ * and cached bytes are derived from the bitmaps (shmk__small_usage()).
  *
- * Every write is undo-logged inside the caller's transaction, under the
- * segment lock (tx.h): a crash anywhere is rolled back exactly. The
- * counters in the header are derived and recounted from the bitmaps.
+ * Under the lock, as tier-0 transactions (tx.h), runs change hands: a
+ * thread whose current run is full lets it go (RUN_FULL) and takes the
+ * head of its class's list of runs with a free slot (RUN_LISTED), or a new
+ * run (the best fit for a chunk-aligned block, as low as possible, in the
+ * first RUN_MAP_MAX chunks; failing that the page heap serves the
+ * request). A free that finds its run RUN_FULL puts it back on the list; a
+ * free that empties a listed run gives it back to the page heap, which
+ * coalesces it. A thread's current run stays when empty. A thread heap
+ * whose owner died is reaped when a thread needs a heap and none is free,
+ * and by shmk_shrink(): its empty runs go back to the page heap, the rest
+ * to the lists. Threads that get no heap (SHMK_THEAPS live ones have
+ * them) allocate from the lists under the lock.
  */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "page_heap.h"
 #include "small.h"
@@ -53,11 +68,136 @@ const struct shmk_small_class shmk__small_classes[SHMK_NCLASSES] = {
 
 #define RUN_OFF(r, field) \
 	((r) + (uint64_t)__builtin_offsetof(struct shmk_run, field))
+#define TH_OFF(h, i, field) \
+	((h)->hdr->theaps + (uint64_t)(i) * sizeof(struct shmk_theap) + \
+	 (uint64_t)__builtin_offsetof(struct shmk_theap, field))
 
 static struct shmk_run *run_at(const struct shmk *h, uint64_t r)
 {
 	return (struct shmk_run *)(h->base + r);
 }
+
+static struct shmk_theap *theap_at(const struct shmk *h, unsigned int i)
+{
+	return (struct shmk_theap *)(h->base + h->hdr->theaps) + i;
+}
+
+static unsigned int run_words(const struct shmk_run *run)
+{
+	return (run->nslots + 63) / 64;
+}
+
+/* The value of bitmap word @w of an empty run: its padding bits. */
+static uint64_t run_word_empty(const struct shmk_run *run, unsigned int w)
+{
+	return w == run_words(run) - 1 ? small_pad_bits(run->nslots) : 0;
+}
+
+static bool run_has_free(const struct shmk_run *run)
+{
+	for (unsigned int w = 0; w < run_words(run); w++)
+		if (__atomic_load_n(&run->map[w], __ATOMIC_ACQUIRE) != ~0ULL)
+			return true;
+	return false;
+}
+
+static bool run_empty(const struct shmk_run *run)
+{
+	for (unsigned int w = 0; w < run_words(run); w++)
+		if (__atomic_load_n(&run->map[w], __ATOMIC_ACQUIRE) !=
+		    run_word_empty(run, w))
+			return false;
+	return true;
+}
+
+/* ---- thread identity ---------------------------------------------------- */
+
+#define TAG_NONE	1ULL	/* no /proc: this thread gets no heap */
+
+static __thread uint64_t my_tag;
+static __thread struct {
+	const struct shmk *h;
+	const uint8_t *base;
+	uint64_t ctime;
+	struct shmk_theap *th;
+	unsigned int idx;
+} tc;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_child(void)
+{
+	my_tag = 0;
+	memset(&tc, 0, sizeof(tc));
+}
+
+static void atfork_init(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* The start time and state of task @tid: 0, or -errno. */
+static int task_stat(pid_t tid, uint64_t *start, char *state)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return -EIO;
+	p += 2;
+	*state = *p;
+	for (int i = 3; i < 22; i++) {		/* to field 22: starttime */
+		p = strchr(p, ' ');
+		if (!p)
+			return -EIO;
+		p++;
+	}
+	*start = strtoull(p, NULL, 10);
+	return 0;
+}
+
+static uint64_t self_tag(void)
+{
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	uint64_t start;
+	char state;
+
+	if (tid <= 0 || task_stat(tid, &start, &state))
+		return TAG_NONE;
+	return (uint64_t)(uint32_t)tid << 32 | (start & 0xffffffffULL);
+}
+
+/*
+ * Whether the owner tagged @tag lives: its tid names a task with that
+ * start time, not a zombie. When /proc cannot tell, it lives (a heap
+ * reaped from under a live owner would be used by two threads).
+ */
+static bool tag_alive(uint64_t tag)
+{
+	uint64_t start;
+	char state;
+	int r = task_stat((pid_t)(tag >> 32), &start, &state);
+
+	if (r == -ENOENT || r == -ESRCH)
+		return false;
+	if (r)
+		return true;
+	if (state == 'Z' || state == 'X')
+		return false;
+	return (start & 0xffffffffULL) == (tag & 0xffffffffULL);
+}
+
+/* ---- runs changing hands (locked, inside a transaction) ----------------- */
 
 /* The map's bytes for the chunks of the run at @r: each 1 + its index. */
 static void map_mark(struct shmk *h, uint64_t r, uint32_t chunks, bool set)
@@ -86,6 +226,7 @@ static void list_push(struct shmk *h, unsigned int c, uint64_t r)
 	if (head)
 		shmk__tx_set(h, RUN_OFF(head, prev), r);
 	tx_set_hdr(h, runs[c], r);
+	shmk__tx_set(h, RUN_OFF(r, state), RUN_LISTED);
 }
 
 static void list_remove(struct shmk *h, unsigned int c, uint64_t r)
@@ -106,28 +247,28 @@ static void list_remove(struct shmk *h, unsigned int c, uint64_t r)
 int shmk__small_init(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t len = h->map_size >> RUN_CHUNK_SHIFT, p;
+	uint64_t len = small_map_len(h->map_size), p;
 	int r;
 
-	if (len > RUN_MAP_MAX)
-		len = RUN_MAP_MAX;
-	len = ALIGN_UP(len, (uint64_t)BLK_ALIGN);
-	r = shmk__heap_alloc(h, len, BLK_ALIGN, false, &p);
+	r = shmk__heap_alloc(h, small_meta_bytes(h->map_size), BLK_ALIGN,
+			     false, &p);
 	if (r)
 		return r;
-	memset(h->base + p, 0, len);
+	memset(h->base + p, 0, small_meta_bytes(h->map_size));
 	shmk__tx_set(h, p - BLK_HDR, shmk__rd(h, p - BLK_HDR) | BLK_F_META);
 	tx_set_hdr(h, run_map, p);
 	tx_set_hdr(h, run_map_len, len);
+	tx_set_hdr(h, theaps, ALIGN_UP(p + len, (uint64_t)64));
 	memset(hd->runs, 0, sizeof(hd->runs));
 	hd->run_blocks = 1;
 	hd->run_bytes = blk_size(shmk__rd(h, p - BLK_HDR));
-	hd->small_live = hd->small_used = hd->small_cached = 0;
+	hd->small_bytes = 0;
 	return 0;
 }
 
-/* A new, empty run of class @c at the head of its list; -ENOSPC: none. */
-static int run_new(struct shmk *h, unsigned int c, uint64_t *rp)
+/* A new, empty run of class @c in @state (listed if RUN_LISTED). */
+static int run_new(struct shmk *h, unsigned int c, uint64_t state,
+		   uint64_t *rp)
 {
 	const struct shmk_small_class *sc = &shmk__small_classes[c];
 	struct shmk_hdr *hd = h->hdr;
@@ -149,47 +290,18 @@ static int run_new(struct shmk *h, unsigned int c, uint64_t *rp)
 	run->slot_size = sc->size;
 	run->first = sc->first;
 	run->recip = small_recip(sc->size);
-	run->nfree = sc->nslots;
+	run->state = state;
 	run->next = run->prev = 0;
-	run->summary = words == 64 ? ~0ULL : (1ULL << words) - 1;
+	run->pad = 0;
 	memset(run->map, 0, words * 8);
 	run->map[words - 1] = small_pad_bits(sc->nslots);
 	map_mark(h, r, sc->chunks, true);
-	list_push(h, c, r);
+	if (state == RUN_LISTED)
+		list_push(h, c, r);
 	hd->run_blocks++;
 	hd->run_bytes += blk_size(shmk__rd(h, blk));
-	hd->small_cached += (uint64_t)sc->nslots * sc->size;
+	hd->small_bytes += (uint64_t)sc->nslots * sc->size;
 	*rp = r;
-	return 0;
-}
-
-int shmk__small_alloc(struct shmk *h, uint64_t size, uint64_t *payload)
-{
-	struct shmk_hdr *hd = h->hdr;
-	unsigned int c = small_class(size), w, b;
-	uint64_t r = hd->runs[c], m, slot, sz;
-	struct shmk_run *run;
-	int e;
-
-	if (!r && (e = run_new(h, c, &r)))
-		return e;
-	run = run_at(h, r);
-	w = (unsigned int)__builtin_ctzll(run->summary);
-	m = run->map[w];
-	b = (unsigned int)__builtin_ctzll(~m);
-	m |= 1ULL << b;
-	shmk__tx_set(h, RUN_OFF(r, map[w]), m);
-	if (m == ~0ULL)
-		shmk__tx_set(h, RUN_OFF(r, summary), run->summary & ~(1ULL << w));
-	shmk__tx_set(h, RUN_OFF(r, nfree), run->nfree - 1);
-	if (!run->nfree)
-		list_remove(h, c, r);
-	slot = (uint64_t)w * 64 + b;
-	sz = run->slot_size;
-	hd->small_live++;
-	hd->small_used += sz;
-	hd->small_cached -= sz;
-	*payload = r + run->first + slot * sz;
 	return 0;
 }
 
@@ -201,49 +313,400 @@ static void run_release(struct shmk *h, uint64_t r)
 	uint64_t blk = r - BLK_HDR;
 	unsigned int c = run->cls;
 
-	list_remove(h, c, r);
+	if (run->state == RUN_LISTED)
+		list_remove(h, c, r);
 	map_mark(h, r, shmk__small_classes[c].chunks, false);
 	hd->run_blocks--;
 	hd->run_bytes -= blk_size(shmk__rd(h, blk));
-	hd->small_cached -= (uint64_t)run->nslots * run->slot_size;
+	hd->small_bytes -= (uint64_t)run->nslots * run->slot_size;
 	shmk__heap_release(h, blk);
 }
 
-void shmk__small_free(struct shmk *h, uint64_t r, uint64_t i)
+/*
+ * The run at @r has no free slot for its allocator: mark it RUN_FULL, then
+ * look at its bitmap again. A free that cleared a bit before the mark sees
+ * the old state and leaves the run alone; it is caught here (the atomic
+ * AND and this store are ordered against each other's loads), and the run
+ * keeps its state: true. Otherwise the next free puts it on the list.
+ */
+static bool run_retire(struct shmk *h, uint64_t r)
 {
 	struct shmk_run *run = run_at(h, r);
-	struct shmk_hdr *hd = h->hdr;
-	unsigned int w = (unsigned int)(i / 64);
-	uint64_t bit = 1ULL << (i % 64), m = run->map[w], sz;
+	uint64_t old = run->state;
 
-	shmk__tx_set(h, RUN_OFF(r, map[w]), m & ~bit);
-	if (m == ~0ULL)
-		shmk__tx_set(h, RUN_OFF(r, summary), run->summary | 1ULL << w);
-	shmk__tx_set(h, RUN_OFF(r, nfree), run->nfree + 1);
-	if (run->nfree == 1)
-		list_push(h, run->cls, r);
-	sz = run->slot_size;
-	hd->small_live--;
-	hd->small_used -= sz;
-	hd->small_cached += sz;
-	if (run->nfree == run->nslots && (run->next || run->prev))
+	shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (run_has_free(run)) {
+		shmk__tx_set(h, RUN_OFF(r, state), old);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * After a free into a run nobody owns: a RUN_FULL run with a free slot
+ * goes back on its list, an empty one back to the page heap.
+ */
+static void run_settle(struct shmk *h, uint64_t r)
+{
+	struct shmk_run *run = run_at(h, r);
+	uint64_t st = run->state;
+
+	if (st != RUN_FULL && st != RUN_LISTED)
+		return;
+	if (run_empty(run))
 		run_release(h, r);
+	else if (st == RUN_FULL && run_has_free(run))
+		list_push(h, run->cls, r);
+}
+
+/* Take a free slot of the run at @r from word @w on: its offset, or 0. */
+static inline uint64_t slot_take(const struct shmk *h, uint64_t r,
+				 const struct shmk_small_class *sc,
+				 unsigned int w, unsigned int *wp)
+{
+	struct shmk_run *run = run_at(h, r);
+	unsigned int words = (sc->nslots + 63) / 64;
+
+	if (w >= words)
+		w = 0;
+	for (unsigned int n = 0; n < words; n++) {
+		uint64_t m = __atomic_load_n(&run->map[w], __ATOMIC_RELAXED);
+
+		while (m != ~0ULL) {
+			unsigned int b = (unsigned int)__builtin_ctzll(~m);
+			uint64_t bit = 1ULL << b;
+
+			SHMK_FAULT_POINT();
+			m = __atomic_fetch_or(&run->map[w], bit,
+					      __ATOMIC_ACQ_REL);
+			SHMK_FAULT_POINT();
+			if (likely(!(m & bit))) {
+				*wp = w;
+				return r + sc->first +
+				       ((uint64_t)w * 64 + b) * sc->size;
+			}
+		}
+		if (++w == words)
+			w = 0;
+	}
+	return 0;
+}
+
+/* Locked: a slot from the class's list (threads without a heap). */
+int shmk__small_alloc(struct shmk *h, uint64_t size, uint64_t *payload)
+{
+	unsigned int c = small_class(size), w;
+	const struct shmk_small_class *sc = &shmk__small_classes[c];
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t r, p;
+	int e;
+
+	for (;;) {
+		r = hd->runs[c];
+		if (!r && (e = run_new(h, c, RUN_LISTED, &r)))
+			return e;
+		p = slot_take(h, r, sc, 0, &w);
+		if (p) {
+			*payload = p;
+			return 0;
+		}
+		if (!run_retire(h, r))
+			list_remove(h, c, r);
+	}
+}
+
+/* A dead owner's thread heap @i: its runs go back, it becomes free. */
+static void theap_reap(struct shmk *h, unsigned int i)
+{
+	const struct shmk_theap *th = theap_at(h, i);
+
+	for (unsigned int c = 0; c < SHMK_NCLASSES; c++) {
+		uint64_t r = th->run[c];
+
+		if (!r)
+			continue;
+		shmk__tx_set(h, TH_OFF(h, i, run[c]), 0);
+		SHMK_FAULT_POINT();
+		if (run_empty(run_at(h, r))) {
+			shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+			run_release(h, r);
+		} else if (run_has_free(run_at(h, r))) {
+			list_push(h, c, r);
+		} else {
+			shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+		}
+	}
+	shmk__tx_set(h, TH_OFF(h, i, owner), 0);
+}
+
+/* Reap every thread heap whose owner died; each is a transaction. */
+static void theap_reap_dead(struct shmk *h)
+{
+	for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
+		uint64_t o = theap_at(h, i)->owner;
+
+		if (o && o != my_tag && !tag_alive(o)) {
+			shmk__tx_begin(h, TX_SMALL, i);
+			theap_reap(h, i);
+			shmk__tx_commit(h);
+		}
+	}
+}
+
+/* Locked: a thread heap for this thread, claimed; -1 when none is free. */
+static int theap_claim(struct shmk *h)
+{
+	int free_i = -1;
+
+	for (int pass = 0; pass < 2 && free_i < 0; pass++) {
+		if (pass)
+			theap_reap_dead(h);
+		for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
+			uint64_t o = theap_at(h, i)->owner;
+
+			if (o == my_tag)
+				return (int)i;
+			if (!o && free_i < 0)
+				free_i = (int)i;
+		}
+	}
+	if (free_i < 0)
+		return -1;
+	shmk__tx_begin(h, TX_SMALL, (uint64_t)free_i);
+	shmk__tx_set(h, TH_OFF(h, free_i, owner), my_tag);
+	theap_at(h, (unsigned int)free_i)->pid = (uint32_t)getpid();
+	shmk__tx_commit(h);
+	return free_i;
+}
+
+static struct shmk_theap *theap_slow(struct shmk *h)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	int i = -1;
+
+	if (!my_tag) {
+		pthread_once(&atfork_once, atfork_init);
+		my_tag = self_tag();
+	}
+	if (my_tag == TAG_NONE || !READ_ONCE(hd->theaps))
+		return NULL;
+	for (unsigned int k = 0; k < SHMK_THEAPS && i < 0; k++)
+		if (READ_ONCE(theap_at(h, k)->owner) == my_tag)
+			i = (int)k;
+	if (i < 0) {
+		if (shmk__lock(h))
+			return NULL;
+		i = theap_claim(h);
+		shmk__unlock(h);
+		if (i < 0)
+			return NULL;
+	}
+	tc.h = h;
+	tc.base = h->base;
+	tc.ctime = hd->ctime_ns;
+	tc.th = theap_at(h, (unsigned int)i);
+	tc.idx = (unsigned int)i;
+	return tc.th;
+}
+
+/* This thread's heap in @h, or NULL (then the locked path serves it). */
+static inline struct shmk_theap *theap_get(struct shmk *h)
+{
+	if (likely(tc.h == h && tc.base == h->base &&
+		   tc.ctime == h->hdr->ctime_ns &&
+		   READ_ONCE(tc.th->owner) == my_tag))
+		return tc.th;
+	return theap_slow(h);
+}
+
+/*
+ * Locked, in a transaction: a current run of class @c with a free slot for
+ * thread heap @i. The full one goes (unless a free just came), the head of
+ * the class's list or a new run comes.
+ */
+static int theap_refill(struct shmk *h, unsigned int i, unsigned int c)
+{
+	const struct shmk_theap *th = theap_at(h, i);
+	uint64_t r = th->run[c];
+	int e;
+
+	if (r) {
+		if (run_retire(h, r))
+			return 0;
+		shmk__tx_set(h, TH_OFF(h, i, run[c]), 0);
+	}
+	r = h->hdr->runs[c];
+	if (r) {
+		list_remove(h, c, r);
+		shmk__tx_set(h, RUN_OFF(r, state),
+			     RUN_OWNED | (uint64_t)i << RUN_OWNER_SHIFT);
+	} else if ((e = run_new(h, c, RUN_OWNED |
+				(uint64_t)i << RUN_OWNER_SHIFT, &r))) {
+		return e;
+	}
+	shmk__tx_set(h, TH_OFF(h, i, run[c]), r);
+	theap_at(h, i)->hint[c] = 0;
+	return 0;
+}
+
+static int refill(struct shmk *h, struct shmk_theap *th, unsigned int c)
+{
+	unsigned int i = (unsigned int)(th - theap_at(h, 0));
+	int e = shmk__lock(h);
+
+	if (e)
+		return e;
+	if (th->owner != my_tag) {
+		shmk__unlock(h);
+		return -ESTALE;
+	}
+	shmk__tx_begin(h, TX_SMALL, c);
+	e = theap_refill(h, i, c);
+	shmk__tx_commit(h);
+	shmk__unlock(h);
+	return e;
+}
+
+/*
+ * The fast path: a slot of class small_class(@size) for this thread, with
+ * no lock; 0 when the locked path must serve the request (no thread heap,
+ * no run to be had, an error: it finds out which).
+ */
+uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size)
+{
+	unsigned int c = small_class(size), w;
+	const struct shmk_small_class *sc = &shmk__small_classes[c];
+	struct shmk_theap *th;
+
+	if (unlikely(READ_ONCE(h->hdr->unrecoverable)))
+		return 0;
+	th = theap_get(h);
+	if (unlikely(!th))
+		return 0;
+	for (int tries = 0; tries < 4; tries++) {
+		uint64_t r = READ_ONCE(th->run[c]), p;
+
+		if (likely(r)) {
+			p = slot_take(h, r, sc, th->hint[c], &w);
+			if (likely(p)) {
+				th->hint[c] = (uint8_t)w;
+				return p;
+			}
+		}
+		if (refill(h, th, c))
+			return 0;
+	}
+	return 0;
+}
+
+/*
+ * Free the slot at @off of the run at @r (small_run_of()): one atomic AND,
+ * then, when the run has no owner, settle it under the lock. @locked: the
+ * caller holds the lock and is inside a transaction. -EINVAL, and nothing
+ * done, for an offset that is not an allocated slot (inside one, a double
+ * free, a corrupt run).
+ */
+int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
+{
+	struct shmk_run *run = (struct shmk_run *)small_run_ok(h, r);
+	int64_t i = run ? small_slot(run, r, off) : -1;
+	uint64_t bit, old, st;
+	unsigned int w;
+
+	if (i < 0)
+		return -EINVAL;
+	w = (unsigned int)(i / 64);
+	bit = 1ULL << (i % 64);
+	SHMK_FAULT_POINT();
+	old = __atomic_fetch_and(&run->map[w], ~bit, __ATOMIC_SEQ_CST);
+	SHMK_FAULT_POINT();
+	if (unlikely(!(old & bit)))
+		return -EINVAL;
+	st = __atomic_load_n(&run->state, __ATOMIC_SEQ_CST);
+	if ((st & RUN_STATE_MASK) == RUN_OWNED) {
+		if (tc.h == h && tc.base == h->base &&
+		    st >> RUN_OWNER_SHIFT == tc.idx &&
+		    READ_ONCE(tc.th->owner) == my_tag &&
+		    w < tc.th->hint[run->cls])
+			tc.th->hint[run->cls] = (uint8_t)w;
+		return 0;
+	}
+	if (st != RUN_FULL && (st != RUN_LISTED ||
+			       (old & ~bit) != run_word_empty(run, w) ||
+			       !run_empty(run)))
+		return 0;
+	if (locked) {
+		run_settle(h, r);
+	} else if (!shmk__lock(h)) {
+		shmk__tx_begin(h, TX_SMALL, r);
+		run_settle(h, r);
+		shmk__tx_commit(h);
+		shmk__unlock(h);
+	}
+	return 0;
+}
+
+/* shmk_shrink(): every empty run that may go goes back to the page heap. */
+struct run_list {
+	uint64_t *r;
+	size_t n, cap;
+};
+
+static int collect_fn(uint64_t b, uint64_t w, void *arg)
+{
+	struct run_list *l = arg;
+
+	if (blk_tag(w) != BLK_TAG_USED || blk_kind(w) != BLK_F_RUN)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		uint64_t *p = realloc(l->r, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->r = p;
+		l->cap = cap;
+	}
+	l->r[l->n++] = b + BLK_HDR;
+	return 0;
 }
 
 void shmk__small_trim(struct shmk *h)
 {
-	for (unsigned int c = 0; c < SHMK_NCLASSES; c++) {
-		uint64_t r = h->hdr->runs[c];
+	struct run_list l = { 0 };
+	int mine = -1;
 
-		while (r) {
-			const struct shmk_run *run = run_at(h, r);
-			uint64_t next = run->next;
-
-			if (run->nfree == run->nslots)
-				run_release(h, r);
-			r = next;
-		}
+	theap_reap_dead(h);
+	if (tc.h == h && tc.base == h->base && tc.ctime == h->hdr->ctime_ns &&
+	    tc.th->owner == my_tag)
+		mine = (int)tc.idx;
+	if (shmk__heap_walk(h, collect_fn, &l)) {
+		free(l.r);
+		return;
 	}
+	for (size_t k = 0; k < l.n; k++) {
+		uint64_t r = l.r[k], st;
+		struct shmk_run *run = run_at(h, r);
+
+		if (!small_run_ok(h, r))
+			continue;
+		st = run->state;
+		shmk__tx_begin(h, TX_SMALL, r);
+		if (mine >= 0 && st == (RUN_OWNED | (uint64_t)mine
+						  << RUN_OWNER_SHIFT)) {
+			if (run_empty(run)) {
+				shmk__tx_set(h, TH_OFF(h, mine, run[run->cls]),
+					     0);
+				shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+				run_release(h, r);
+			}
+		} else {
+			run_settle(h, r);
+		}
+		shmk__tx_commit(h);
+	}
+	free(l.r);
 }
 
 /* ---- walking, recounting, rebuilding, checking ------------------------- */
@@ -287,7 +750,7 @@ int shmk__alloc_walk(const struct shmk *h, shmk_alloc_fn fn, void *arg)
 
 struct small_count {
 	const struct shmk *h;
-	uint64_t blocks, bytes, live, used, cached, nmeta, map_chunks;
+	uint64_t blocks, bytes, slot_bytes, nmeta, map_chunks;
 	uint64_t *runs;			/* for the checker: runs, ascending */
 	size_t nruns, cap;
 	bool bad;
@@ -306,7 +769,6 @@ static int count_fn(uint64_t b, uint64_t w, void *arg)
 {
 	struct small_count *sc = arg;
 	const struct shmk_run *run;
-	uint64_t used;
 
 	if (blk_tag(w) != BLK_TAG_USED || !blk_kind(w))
 		return 0;
@@ -323,10 +785,7 @@ static int count_fn(uint64_t b, uint64_t w, void *arg)
 		sc->bad = true;
 		return 0;
 	}
-	used = run_used_slots(run);
-	sc->live += used;
-	sc->used += used * run->slot_size;
-	sc->cached += (run->nslots - used) * run->slot_size;
+	sc->slot_bytes += (uint64_t)run->nslots * run->slot_size;
 	sc->map_chunks += shmk__small_classes[run->cls].chunks;
 	if (sc->runs) {
 		if (sc->nruns == sc->cap) {
@@ -347,16 +806,69 @@ void shmk__small_recount(struct shmk *h)
 		return;
 	hd->run_blocks = sc.blocks;
 	hd->run_bytes = sc.bytes;
-	hd->small_live = sc.live;
-	hd->small_used = sc.used;
-	hd->small_cached = sc.cached;
+	hd->small_bytes = sc.slot_bytes;
+}
+
+/*
+ * Lock-free, for shmk_stats(): the bytes and the number of allocated slots
+ * of every run the run map names below @heap_end, each run's bitmap read
+ * word by word (atomically). Bounded and bounds-checked: safe while the
+ * runs change underneath.
+ */
+void shmk__small_usage(const struct shmk *h, uint64_t heap_end,
+		       uint64_t *used, uint64_t *live)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	uint64_t map = READ_ONCE(hd->run_map), len = READ_ONCE(hd->run_map_len);
+	uint64_t n = heap_end >> RUN_CHUNK_SHIFT, u = 0, l = 0;
+
+	if (n > len)
+		n = len;
+	if (!map || map + n > h->map_size)
+		n = 0;
+	for (uint64_t idx = 0; idx < n; idx++) {
+		const struct shmk_run *run;
+		uint64_t r, k;
+
+		if (idx % 8 == 0 && idx + 8 <= n &&
+		    !READ_ONCE(*(const uint64_t *)(h->base + map + idx))) {
+			idx += 7;
+			continue;
+		}
+		if (READ_ONCE(h->base[map + idx]) != 1)
+			continue;
+		r = (idx << RUN_CHUNK_SHIFT) + 2 * BLK_HDR;
+		run = small_run_ok(h, r);
+		if (!run)
+			continue;
+		k = run_used_slots(run);
+		if (k > run->nslots)
+			continue;
+		u += k * run->slot_size;
+		l += k;
+	}
+	*used = u;
+	*live = l;
+}
+
+/* The thread heap whose current run @r (of class @c) is, or -1. */
+static int run_owner(const struct shmk *h, uint64_t r, uint64_t st,
+		     unsigned int c)
+{
+	uint64_t i = st >> RUN_OWNER_SHIFT;
+
+	if ((st & RUN_STATE_MASK) != RUN_OWNED || i >= SHMK_THEAPS ||
+	    !theap_at(h, (unsigned int)i)->owner ||
+	    theap_at(h, (unsigned int)i)->run[c] != r)
+		return -1;
+	return (int)i;
 }
 
 static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 {
 	struct shmk *h = arg;
 	struct shmk_run *run;
-	uint64_t words, summary = 0, used, r = b + BLK_HDR;
+	uint64_t words, r = b + BLK_HDR;
 
 	if (blk_tag(w) != BLK_TAG_USED || blk_kind(w) != BLK_F_RUN)
 		return 0;
@@ -366,23 +878,23 @@ static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 	run = run_at(h, r);
 	words = (run->nslots + 63) / 64;
 	run->map[words - 1] |= small_pad_bits(run->nslots);
-	for (uint64_t i = 0; i < words; i++)
-		if (run->map[i] != ~0ULL)
-			summary |= 1ULL << i;
-	used = run_used_slots(run);
-	run->summary = summary;
-	run->nfree = run->nslots - used;
 	run->next = run->prev = 0;
 	map_mark(h, r, shmk__small_classes[run->cls].chunks, true);
-	if (run->nfree)
+	if (run_owner(h, r, run->state, run->cls) >= 0)
+		return 0;
+	if (run_has_free(run))
 		list_push(h, run->cls, r);
+	else
+		run->state = RUN_FULL;
 	return 0;
 }
 
 /*
- * Repair (the undo log off, see recovery.c): the run map, the lists, the
- * summaries and the free counts, from the runs' bitmaps. Runs are found by
- * the block chain; the map must be a live block of its proper size.
+ * Repair (the undo log off, see recovery.c): the run map, the lists and the
+ * thread heaps' runs, from the runs themselves. A run stays the current run
+ * of a thread heap when both say so; any other run goes to its list, or is
+ * full. Runs are found by the block chain; the map must be a live block of
+ * its proper size.
  */
 int shmk__small_rebuild(struct shmk *h)
 {
@@ -390,16 +902,32 @@ int shmk__small_rebuild(struct shmk *h)
 	uint64_t map = hd->run_map, len = hd->run_map_len, w;
 
 	if (map % BLK_ALIGN || map < SHMK_HEAP_START + 16 ||
-	    map + len > hd->heap_end)
+	    len != small_map_len(h->map_size) ||
+	    hd->theaps != ALIGN_UP(map + len, (uint64_t)64) ||
+	    map + small_meta_bytes(h->map_size) > hd->heap_end)
 		return -EUCLEAN;
 	w = shmk__rd(h, map - BLK_HDR);
 	if (blk_tag(w) != BLK_TAG_USED || blk_kind(w) != BLK_F_META ||
-	    blk_size(w) < len + BLK_HDR)
+	    blk_size(w) < small_meta_bytes(h->map_size) + BLK_HDR)
 		return -EUCLEAN;
 	memset(h->base + map, 0, len);
 	memset(hd->runs, 0, sizeof(hd->runs));
 	if (shmk__heap_walk(h, rebuild_fn, h))
 		return -EUCLEAN;
+	for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
+		struct shmk_theap *th = theap_at(h, i);
+
+		for (unsigned int c = 0; c < SHMK_NCLASSES; c++) {
+			uint64_t r = th->run[c];
+
+			if (r && (!th->owner || r % RUN_CHUNK != 2 * BLK_HDR ||
+				  !small_run_ok(h, r) ||
+				  run_at(h, r)->cls != c ||
+				  run_at(h, r)->state !=
+				  (RUN_OWNED | (uint64_t)i << RUN_OWNER_SHIFT)))
+				th->run[c] = 0;
+		}
+	}
 	shmk__small_recount(h);
 	return 0;
 }
@@ -425,7 +953,7 @@ static int run_check(const struct shmk *h, uint64_t r)
 {
 	const struct shmk_run *run = small_run_ok(h, r);
 	const struct shmk_hdr *hd = h->hdr;
-	uint64_t words, summary = 0, idx, map = READ_ONCE(hd->run_map);
+	uint64_t words, idx, map = READ_ONCE(hd->run_map), st;
 
 	if (!run)
 		return bad("run header", r);
@@ -433,13 +961,10 @@ static int run_check(const struct shmk *h, uint64_t r)
 	if ((READ_ONCE(run->map[words - 1]) & small_pad_bits(run->nslots)) !=
 	    small_pad_bits(run->nslots))
 		return bad("run bitmap padding", r);
-	for (uint64_t i = 0; i < words; i++)
-		if (READ_ONCE(run->map[i]) != ~0ULL)
-			summary |= 1ULL << i;
-	if (READ_ONCE(run->summary) != summary)
-		return bad("run summary", r);
-	if (READ_ONCE(run->nfree) != run->nslots - run_used_slots(run))
-		return bad("run free count", r);
+	st = READ_ONCE(run->state);
+	if (st != RUN_LISTED && st != RUN_FULL &&
+	    run_owner(h, r, st, run->cls) < 0)
+		return bad("run state, or its thread heap", r);
 	idx = (r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT;
 	for (uint32_t i = 0; i < shmk__small_classes[run->cls].chunks; i++)
 		if (idx + i >= READ_ONCE(hd->run_map_len) ||
@@ -450,29 +975,32 @@ static int run_check(const struct shmk *h, uint64_t r)
 
 /*
  * The small tier's part of shmk_check(): the run map is the one BLK_F_META
- * block and marks exactly the runs' chunks; every run header and bitmap
- * is consistent; each class's list holds exactly its runs with a free
- * slot, each once, doubly linked; the counters are exact.
+ * block, with the thread heap table after it, and marks exactly the runs'
+ * chunks; every run header and bitmap is consistent; each class's list
+ * holds exactly its RUN_LISTED runs, each once, doubly linked; each thread
+ * heap's current runs are runs of their classes that say so, and only a
+ * claimed heap has them; the counters are exact. Bitmaps change under the
+ * check (the fast path takes no lock); nothing checked here depends on
+ * their contents but the padding bits, which nothing clears.
  */
 int shmk__small_check(const struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
 	uint64_t map = READ_ONCE(hd->run_map), len = READ_ONCE(hd->run_map_len);
-	uint64_t want = h->map_size >> RUN_CHUNK_SHIFT, marked = 0, w, listed = 0;
-	uint64_t nfree_runs = 0, he = READ_ONCE(hd->heap_end);
+	uint64_t marked = 0, w, listed = 0, nlisted = 0, nowned = 0, owned = 0;
+	uint64_t he = READ_ONCE(hd->heap_end);
 	struct small_count sc = { .h = h };
 	uint8_t *seen = NULL;
 	int r;
 
-	if (want > RUN_MAP_MAX)
-		want = RUN_MAP_MAX;
-	want = ALIGN_UP(want, (uint64_t)BLK_ALIGN);
-	if (len != want || map % BLK_ALIGN || map < SHMK_HEAP_START + 16 ||
-	    map + len > he)
+	if (len != small_map_len(h->map_size) || map % BLK_ALIGN ||
+	    map < SHMK_HEAP_START + 16 ||
+	    map + small_meta_bytes(h->map_size) > he ||
+	    READ_ONCE(hd->theaps) != ALIGN_UP(map + len, (uint64_t)64))
 		return bad("run map bounds", map);
 	w = READ_ONCE(*shmk__w(h, map - BLK_HDR));
 	if (blk_tag(w) != BLK_TAG_USED || blk_kind(w) != BLK_F_META ||
-	    blk_size(w) < len + BLK_HDR)
+	    blk_size(w) < small_meta_bytes(h->map_size) + BLK_HDR)
 		return bad("run map block", map);
 	sc.cap = (size_t)((he >> RUN_CHUNK_SHIFT) + 1);
 	sc.runs = calloc(sc.cap, sizeof(*sc.runs));
@@ -490,11 +1018,15 @@ int shmk__small_check(const struct shmk *h)
 		goto out;
 	}
 	for (size_t i = 0; i < sc.nruns; i++) {
+		uint64_t st;
+
 		if ((r = run_check(h, sc.runs[i])))
 			goto out;
-		if (READ_ONCE(((const struct shmk_run *)
-			       (h->base + sc.runs[i]))->nfree))
-			nfree_runs++;
+		st = READ_ONCE(run_at(h, sc.runs[i])->state);
+		if (st == RUN_LISTED)
+			nlisted++;
+		else if ((st & RUN_STATE_MASK) == RUN_OWNED)
+			nowned++;
 	}
 	for (uint64_t i = 0; i < len; i++)
 		if (READ_ONCE(h->base[map + i]))
@@ -515,8 +1047,8 @@ int shmk__small_check(const struct shmk *h)
 				goto out;
 			}
 			seen[i] = 1;
-			run = (const void *)(h->base + n);
-			if (run->cls != c || !READ_ONCE(run->nfree) ||
+			run = run_at(h, n);
+			if (run->cls != c || READ_ONCE(run->state) != RUN_LISTED ||
 			    READ_ONCE(run->prev) != prev) {
 				r = bad("run list entry", n);
 				goto out;
@@ -526,15 +1058,36 @@ int shmk__small_check(const struct shmk *h)
 			n = READ_ONCE(run->next);
 		}
 	}
-	if (listed != nfree_runs) {
-		r = bad("runs with a free slot missing from their list", listed);
+	if (listed != nlisted) {
+		r = bad("listed runs missing from their list", listed);
+		goto out;
+	}
+	for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
+		const struct shmk_theap *th = theap_at(h, i);
+		uint64_t o = READ_ONCE(th->owner);
+
+		for (unsigned int c = 0; c < SHMK_NCLASSES; c++) {
+			uint64_t n = READ_ONCE(th->run[c]);
+
+			if (!n)
+				continue;
+			if (!o || find_run(&sc, n) < 0 ||
+			    run_at(h, n)->cls != c ||
+			    READ_ONCE(run_at(h, n)->state) !=
+			    (RUN_OWNED | (uint64_t)i << RUN_OWNER_SHIFT)) {
+				r = bad("thread heap run", n);
+				goto out;
+			}
+			owned++;
+		}
+	}
+	if (owned != nowned) {
+		r = bad("owned runs no thread heap has", owned);
 		goto out;
 	}
 	if (sc.blocks != READ_ONCE(hd->run_blocks) ||
 	    sc.bytes != READ_ONCE(hd->run_bytes) ||
-	    sc.live != READ_ONCE(hd->small_live) ||
-	    sc.used != READ_ONCE(hd->small_used) ||
-	    sc.cached != READ_ONCE(hd->small_cached))
+	    sc.slot_bytes != READ_ONCE(hd->small_bytes))
 		r = bad("small tier counters", 0);
 out:
 	free(sc.runs);

@@ -118,14 +118,44 @@ static inline int64_t small_slot_of(const struct shmk *h, uint64_t r,
 	return i >= 0 && small_slot_used(run, (uint64_t)i) ? i : -1;
 }
 
+/* The run map's length for a segment of at most @map_size bytes. */
+static inline uint64_t small_map_len(uint64_t map_size)
+{
+	uint64_t len = map_size >> RUN_CHUNK_SHIFT;
+
+	if (len > RUN_MAP_MAX)
+		len = RUN_MAP_MAX;
+	return ALIGN_UP(len, (uint64_t)BLK_ALIGN);
+}
+
+/* The request for the block of the run map and the thread heap table. */
+static inline uint64_t small_meta_bytes(uint64_t map_size)
+{
+	return small_map_len(map_size) + 48 +
+	       SHMK_THEAPS * sizeof(struct shmk_theap);
+}
+
+/* Lock-free (small.c): a slot for this thread, or 0 (take the lock). */
+uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size);
+/*
+ * Free the slot at @off of the run at @r (small_run_of()); -EINVAL (and
+ * nothing done) if it is no allocated slot. @locked: under the lock,
+ * inside a transaction; else lock-free.
+ */
+int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked);
+/* Used slot bytes and their count, from the bitmaps (shmk_stats()). */
+void shmk__small_usage(const struct shmk *h, uint64_t heap_end,
+		       uint64_t *used, uint64_t *live);
+
 /* Locked, inside a transaction (small.c). */
 int shmk__small_init(struct shmk *h);
 int shmk__small_alloc(struct shmk *h, uint64_t size, uint64_t *payload);
-/* Free slot @i (small_slot_of()) of the run at @r. */
-void shmk__small_free(struct shmk *h, uint64_t r, uint64_t i);
-/* Give every empty run back to the page heap. */
-void shmk__small_trim(struct shmk *h);
 void shmk__small_recount(struct shmk *h);
+/*
+ * Locked, outside a transaction (each step is one): reap the thread heaps
+ * of dead owners and give every empty run that may go back to the page heap.
+ */
+void shmk__small_trim(struct shmk *h);
 
 /*
  * Every allocation of either tier, ascending by offset: @fn gets its offset and usable size (block size less the header, or the

@@ -3,9 +3,9 @@
  * A reference model of the allocator's policy, for the tests: free blocks
  * in two sorted arrays (by address, and by (size, address)), best fit with
  * ties to the lowest address, splitting and coalescing exactly as the
- * library documents; and the small tier's runs, each with its bitmap, on
- * per-class lists in the documented order. It predicts every offset
- * shmk_alloc() returns.
+ * library documents; and the small tier's runs, each with its bitmap, as
+ * one thread's current runs or on per-class lists in the documented order.
+ * It predicts every offset shmk_alloc() returns from one thread.
  */
 #ifndef SHMK_TEST_MODEL_H
 #define SHMK_TEST_MODEL_H
@@ -22,9 +22,9 @@ struct mrun {
 	uint64_t r;			/* payload offset */
 	uint64_t bsize;			/* its block's size */
 	unsigned int cls;
-	uint32_t nfree;
+	uint64_t state;			/* RUN_OWNED (ours), _LISTED, _FULL */
 	uint64_t map[64];		/* 1: allocated */
-	struct mrun *next, *prev;	/* the class's list of runs with room */
+	struct mrun *next, *prev;	/* the class's list of listed runs */
 };
 
 struct model {
@@ -36,6 +36,8 @@ struct model {
 	struct mrun *runs[1024];		/* all runs, any order */
 	size_t nruns;
 	struct mrun *head[SHMK_NCLASSES];
+	struct mrun *cur[SHMK_NCLASSES];	/* the thread's current runs */
+	unsigned int hint[SHMK_NCLASSES];
 	uint64_t map_end;		/* runs lie below this offset */
 	uint64_t meta_bytes;		/* the run map's block */
 	uint64_t run_bytes, small_live, small_used, small_cached;
@@ -266,6 +268,7 @@ static uint64_t m_alloc_chunked(struct model *m, uint64_t bsize,
 
 static void m_list_push(struct model *m, struct mrun *run)
 {
+	run->state = RUN_LISTED;
 	run->prev = NULL;
 	run->next = m->head[run->cls];
 	if (run->next)
@@ -304,7 +307,10 @@ static void m_run_release(struct model *m, struct mrun *run)
 	const struct shmk_small_class *sc = &shmk__small_classes[run->cls];
 	size_t i;
 
-	m_list_remove(m, run);
+	if (run->state == RUN_LISTED)
+		m_list_remove(m, run);
+	if (m->cur[run->cls] == run)
+		m->cur[run->cls] = NULL;
 	m->run_bytes -= run->bsize;
 	m->small_cached -= (uint64_t)sc->nslots * sc->size;
 	/* m_free() takes an ordinary block */
@@ -317,56 +323,107 @@ static void m_run_release(struct model *m, struct mrun *run)
 	free(run);
 }
 
+static bool m_run_empty(const struct mrun *run)
+{
+	const struct shmk_small_class *sc = &shmk__small_classes[run->cls];
+
+	for (unsigned int w = 0; w < (sc->nslots + 63) / 64; w++)
+		if (run->map[w] != (w == (sc->nslots - 1) / 64 ?
+				    small_pad_bits(sc->nslots) : 0))
+			return false;
+	return true;
+}
+
+/*
+ * The first free slot of @run from bitmap word @w on, wrapping around
+ * (the lowest one in that word): its index, or -1 when the run is full.
+ */
+static int64_t m_run_take(struct mrun *run, unsigned int *w)
+{
+	unsigned int words = (shmk__small_classes[run->cls].nslots + 63) / 64;
+	unsigned int k = *w < words ? *w : 0;
+
+	for (unsigned int n = 0; n < words; n++) {
+		if (run->map[k] != ~0ULL) {
+			unsigned int b = (unsigned int)__builtin_ctzll(~run->map[k]);
+
+			run->map[k] |= 1ULL << b;
+			*w = k;
+			return (int64_t)k * 64 + b;
+		}
+		if (++k == words)
+			k = 0;
+	}
+	return -1;
+}
+
 /*
  * A small request: the payload offset and the slot size, 0 when the
  * library must grow first (then call again with @grown), or -1 when the
- * page heap serves it (no run can be had).
+ * page heap serves it (no run can be had). The thread's current run of
+ * the class serves it, from the thread's hint; a full one is let go
+ * (RUN_FULL) for the head of the class's list, or a new run.
  */
 static int64_t m_small_alloc(struct model *m, uint64_t n, bool grown,
 			     uint64_t *usable)
 {
 	unsigned int c = small_class(n);
 	const struct shmk_small_class *sc = &shmk__small_classes[c];
-	struct mrun *run = m->head[c];
-	uint64_t i;
+	struct mrun *run = m->cur[c];
+	int64_t i = -1;
 
-	if (!run) {
-		uint64_t bsize = 0;
-		uint64_t b = m_alloc_chunked(m, (uint64_t)sc->chunks * RUN_CHUNK,
-					     &bsize);
+	if (run)
+		i = m_run_take(run, &m->hint[c]);
+	if (i < 0) {
+		uint64_t bsize = 0, b = 0;
 
-		if (!b && !grown)
-			return 0;
-		if (!b || b == UINT64_MAX)
-			return -1;
-		CHECK(m->nruns < ARRAY_SIZE(m->runs));
-		run = calloc(1, sizeof(*run));
-		CHECK(run);
-		run->r = b + 8;
-		run->cls = c;
-		run->nfree = sc->nslots;
-		run->bsize = bsize;
-		if (sc->nslots % 64)
-			run->map[sc->nslots / 64] = ~0ULL << (sc->nslots % 64);
-		m->runs[m->nruns++] = run;
-		m_list_push(m, run);
-		m->run_bytes += bsize;
-		m->small_cached += (uint64_t)sc->nslots * sc->size;
+		if (!m->head[c]) {
+			b = m_alloc_chunked(m, (uint64_t)sc->chunks * RUN_CHUNK,
+					    &bsize);
+			if (!b && !grown)
+				return 0;
+		}
+		if (run) {
+			run->state = RUN_FULL;
+			m->cur[c] = NULL;
+		}
+		run = m->head[c];
+		if (run) {
+			m_list_remove(m, run);
+		} else {
+			if (!b || b == UINT64_MAX)
+				return -1;
+			CHECK(m->nruns < ARRAY_SIZE(m->runs));
+			run = calloc(1, sizeof(*run));
+			CHECK(run);
+			run->r = b + 8;
+			run->cls = c;
+			run->bsize = bsize;
+			if (sc->nslots % 64)
+				run->map[sc->nslots / 64] =
+					~0ULL << (sc->nslots % 64);
+			m->runs[m->nruns++] = run;
+			m->run_bytes += bsize;
+			m->small_cached += (uint64_t)sc->nslots * sc->size;
+		}
+		run->state = RUN_OWNED;
+		m->cur[c] = run;
+		m->hint[c] = 0;
+		i = m_run_take(run, &m->hint[c]);
+		CHECK(i >= 0);
 	}
-	for (i = 0; run->map[i / 64] & (1ULL << (i % 64)); i++)
-		;
-	CHECK(i < sc->nslots);
-	run->map[i / 64] |= 1ULL << (i % 64);
-	if (!--run->nfree)
-		m_list_remove(m, run);
 	m->small_live++;
 	m->small_used += sc->size;
 	m->small_cached -= sc->size;
 	*usable = sc->size;
-	return (int64_t)(run->r + sc->first + i * sc->size);
+	return (int64_t)(run->r + sc->first + (uint64_t)i * sc->size);
 }
 
-/* Free an allocation of either tier (@size: the block size in the heap). */
+/*
+ * Free an allocation of either tier (@size: the block size in the heap).
+ * A slot of the thread's current run lowers its hint; a full run goes
+ * back on its list; a listed run that empties goes back to the page heap.
+ */
 static void m_free_any(struct model *m, uint64_t off, uint64_t size)
 {
 	struct mrun *run = m_run_of(m, off);
@@ -381,27 +438,28 @@ static void m_free_any(struct model *m, uint64_t off, uint64_t size)
 	i = (off - run->r - sc->first) / sc->size;
 	CHECK(run->map[i / 64] & (1ULL << (i % 64)));
 	run->map[i / 64] &= ~(1ULL << (i % 64));
-	if (run->nfree++ == 0)
-		m_list_push(m, run);
 	m->small_live--;
 	m->small_used -= sc->size;
 	m->small_cached += sc->size;
-	if (run->nfree == sc->nslots && (run->next || run->prev))
+	if (run->state == RUN_OWNED) {
+		if (i / 64 < m->hint[run->cls])
+			m->hint[run->cls] = (unsigned int)(i / 64);
+	} else if (m_run_empty(run)) {
 		m_run_release(m, run);
+	} else if (run->state == RUN_FULL) {
+		m_list_push(m, run);
+	}
 }
 
-/* shmk_shrink() first gives every empty run back. */
+/*
+ * shmk_shrink() first gives back every empty run: the thread's current
+ * ones and the listed ones.
+ */
 static void m_trim(struct model *m)
 {
-	for (unsigned int c = 0; c < SHMK_NCLASSES; c++) {
-		struct mrun *run = m->head[c], *next;
-
-		for (; run; run = next) {
-			next = run->next;
-			if (run->nfree == shmk__small_classes[c].nslots)
-				m_run_release(m, run);
-		}
-	}
+	for (size_t i = m->nruns; i-- > 0;)
+		if (m_run_empty(m->runs[i]))
+			m_run_release(m, m->runs[i]);
 }
 
 /* The figures shmk_stats() gives for the model's state. */

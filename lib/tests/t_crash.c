@@ -307,7 +307,7 @@ static void clean(struct shmk *h)
 	/* Only the directory's table is left (it may have grown). */
 	CHECK_EQ(st.used_bytes, blk_size(shmk__rd(h, h->hdr->dir_table - 8)));
 	/* Every slot is free; trimming gives every run back. */
-	CHECK_EQ(st.cached_bytes, h->hdr->small_cached);
+	CHECK_EQ(st.cached_bytes, h->hdr->small_bytes);
 	CHECK_OK(shmk_shrink(h, shmk_size(h)));
 	CHECK_OK(shmk_check(h));
 	CHECK_OK(shmk_stats(h, &st));

@@ -250,8 +250,11 @@ int main(void)
 		check_stats(h, &m, 0);
 	}
 
-	/* All free: the heap shrinks back to what the directory needs. */
-	CHECK_OK(shmk_shrink(h, 0));
+	/*
+	 * All free: the heap shrinks back to what the directory and the run
+	 * map with the thread heaps need.
+	 */
+	CHECK_OK(shmk_shrink(h, SHMK_HEAP_START + (64 << 10)));
 	m_trim(&m);
 	CHECK_EQ(m.nruns, 0);
 	CHECK(shmk_size(h) < 256 << 10);

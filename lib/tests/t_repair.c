@@ -37,14 +37,20 @@ static int corrupt_and_die(void *arg)
 			}
 		h->hdr->bin_map = ~0ULL;
 		h->hdr->free_blocks += 7;
-		/* Lose the small tier's lists and garble a run's count. */
+		/*
+		 * Lose the small tier's lists, a thread heap's runs, and
+		 * garble a counter.
+		 */
 		for (unsigned int i = 0; i < SHMK_NCLASSES; i++)
-			if (h->hdr->runs[i]) {
-				((struct shmk_run *)(h->base +
-						     h->hdr->runs[i]))->nfree += 5;
-				h->hdr->runs[i] = 0;
-			}
-		h->hdr->small_live += 3;
+			h->hdr->runs[i] = 0;
+		for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
+			struct shmk_theap *th = (struct shmk_theap *)
+				(h->base + h->hdr->theaps) + i;
+
+			for (unsigned int c = 0; c < SHMK_NCLASSES; c += 2)
+				th->run[c] = 0;
+		}
+		h->hdr->small_bytes += 3;
 	} else {
 		/* A block header in the middle of the heap. */
 		*shmk__w(h, victim) = 0x1234;

@@ -17,6 +17,8 @@
 
 #define HEAP0		SHMK_HEAP_START
 #define BLK(n)		shmk__blk_size_for(n)
+/* The run map's block: the map, then the thread heaps, 64-byte aligned */
+#define META(max)	BLK(small_meta_bytes(max))
 
 struct expect {
 	uint64_t total, heap, used, free, nfree, largest, live, named, clients;
@@ -101,7 +103,7 @@ static void snapshot_under_resizes(struct shmk *h)
 			sched_yield();
 		CHECK_OK(shmk_stats(h, &st));
 		CHECK_EQ(st.total_size, st.heap_size + HEAP0);
-		CHECK_EQ(st.used_bytes + st.free_bytes + 16 + BLK(1024),
+		CHECK_EQ(st.used_bytes + st.free_bytes + 16 + META(64 << 20),
 			 st.heap_size);
 		moved += st.total_size != base;
 	}
@@ -114,8 +116,11 @@ static void snapshot_under_resizes(struct shmk *h)
 int main(void)
 {
 	const uint64_t size = 1 << 20, table = BLK(64 * 16);
-	/* The run map: a byte per 64 KiB of the 64 MiB reservation */
-	const uint64_t map = BLK(1024);
+	/*
+	 * The run map, a byte per 64 KiB of the 64 MiB reservation, and the
+	 * thread heaps, 64-byte aligned after it
+	 */
+	const uint64_t map = META(64 << 20);
 	const uint64_t S = SMALL_MAX + 1;	/* the page heap's */
 	const uint64_t ba = BLK(S), bb = BLK(S + 40), bc = BLK(S + 41);
 	const uint64_t bd = BLK(S + 1000);
@@ -128,7 +133,7 @@ int main(void)
 
 	h = test_open(test_name("stats"), SHMK_CREATE, size, 64 << 20);
 	CHECK_EQ(table, 1040);
-	CHECK_EQ(map, 1040);
+	CHECK_EQ(map, 1024 + 48 + SHMK_THEAPS * 320 + 16);
 	CHECK_ERR(shmk_stats(h, NULL), EINVAL);
 	CHECK_ERR(shmk_stats(NULL, NULL), EINVAL);
 	snapshot_under_resizes(h);
