@@ -30,6 +30,13 @@ extern "C" {
 #define SHMK_EXCL	(1 << 1)	/* with SHMK_CREATE: fail if present */
 #define SHMK_RDONLY	(1 << 2)	/* a reader: read-only mapping */
 #define SHMK_WRITER	(1 << 3)	/* the one exclusive writer */
+#define SHMK_IMAGE_ONLY	(1 << 4)	/* with SHMK_CREATE and opts.image:
+					   fail unless the image loads */
+
+/* shmk_origin() */
+#define SHMK_ORIGIN_CREATED	1	/* created empty by this open */
+#define SHMK_ORIGIN_IMAGE	2	/* created from opts.image */
+#define SHMK_ORIGIN_ATTACHED	3	/* it existed: attached to it */
 
 /* Segment names: 1..63 printable bytes without '/'. */
 #ifndef SHMK_NAME_MAX
@@ -62,9 +69,16 @@ struct shmk_opts {
 	size_t max_size;		/* reservation; default max(1 GiB, size) */
 	mode_t mode;			/* permission bits; default 0600 */
 	const char *client_name;	/* descriptive name; default comm */
-	const char *backend;		/* "kernel", "memfd"; default: see
-					   shmk_open(3) */
-	uint64_t reserved[4];		/* zero */
+	const char *backend;		/* "kernel", "memfd", "file";
+					   default: see shmk_open(3) */
+	union {				/* 8 bytes on every ABI */
+		const char *image;	/* image path: see shmk_open(3) */
+		uint64_t image_u64_;
+	};
+	uint64_t schema;		/* the application's layout version,
+					   saved in and checked against
+					   images */
+	uint64_t reserved[2];		/* zero */
 };
 
 struct shmk_client {
@@ -106,6 +120,13 @@ int shmk_grow(struct shmk *shmk, size_t size);
 int shmk_shrink(struct shmk *shmk, size_t size);
 const char *shmk_backend(const struct shmk *shmk);
 int shmk_at_common_base(const struct shmk *shmk);
+int shmk_origin(const struct shmk *shmk);
+
+/* Images: a segment in a file (see shmk_save(3)) */
+int shmk_save(struct shmk *shmk, const char *path);
+int shmk_image_check(const char *path, uint64_t schema, char *why,
+		     size_t len);
+int shmk_sync(struct shmk *shmk);
 
 /* Clients */
 int shmk_clients(struct shmk *shmk, struct shmk_client *out, size_t max);

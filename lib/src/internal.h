@@ -84,6 +84,9 @@ struct shmk {
 	bool free_index_changed;	/* since the last publication */
 	char name[SHMK_NAME_MAX];
 	char client_name[SHMK_CLIENT_NAME_MAX];
+	int origin;			/* SHMK_ORIGIN_* */
+	uint64_t schema;		/* opts.schema, for shmk_save() */
+	char *file_path;		/* file backend: the segment's file */
 
 	union {
 		struct {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "internal.h"
 #include "small.h"
 
@@ -23,7 +24,8 @@
 #define SIZE_LIMIT		(1ULL << 43)	/* SHMK_SIZE_LIMIT */
 #define READY_TIMEOUT_NS	(5ULL * 1000000000ULL)
 
-#define OPEN_FLAGS	(SHMK_CREATE | SHMK_EXCL | SHMK_RDONLY | SHMK_WRITER)
+#define OPEN_FLAGS	(SHMK_CREATE | SHMK_EXCL | SHMK_RDONLY | SHMK_WRITER | \
+			 SHMK_IMAGE_ONLY)
 
 static bool printable(const char *s, size_t n)
 {
@@ -68,6 +70,8 @@ static const struct shmk_backend *pick_backend(const char *want)
 	/* "memfd": the posix backend's first name, for existing users. */
 	if (!strcmp(want, shmk__backend_memfd.name) || !strcmp(want, "memfd"))
 		return &shmk__backend_memfd;
+	if (!strcmp(want, shmk__backend_file.name))
+		return &shmk__backend_file;
 	return NULL;
 }
 
@@ -172,18 +176,27 @@ void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
 	return p;
 }
 
-/* Wait (bounded) for the creator to publish the header. */
+/*
+ * Wait (bounded) for the creator to publish the header. While it loads an
+ * image, the bound runs from its last progress (tx_arg, image.c).
+ */
 int shmk__wait_ready(const uint64_t *magic)
 {
-	uint64_t deadline = 0;
+	const struct shmk_hdr *hd = (const struct shmk_hdr *)magic;
+	uint64_t deadline = 0, progress = 0;
 
 	for (unsigned int i = 0;; i++) {
 		uint64_t m = __atomic_load_n(magic, __ATOMIC_ACQUIRE);
 
 		if (m == SHMK_HDR_MAGIC)
 			return 0;
-		if (m != 0)
+		if (m == SHMK_HDR_LOADING &&
+		    READ_ONCE(hd->tx_arg) != progress) {
+			progress = READ_ONCE(hd->tx_arg);
+			deadline = 0;
+		} else if (m != 0 && m != SHMK_HDR_LOADING) {
 			return -EPROTO;		/* not a shmk segment */
+		}
 		if (i < 100) {
 			sched_yield();
 			continue;
@@ -256,6 +269,7 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 {
 	SHMK_KEEP_ERRNO;
 	static const struct shmk_opts defaults;
+	struct shmk_img_load ld = { .fd = -1 };
 	const struct shmk_backend *be;
 	uint64_t size, max, ps;
 	bool created = false, named = false;
@@ -277,6 +291,9 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		return r;
 	if (opts->mode & ~0777U)
 		return -EINVAL;
+	if ((flags & SHMK_IMAGE_ONLY) &&
+	    (!(flags & SHMK_CREATE) || !opts->image))
+		return -EINVAL;
 
 	size = opts->size ? opts->size : DEFAULT_SIZE;
 	max = opts->max_size;
@@ -295,10 +312,17 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	be = pick_backend(opts->backend);
 	if (!be)
 		return -EINVAL;
+	/* An image to create it from: checked now, loaded if we create it. */
+	r = shmk__image_open_prep(be, flags, opts, &ld, &size, &max);
+	if (r)
+		return r;
 	h = calloc(1, sizeof(*h));
-	if (!h)
+	if (!h) {
+		shmk__image_release(&ld);
 		return -ENOMEM;
+	}
 	h->be = be;
+	h->schema = opts->schema;
 	h->flags = flags;
 	h->rdonly = flags & SHMK_RDONLY;
 	h->page_size = ps;
@@ -316,13 +340,32 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		created = false;
 		r = be->attach(h, name, flags, opts, size, max, &created);
 		if (r) {
+			shmk__image_release(&ld);
 			free(h);
 			return r;
 		}
 		h->hdr = (struct shmk_hdr *)h->base;
 		h->log = (struct shmk_log_entry *)(h->base + SHMK_LOG_OFF);
 		named = !created || !be->publish;
-		r = created ? init_segment(h, size) : validate_segment(h);
+		if (created && ld.fd >= 0) {
+			r = shmk__image_load(h, &ld);
+			shmk__image_release(&ld);
+			h->origin = r ? 0 : SHMK_ORIGIN_IMAGE;
+			if (r && !(flags & SHMK_IMAGE_ONLY)) {
+				/* Damaged data: start again, empty. */
+				be->detach(h);
+				if (named)
+					be->unlink(name);
+				memset(&h->m, 0, sizeof(h->m));
+				shmk__image_open_prep(be, 0, opts, &ld, &size,
+						      &max);
+				continue;
+			}
+		} else {
+			shmk__image_release(&ld);
+			r = created ? init_segment(h, size)
+				    : validate_segment(h);
+		}
 		if (r || named)
 			break;
 		/* Whole: only now does the name lead to it. */
@@ -343,6 +386,8 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	 */
 	if (!r && named)
 		r = name_free_elsewhere(be, name);
+	if (!r && !h->origin)
+		h->origin = created ? SHMK_ORIGIN_CREATED : SHMK_ORIGIN_ATTACHED;
 	if (!r)
 		r = be->attached(h);
 	if (!r && !h->rdonly && !created) {
@@ -422,6 +467,11 @@ const char *shmk_backend(const struct shmk *h)
 int shmk_at_common_base(const struct shmk *h)
 {
 	return h ? h->at_common_base : -EINVAL;
+}
+
+int shmk_origin(const struct shmk *h)
+{
+	return h ? h->origin : -EINVAL;
 }
 
 uint64_t shmk_off(const struct shmk *h, const void *ptr)
