@@ -2,7 +2,9 @@
 /*
  * grow_demo: one process grows a shared heap while three peers use it.
  *
- *   grow_demo [kernel|memfd ...]   default: kernel, then memfd
+ *   grow_demo [kernel|posix ...]   default: kernel (if /dev/shmk exists),
+ *                                  then posix
+ *   grow_demo --help
  *
  * For each backend, a grower creates a 1 MiB libshmk segment and three
  * peers attach to it. The grower then allocates a 64 MiB block, which no
@@ -14,7 +16,7 @@
  *
  * With the kernel backend (/dev/shmk) the module installed the new pages in
  * every peer before the growth returned: the peers take no fault at all.
- * With the memfd backend (POSIX shared memory grown by ftruncate, what
+ * With the posix backend (POSIX shared memory grown by ftruncate, what
  * applications do today) every peer faults every page in.
  */
 #include <errno.h>
@@ -39,9 +41,33 @@ struct published {
 	uint64_t len;
 };
 
+#define PROG		"grow_demo"
+
+/* One line on what to do about the most likely failures. */
+static const char *hint(int err)
+{
+	switch (err) {
+	case ENODEV:
+		return "load shmk.ko (modprobe shmk), or set SHMK_BACKEND=posix";
+	case EACCES:
+		return "no access to /dev/shmk or the segment: see its mode, "
+		       "or set SHMK_BACKEND=posix";
+	case EADDRINUSE:
+		return "the other backend has a segment of that name: use the "
+		       "same SHMK_BACKEND everywhere, or unlink it";
+	case ENOENT:
+		return "no such segment: start its creator first";
+	default:
+		return NULL;
+	}
+}
+
 static void die(const char *what, int err)
 {
-	fprintf(stderr, "grow_demo: %s: %s\n", what, strerror(err));
+	const char *h = hint(err);
+
+	fprintf(stderr, "%s: %s: %s%s%s\n", PROG, what, strerror(err),
+		h ? "; " : "", h ? h : "");
 	exit(1);
 }
 
@@ -179,18 +205,45 @@ static void run(const char *backend)
 		die("shmk_unlink", -r);
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: grow_demo [kernel|posix ...]\n"
+		"\n"
+		"Grow a shared heap by 64 MiB while three peers use it, on each\n"
+		"backend given (default: kernel if /dev/shmk exists, then posix),\n"
+		"and count the page faults the peers take on the new memory.\n"
+		"The kernel backend needs shmk.ko loaded; posix needs nothing.\n");
+}
+
 int main(int argc, char **argv)
 {
-	static const char *const all[] = { "kernel", "memfd" };
 	int i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "kernel") && strcmp(argv[i], "posix") &&
+		    strcmp(argv[i], "memfd")) {
+			fprintf(stderr, "grow_demo: unknown backend '%s'\n",
+				argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
 	if (argc > 1) {
 		for (i = 1; i < argc; i++)
 			run(argv[i]);
 		return 0;
 	}
-	for (i = 0; i < 2; i++)
-		run(all[i]);
+	if (access("/dev/shmk", F_OK) == 0)
+		run("kernel");
+	else
+		printf("kernel backend: skipped, no /dev/shmk (load shmk.ko to "
+		       "compare)\n");
+	run("posix");
 	return 0;
 }

@@ -5,13 +5,14 @@
  *   heap_demo                     run a producer and a consumer (forked)
  *   heap_demo producer [SEGMENT]  run only the producer
  *   heap_demo consumer [SEGMENT]  run only the consumer
+ *   heap_demo --help
  *
  * The producer creates a small segment, allocates a linked list of records
  * (linked by offsets, which are valid in every process), which makes the
  * heap grow, and publishes the list under the name "demo/list". The
  * consumer attaches, finds the list by name, walks it and prints it, then
  * tells the producer it is done. Either backend works: /dev/shmk when the
- * module is loaded, POSIX shared memory otherwise (or SHMK_BACKEND=memfd).
+ * module is loaded, POSIX shared memory otherwise (or SHMK_BACKEND=posix).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -39,9 +40,33 @@ struct list {
 	uint32_t done;			/* set by the consumer (release) */
 };
 
+#define PROG		"heap_demo"
+
+/* One line on what to do about the most likely failures. */
+static const char *hint(int err)
+{
+	switch (err) {
+	case ENODEV:
+		return "load shmk.ko (modprobe shmk), or set SHMK_BACKEND=posix";
+	case EACCES:
+		return "no access to /dev/shmk or the segment: see its mode, "
+		       "or set SHMK_BACKEND=posix";
+	case EADDRINUSE:
+		return "the other backend has a segment of that name: use the "
+		       "same SHMK_BACKEND everywhere, or unlink it";
+	case ENOENT:
+		return "no such segment: start its creator first";
+	default:
+		return NULL;
+	}
+}
+
 static void die(const char *what, int err)
 {
-	fprintf(stderr, "heap_demo: %s: %s\n", what, strerror(err));
+	const char *h = hint(err);
+
+	fprintf(stderr, "%s: %s: %s%s%s\n", PROG, what, strerror(err),
+		h ? "; " : "", h ? h : "");
 	exit(1);
 }
 
@@ -168,13 +193,22 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	snprintf(name, sizeof(name), "heap-demo-%d", (int)getpid());
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("Usage: heap_demo [producer|consumer] [SEGMENT]\n"
+		       "\n"
+		       "Share a heap and a named linked list between a producer\n"
+		       "and a consumer (both, forked, by default). The backend is\n"
+		       "/dev/shmk when shmk.ko is loaded, POSIX shared memory\n"
+		       "otherwise; SHMK_BACKEND=kernel or posix chooses.\n");
+		return 0;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "producer"))
 		return producer(argc >= 3 ? argv[2] : "heap-demo");
 	if (argc >= 2 && !strcmp(argv[1], "consumer"))
 		return consumer(argc >= 3 ? argv[2] : "heap-demo");
 	if (argc >= 2) {
 		fprintf(stderr, "usage: heap_demo [producer|consumer] "
-				"[SEGMENT]\n");
+				"[SEGMENT] (--help)\n");
 		return 2;
 	}
 
