@@ -32,6 +32,10 @@
 #                        shmkctl in a VM booted on that root
 #   make check-kselftest the selftests as the kselftest target "shmk" of a
 #                        kernel tree (linux-source-6.1), in a VM
+#   make fuzz            the coverage-guided uapi fuzzer (fuzz/shmk-fuzz,
+#                        10^6 calls) on the debug kernel with KCOV, in a VM
+#   make fuzz-blind      the fuzzer without coverage on KVER, FUZZ_SECONDS
+#   make fuzz-trinity    Debian's trinity against /dev/shmk, FUZZ_SECONDS
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
@@ -67,7 +71,7 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
 	check-install print-kver check-dkms dist debs lint-debs check-packages \
-	check-kselftest
+	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity
 
 all: modules
 
@@ -120,6 +124,7 @@ HOST_SUITES ?= libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd lib/tests/
 	install="tools/check-install $(CHECK_INSTALL_ARGS)" \
 	dkms=tools/check-dkms
 VM_SUITES ?= kselftests=selftests/run.sh netlink=selftests/netlink/run.sh \
+	fuzz-blind="fuzz/run.sh -b -d 90 -c fuzz/corpus" \
 	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
 # Segments have 2 MiB pages by default; a second boot loads the module with
 # huge_pages=0 (4 KiB pages only) and runs the kernel selftests and the
@@ -135,7 +140,7 @@ check: deps
 check-build: modules userspace
 
 # Everything but the module (the same binaries serve every kernel).
-userspace: selftests lib-tests shmkctl examples
+userspace: selftests lib-tests shmkctl examples fuzz-build
 
 # The rig's own checks (dmesg clean, rmmod, nothing left allocated) count as
 # one more test; the grand total is the last line.
@@ -202,6 +207,37 @@ check-debug: deps
 		VM_SUITES_4K='kselftests-4k=selftests/run.sh' \
 		VM_KERNEL="$$(tools/kernels/build-debug --print-image)" \
 		VM_MODULE=$(PROJECT)/build/ko/debug/kmod/shmk.ko
+
+# The uapi fuzzer (fuzz/shmk-fuzz.c). make fuzz: on the debug kernel, with
+# the module built with KCOV_INSTRUMENT=y so that KCOV traces its code (and
+# only its code: the debug kernel has KCOV_INSTRUMENT_ALL off), FUZZ_CALLS
+# calls; new inputs join fuzz/corpus/. fuzz/run.sh fails on any kernel
+# report, the VM rig on anything left allocated, a failed rmmod or a
+# kmemleak report.
+FUZZ_CALLS ?= 1000000
+FUZZ_SECONDS ?= 300
+FUZZ_ARGS ?=
+fuzz-build:
+	$(MAKE) -C fuzz
+
+fuzz: deps fuzz-build
+	tools/kernels/build-debug --install-deps
+	tools/kernels/build-debug
+	tools/build-module "$$(tools/kernels/build-debug --print-kdir)" \
+		build/ko/fuzz W=1 KCOV_INSTRUMENT=y
+	$(PROJECT)/tools/vm/run --timeout $(DEBUG_VM_TIMEOUT) \
+		--kernel "$$(tools/kernels/build-debug --print-image)" \
+		--module $(PROJECT)/build/ko/fuzz/kmod/shmk.ko \
+		--log build/vm/fuzz.log \
+		-- 'fuzz/run.sh -n $(FUZZ_CALLS) -c fuzz/corpus -o fuzz/corpus $(FUZZ_ARGS)'
+
+fuzz-blind: modules fuzz-build
+	$(VM_RUN) --log build/vm/fuzz-blind.log \
+		-- 'fuzz/run.sh -b -d $(FUZZ_SECONDS) -c fuzz/corpus $(FUZZ_ARGS)'
+
+fuzz-trinity: deps modules
+	$(VM_RUN) --log build/vm/fuzz-trinity.log \
+		-- 'fuzz/run.sh --trinity $(FUZZ_SECONDS)'
 
 demo: deps
 	$(MAKE) modules examples

@@ -37,6 +37,10 @@ PACKAGES=(
 	debhelper
 	lintian
 	git
+	# make fuzz-trinity (a blind second fuzzer) and make coverage (lcov,
+	# genhtml).
+	trinity
+	lcov
 )
 SRC_TAR=/usr/src/linux-source-6.1.tar.xz
 SRC_DIR=/usr/src/linux-source-6.1
