@@ -384,7 +384,7 @@ static int prepare_fd(int fd, uint64_t fsize, uint64_t schema, bool live_ok,
 	r = shmk__image_check_hdr(&ld->ih, fsize, schema, live_ok, why, len);
 	if (r)
 		return r;
-	ld->meta = malloc(SHMK_IMG_META_LEN);
+	ld->meta = aligned_alloc(64, SHMK_IMG_META_LEN);
 	if (!ld->meta)
 		return why_set(why, len, -ENOMEM, "out of memory");
 	r = pread_full(fd, ld->meta, SHMK_IMG_META_LEN, ld->ih.data_off);
@@ -719,7 +719,7 @@ static int save_schema(struct shmk *h, const char *path, uint64_t schema)
 	memset(&s, 0, sizeof(s));
 	s.ih.schema = schema;
 	s.ih.data_off = h->page_size;
-	s.meta = malloc(SHMK_IMG_META_LEN);
+	s.meta = aligned_alloc(64, SHMK_IMG_META_LEN);
 	if (!s.meta)
 		return -ENOMEM;
 	save_step(1);

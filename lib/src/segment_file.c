@@ -104,7 +104,7 @@ static int full_io(int fd, void *buf, size_t n, uint64_t off, bool wr)
 static int write_header(struct shmk *h, bool live)
 {
 	struct shmk_image_hdr ih;
-	uint8_t *meta = malloc(SHMK_IMG_META_LEN);
+	uint8_t *meta = aligned_alloc(64, SHMK_IMG_META_LEN);
 	int r;
 
 	if (!meta)

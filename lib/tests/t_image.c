@@ -102,7 +102,8 @@ static void same_stats(struct shmk *a, struct shmk *b)
 static void same_segment(struct shmk *a, struct shmk *b, struct obj *o)
 {
 	const struct shmk_hdr *ha = shmk_base(a), *hb = shmk_base(b);
-	uint8_t ma[SHMK_IMG_META_LEN], mb[SHMK_IMG_META_LEN];
+	uint8_t ma[SHMK_IMG_META_LEN] __attribute__((aligned(64)));
+	uint8_t mb[SHMK_IMG_META_LEN] __attribute__((aligned(64)));
 
 	CHECK_EQ(ha->heap_end, hb->heap_end);
 	CHECK(!memcmp((uint8_t *)ha + SHMK_HEAP_START,
