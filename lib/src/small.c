@@ -609,12 +609,25 @@ uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size)
  */
 int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 {
-	struct shmk_run *run = (struct shmk_run *)small_run_ok(h, r);
-	int64_t i = run ? small_slot(run, r, off) : -1;
-	uint64_t bit, old, st;
+	struct shmk_run *run = run_at(h, r);
+	uint32_t cls = READ_ONCE(run->cls);
+	const struct shmk_small_class *sc;
+	uint64_t bit, old, st, d, i;
 	unsigned int w;
 
-	if (i < 0)
+	/*
+	 * The run map said @r starts a run: its magic and class suffice, the
+	 * class table gives the rest (what small_run_ok() checks against).
+	 */
+	if (unlikely(cls >= SHMK_NCLASSES ||
+		     READ_ONCE(run->magic) != (RUN_MAGIC ^ r)))
+		return -EINVAL;
+	sc = &shmk__small_classes[cls];
+	if (unlikely(off < r + sc->first))
+		return -EINVAL;
+	d = off - r - sc->first;
+	i = (d * sc->recip) >> RUN_RECIP_SHIFT;
+	if (unlikely(i >= sc->nslots || i * sc->size != d))
 		return -EINVAL;
 	w = (unsigned int)(i / 64);
 	bit = 1ULL << (i % 64);
@@ -628,8 +641,8 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 		if (tc.h == h && tc.base == h->base &&
 		    st >> RUN_OWNER_SHIFT == tc.idx &&
 		    READ_ONCE(tc.th->owner) == my_tag &&
-		    w < tc.th->hint[run->cls])
-			tc.th->hint[run->cls] = (uint8_t)w;
+		    w < tc.th->hint[cls])
+			tc.th->hint[cls] = (uint8_t)w;
 		return 0;
 	}
 	if (st != RUN_FULL && (st != RUN_LISTED ||
