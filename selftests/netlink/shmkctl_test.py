@@ -184,12 +184,12 @@ def test_json_matches_reality():
         shmkctl("unlink", "t-json-gone")
         t1 = time.time_ns()
 
-        segs = {s["name"]: s for s in sjson("list") if s["name"] in names}
+        segs = {s["segment"]: s for s in sjson("list") if s["segment"] in names}
         check_eq(set(names), set(segs), "segments listed")
         sa, sb, sg = segs["t-json-a"], segs["t-json-b"], segs["t-json-gone"]
-        check_eq(a.seg, sa["id"], "id of a")
-        check_eq(c.seg, sb["id"], "id of b")
-        check_eq(d.seg, sg["id"], "id of the unlinked segment")
+        check_eq(a.seg, sa["segment_id"], "id of a")
+        check_eq(c.seg, sb["segment_id"], "id of b")
+        check_eq(d.seg, sg["segment_id"], "id of the unlinked segment")
         expect = {"size": 131072, "max_size": 1048576, "pages": 131072 // PAGE,
                   "nr_clients": 2, "uid": 0, "gid": 0, "mode": "0640",
                   "generation": 1, "linked": True}
@@ -206,14 +206,14 @@ def test_json_matches_reality():
 
         cl = [x for x in sjson("clients") if x["segment"] in names]
         check_eq(4, len(cl), "clients listed")
-        byname = {x["name"]: x for x in cl}
+        byname = {x["client"]: x for x in cl}
         for h, n, seg, flags in ((a, "alpha", "t-json-a", ["writer"]),
                                  (b, "beta", "t-json-a", ["rdonly"]),
                                  (c, "gamma", "t-json-b", []),
                                  (d, "delta", "t-json-gone", [])):
             x = byname[n]
             check_eq(h.pid, x["pid"], n + " pid")
-            check_eq(h.client, x["id"], n + " client id")
+            check_eq(h.client, x["client_id"], n + " client id")
             check_eq(h.seg, x["segment_id"], n + " segment id")
             check_eq(seg, x["segment"], n + " segment name")
             check_eq(flags, x["flags"], n + " flags")
@@ -221,12 +221,12 @@ def test_json_matches_reality():
             check(t0 - 10**9 <= x["attach_time_ns"] <= t1 + 10**9, n + " attach time")
 
         only = sjson("clients", "t-json-a")
-        check_eq([a.client, b.client], [x["id"] for x in only], "clients of t-json-a")
+        check_eq([a.client, b.client], [x["client_id"] for x in only], "clients of t-json-a")
 
         show = sjson("show", "t-json-a")
-        check_eq(a.seg, show["id"], "show id")
+        check_eq(a.seg, show["segment_id"], "show id")
         check_eq(131072, show["size"], "show size")
-        check_eq(["alpha", "beta"], [x["name"] for x in show["clients"]], "show clients")
+        check_eq(["alpha", "beta"], [x["client"] for x in show["clients"]], "show clients")
 
         # The people's view: aligned columns, IEC sizes.
         out = shmkctl("list").stdout.splitlines()
@@ -254,11 +254,11 @@ def test_many_segments():
         with Param("max_segments", n + 64):
             h.cmd("create-many t-many- %d 4096 65536 0600" % n)
             try:
-                segs = [s for s in sjson("list") if s["name"].startswith("t-many-")]
+                segs = [s for s in sjson("list") if s["segment"].startswith("t-many-")]
                 check_eq(n, len(segs), "segments listed")
                 check_eq(set("t-many-%d" % i for i in range(n)),
-                         set(s["name"] for s in segs), "names")
-                ids = [s["id"] for s in segs]
+                         set(s["segment"] for s in segs), "names")
+                ids = [s["segment_id"] for s in segs]
                 check_eq(sorted(set(ids)), ids, "ids unique and ascending")
                 check(all(s["size"] == 4096 and s["pages"] == 4096 // PAGE for s in segs),
                       "sizes")
@@ -415,7 +415,7 @@ def test_permissions():
         r = Helper().attach("t-perm-root create 65536 65536 0666 cname rootc")
         helpers.append(r)
         # Anyone may look.
-        segs = [s for s in sjson("list", prefix=NOBODY) if s["name"] == "t-perm-root"]
+        segs = [s for s in sjson("list", prefix=NOBODY) if s["segment"] == "t-perm-root"]
         check_eq(1, len(segs), "nobody sees the root segment")
 
         for args in (["unlink", "t-perm-root"], ["kick", "t-perm-root", str(r.client)]):
@@ -468,7 +468,7 @@ def test_visibility():
         pub = Helper().attach("t-vis-pub create 65536 65536 0644 cname pubc").map()
         helpers += [priv, pub]
 
-        seen = [s["name"] for s in sjson("list", prefix=NOBODY)]
+        seen = [s["segment"] for s in sjson("list", prefix=NOBODY)]
         check("t-vis-pub" in seen, "nobody sees the 0644 segment: %r" % seen)
         check("t-vis-priv" not in seen, "nobody sees the 0600 segment: %r" % seen)
         for args in (["show", "t-vis-priv"], ["clients", "t-vis-priv"],
@@ -477,12 +477,12 @@ def test_visibility():
             check("segment not found" in res.stderr,
                   "nobody %s: %s" % (" ".join(args), res.stderr.strip()))
         cl = sjson("clients", prefix=NOBODY)
-        check_eq(["pubc"], [c["name"] for c in cl if c["segment"].startswith("t-vis-")],
+        check_eq(["pubc"], [c["client"] for c in cl if c["segment"].startswith("t-vis-")],
                  "clients nobody sees")
-        check_eq(0, [c for c in cl if c["name"] == "pubc"][0]["base_addr"],
+        check_eq(0, [c for c in cl if c["client"] == "pubc"][0]["base_addr"],
                  "no mapping address for nobody")
         # Root (CAP_SYS_ADMIN) sees both, with the addresses.
-        cl = {c["name"]: c for c in sjson("clients")}
+        cl = {c["client"]: c for c in sjson("clients")}
         check_eq(pub.base, cl["pubc"]["base_addr"], "root sees the address")
         check_eq(priv.base, cl["privc"]["base_addr"], "root sees the address")
 
@@ -521,7 +521,7 @@ def test_kick_sigbus():
         c.cmd("write 200000 33")
         check_eq("ok 33", a.cmd("read 200000"), "a sees c's write in the new range")
         check_eq("sigbus", b.cmd("read 200000", ok=False), "kicked, new range")
-        check_eq([a.client, c.client], [x["id"] for x in sjson("clients", "t-kick")],
+        check_eq([a.client, c.client], [x["client_id"] for x in sjson("clients", "t-kick")],
                  "clients after the kick")
         check_eq(2, sjson("show", "t-kick")["nr_clients"], "nr_clients")
 
@@ -531,6 +531,85 @@ def test_kick_sigbus():
         for h in helpers:
             h.close()
         cleanup(["t-kick"])
+
+
+SEGMENT_KEYS = {"segment_id", "segment", "linked", "size", "max_size", "pages",
+                "nr_clients", "uid", "gid", "mode", "generation", "ctime", "ctime_ns"}
+CLIENT_KEYS = {"segment_id", "segment", "client_id", "client", "pid", "flags",
+               "base_addr", "attach_time", "attach_time_ns"}
+
+
+def test_keys_and_ids():
+    """One set of JSON keys everywhere; segments addressed by id, unlinked too."""
+    w = Watch()
+    helpers = []
+    try:
+        w.sync()
+        t0 = time.time_ns()
+        a = Helper().attach("t-byid create 65536 1048576 0600 writer cname ia").map()
+        b = Helper().attach("t-byid cname ib").map()
+        helpers += [a, b]
+        t1 = time.time_ns()
+
+        # The same keys, meaning the same thing, in every command.
+        seg = [s for s in sjson("list") if s["segment"] == "t-byid"][0]
+        check_eq(SEGMENT_KEYS, set(seg), "list keys")
+        show = sjson("show", "t-byid")
+        check_eq(SEGMENT_KEYS | {"clients"}, set(show), "show keys")
+        check_eq(a.seg, show["segment_id"], "show segment_id")
+        for x in show["clients"] + sjson("clients") + sjson("clients", "t-byid"):
+            check_eq(CLIENT_KEYS, set(x), "client keys")
+        ev = [w.next() for _ in range(3)]
+        check_eq(["created", "attached", "attached"], [e["event"] for e in ev], "events")
+        for e in ev:
+            check(t0 - 10**9 <= e["time_ns"] <= time.time_ns(), "event time_ns")
+            check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", e["time"]),
+                  "event time: " + e["time"])
+            check_eq(a.seg, e["segment_id"], "event segment_id")
+            check_eq("t-byid", e["segment"], "event segment")
+        check_eq({"event", "time", "time_ns", "segment_id", "segment", "client_id",
+                  "client", "pid", "flags", "nr_clients", "actor_pid"}, set(ev[1]),
+                 "attached event keys")
+        cl = {x["client_id"]: x for x in show["clients"]}
+        for e in ev[1:]:
+            x = cl[e["client_id"]]
+            for k in ("segment_id", "segment", "client_id", "client", "pid", "flags"):
+                check_eq(x[k], e[k], "event and clients agree on " + k)
+        check(t0 - 10**9 <= seg["ctime_ns"] <= t1 + 10**9, "ctime_ns")
+
+        # By id: show, clients, kick, even once the name is gone.
+        sid = "id:%d" % a.seg
+        check_eq(show, sjson("show", sid), "show by id")
+        shmkctl("unlink", "t-byid")
+        res = shmkctl("show", "t-byid", check_rc=1)
+        check("segment not found" in res.stderr, "unlinked: no longer by name")
+        check_eq(False, sjson("show", sid)["linked"], "unlinked, by id")
+        check_eq([a.client, b.client], [x["client_id"] for x in sjson("clients", sid)],
+                 "clients by id")
+        shmkctl("kick", sid, str(b.client))
+        check_eq("sigbus", b.cmd("read 0", ok=False), "kicked by id")
+        check_eq([a.client], [x["client_id"] for x in sjson("clients", sid)],
+                 "clients after the kick by id")
+        res = shmkctl("unlink", sid, check_rc=1)
+        check("already unlinked" in res.stderr, "unlink of an unlinked id: " + res.stderr)
+        res = shmkctl("kick", "id:4000000000", "1", check_rc=1)
+        check("segment not found" in res.stderr, "kick of a missing id: " + res.stderr)
+        shmkctl("show", "id:x", check_rc=2)
+
+        # unlink by id; name: takes a name that looks like an id.
+        c = Helper().attach("t-byid2 create 65536 65536 0600 cname ic")
+        helpers.append(c)
+        shmkctl("unlink", "id:%d" % c.seg)
+        check_eq(False, sjson("show", "id:%d" % c.seg)["linked"], "unlinked by id")
+        d = Helper().attach("id:7 create 65536 65536 0600 cname id")
+        helpers.append(d)
+        check_eq(d.seg, sjson("show", "name:id:7")["segment_id"], "name:id:7")
+        shmkctl("unlink", "name:id:7")
+    finally:
+        w.stop()
+        for h in helpers:
+            h.close()
+        cleanup(["t-byid", "t-byid2", "name:id:7"])
 
 
 def test_namespaces():
@@ -562,7 +641,7 @@ def test_namespaces():
                              stdout=subprocess.PIPE, text=True, timeout=TIMEOUT, check=True)
         lines = out.stdout.splitlines()
         inner_pid = int([ln for ln in lines if re.match(r"^ok \d+$", ln)][0].split()[1])
-        cl = {x["name"]: x for x in json.loads([ln for ln in lines if ln.startswith("[")][0])}
+        cl = {x["client"]: x for x in json.loads([ln for ln in lines if ln.startswith("[")][0])}
         check_eq(0, cl["outer"]["pid"], "outside client seen from inside")
         check_eq(inner_pid, cl["inner"]["pid"], "inside client seen from inside")
         check(inner_pid < 10, "pid inside is small: %d" % inner_pid)
@@ -591,7 +670,8 @@ def test_cli_errors():
 
 
 TESTS = [test_json_matches_reality, test_many_segments, test_watch_events,
-         test_watch_count, test_permissions, test_visibility, test_kick_sigbus, test_namespaces,
+         test_watch_count, test_permissions, test_visibility, test_kick_sigbus,
+         test_keys_and_ids, test_namespaces,
          test_cli_errors]
 
 

@@ -2,11 +2,15 @@
 /*
  * shmkctl: administer shmk segments over the "shmk" generic netlink family.
  *
- *   shmkctl [--json] list | show NAME | clients [NAME] | watch [--count N]
- *   shmkctl unlink NAME | kick NAME CLIENT
+ *   shmkctl [--json] list | show SEG | clients [SEG] | watch [--count N]
+ *   shmkctl unlink SEG | kick SEG CLIENT
+ *
+ * SEG is a segment name, "id:N" for the segment with id N (linked or not),
+ * or "name:NAME" for a name that itself begins with "id:" or "name:".
  *
  * See shmkctl(8) and Documentation/admin-guide/shmkctl.rst.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -561,6 +565,31 @@ static int resolve_family(struct nl_sock *sk, const char *name,
 	return nl_request(sk, msg, st);
 }
 
+/*
+ * libshmk's posix backend keeps its segments in /dev/shm, out of the
+ * module's sight: say where, and how many there are now.
+ */
+static const char *posix_hint(void)
+{
+	static char buf[160];
+	struct dirent *d;
+	unsigned int n = 0;
+	DIR *dir = opendir("/dev/shm");
+
+	if (!dir)
+		return "";
+	while ((d = readdir(dir)))
+		if (!strncmp(d->d_name, "shmk.", 5))
+			n++;
+	closedir(dir);
+	if (!n)
+		return "";
+	snprintf(buf, sizeof(buf),
+		 "; %u segment%s of libshmk's posix backend in /dev/shm: ls -l /dev/shm/shmk.*",
+		 n, n == 1 ? "" : "s");
+	return buf;
+}
+
 static void nl_connect_shmk(struct nl_ctx *ctx)
 {
 	struct req_state st = { 0 };
@@ -573,8 +602,8 @@ static void nl_connect_shmk(struct nl_ctx *ctx)
 			err_msg("the generic netlink family \"%s\" is not visible in this network namespace (shmk serves the initial network namespace only)",
 				SHMK_GENL_NAME);
 		else
-			err_msg("the shmk module is not loaded (no generic netlink family \"%s\")",
-				SHMK_GENL_NAME);
+			err_msg("the shmk module is not loaded (no generic netlink family \"%s\")%s",
+				SHMK_GENL_NAME, posix_hint());
 		exit(EXIT_FAILURE);
 	}
 	if (st.error) {
@@ -604,6 +633,21 @@ static void put_name(struct nl_msg *msg, const char *name)
 		err_msg("out of memory");
 		exit(EXIT_FAILURE);
 	}
+}
+
+/* A segment as given on the command line: by name, or by id. */
+struct segref {
+	const char *name;	/* NULL: by id */
+	uint32_t id;
+	char label[SHMK_NAME_MAX + 16];	/* for messages */
+};
+
+static void put_segref(struct nl_msg *msg, const struct segref *ref)
+{
+	if (ref->name)
+		put_name(msg, ref->name);
+	else if (nla_put_u32(msg, SHMK_A_SEGMENT_ID, ref->id) < 0)
+		exit(EXIT_FAILURE);
 }
 
 /* --- the objects ---------------------------------------------------------- */
@@ -705,7 +749,7 @@ static void json_segment_fields(const struct segment *s)
 {
 	char t[64];
 
-	printf("\"id\":%u,\"name\":", s->id);
+	printf("\"segment_id\":%u,\"segment\":", s->id);
 	json_str(stdout, s->name);
 	printf(",\"linked\":%s,\"size\":%" PRIu64 ",\"max_size\":%" PRIu64
 	       ",\"pages\":%" PRIu64 ",\"nr_clients\":%u,\"uid\":%u,\"gid\":%u"
@@ -722,8 +766,9 @@ static void json_client(const struct client *c)
 
 	printf("{\"segment_id\":%u,\"segment\":", c->seg_id);
 	json_str(stdout, c->seg_name);
-	printf(",\"id\":%u,\"pid\":%u,\"name\":", c->id, c->pid);
+	printf(",\"client_id\":%u,\"client\":", c->id);
 	json_str(stdout, c->name);
+	printf(",\"pid\":%u", c->pid);
 	printf(",\"flags\":");
 	json_flags(stdout, c->flags);
 	printf(",\"base_addr\":%" PRIu64 ",\"attach_time\":\"%s\""
@@ -787,8 +832,8 @@ static int dump_segments(struct nl_ctx *ctx, struct list *l)
 	return 0;
 }
 
-/* Clients of the segment @name, of the segment @seg_id, or of all. */
-static int dump_clients(struct nl_ctx *ctx, const char *name, uint32_t seg_id,
+/* Clients of the segment @ref, or of all (@ref NULL). */
+static int dump_clients(struct nl_ctx *ctx, const struct segref *ref,
 			struct list *l)
 {
 	struct req_state st = { .on_msg = on_client, .arg = l };
@@ -796,13 +841,12 @@ static int dump_clients(struct nl_ctx *ctx, const char *name, uint32_t seg_id,
 	char what[128];
 
 	l->size = sizeof(struct client);
-	if (name)
-		put_name(msg, name);
-	else if (seg_id && nla_put_u32(msg, SHMK_A_SEGMENT_ID, seg_id) < 0)
-		exit(EXIT_FAILURE);
+	if (ref)
+		put_segref(msg, ref);
 	if (nl_request(ctx->sk, msg, &st)) {
-		if (name)
-			snprintf(what, sizeof(what), "clients of %s", name);
+		if (ref)
+			snprintf(what, sizeof(what), "clients of %s",
+				 ref->label);
 		else
 			snprintf(what, sizeof(what), "listing clients");
 		report(what, &st);
@@ -857,32 +901,49 @@ static int cmd_list(struct nl_ctx *ctx, const struct opts *o)
 				  s[i].linked ? "yes" : "no", when);
 		}
 		table_print(&t);
+		if (*posix_hint())
+			printf("(not listed%s)\n", posix_hint());
 	}
 	free(l.items);
 	return EXIT_SUCCESS;
 }
 
-static int cmd_show(struct nl_ctx *ctx, const struct opts *o, const char *name)
+/* The segment @ref, in @segs (one item); nonzero (reported) on failure. */
+static int get_segment(struct nl_ctx *ctx, const struct segref *ref,
+		       const char *verb, struct list *segs)
 {
-	struct list segs = { .size = sizeof(struct segment) };
-	struct req_state st = { .on_msg = on_segment, .arg = &segs };
+	struct req_state st = { .on_msg = on_segment, .arg = segs };
 	struct nl_msg *msg = shmk_msg(ctx, SHMK_CMD_SEGMENT_GET, 0);
-	struct list clients = { 0 };
-	const struct segment *s;
-	char what[128], a[64], b[64];
-	size_t i;
+	char what[128];
 
-	put_name(msg, name);
-	if (nl_request(ctx->sk, msg, &st) || segs.n != 1) {
-		snprintf(what, sizeof(what), "show %s", name);
+	segs->size = sizeof(struct segment);
+	put_segref(msg, ref);
+	if (nl_request(ctx->sk, msg, &st) || segs->n != 1) {
+		snprintf(what, sizeof(what), "%s %s", verb, ref->label);
 		if (!st.error)
 			st.error = -EPROTO;
 		report(what, &st);
-		return EXIT_FAILURE;
+		return -1;
 	}
+	return 0;
+}
+
+static int cmd_show(struct nl_ctx *ctx, const struct opts *o,
+		    const struct segref *ref)
+{
+	struct list segs = { 0 }, clients = { 0 };
+	struct segref by_id = { 0 };
+	const struct segment *s;
+	char a[64], b[64];
+	size_t i;
+
+	if (get_segment(ctx, ref, "show", &segs))
+		return EXIT_FAILURE;
 	s = segs.items;
 	/* By id: the segment we just described, even if unlinked meanwhile. */
-	if (dump_clients(ctx, NULL, s->id, &clients))
+	by_id.id = s->id;
+	snprintf(by_id.label, sizeof(by_id.label), "id:%u", s->id);
+	if (dump_clients(ctx, &by_id, &clients))
 		return EXIT_FAILURE;
 
 	if (o->json) {
@@ -926,13 +987,13 @@ static int cmd_show(struct nl_ctx *ctx, const struct opts *o, const char *name)
 }
 
 static int cmd_clients(struct nl_ctx *ctx, const struct opts *o,
-		       const char *name)
+		       const struct segref *ref)
 {
 	struct list l = { 0 };
 	const struct client *c;
 	size_t i;
 
-	if (dump_clients(ctx, name, 0, &l))
+	if (dump_clients(ctx, ref, &l))
 		return EXIT_FAILURE;
 	c = l.items;
 	if (o->json) {
@@ -953,32 +1014,56 @@ static int cmd_clients(struct nl_ctx *ctx, const struct opts *o,
 	return EXIT_SUCCESS;
 }
 
-static int cmd_unlink(struct nl_ctx *ctx, const char *name)
+/*
+ * SEGMENT_UNLINK takes a name only (an unlinked segment has none to
+ * remove): by id, look the name up first. Between the two requests the
+ * name could be unlinked and reused; the unlink then hits the new segment.
+ */
+static int cmd_unlink(struct nl_ctx *ctx, const struct segref *ref)
 {
-	struct nl_msg *msg = shmk_msg(ctx, SHMK_CMD_SEGMENT_UNLINK, 0);
+	struct nl_msg *msg;
 	struct req_state st = { 0 };
-	char what[128];
+	struct list segs = { 0 };
+	const struct segment *s;
+	char what[128], name[SHMK_NAME_MAX];
 
+	if (ref->name) {
+		snprintf(name, sizeof(name), "%s", ref->name);
+	} else {
+		if (get_segment(ctx, ref, "unlink", &segs))
+			return EXIT_FAILURE;
+		s = segs.items;
+		if (!s->linked) {
+			err_msg("unlink %s: the segment is already unlinked (it has no name to remove)",
+				ref->label);
+			free(segs.items);
+			return EXIT_FAILURE;
+		}
+		snprintf(name, sizeof(name), "%s", s->name);
+		free(segs.items);
+	}
+	msg = shmk_msg(ctx, SHMK_CMD_SEGMENT_UNLINK, 0);
 	put_name(msg, name);
 	if (nl_request(ctx->sk, msg, &st)) {
-		snprintf(what, sizeof(what), "unlink %s", name);
+		snprintf(what, sizeof(what), "unlink %s", ref->label);
 		report(what, &st);
 		return EXIT_FAILURE;
 	}
 	return EXIT_SUCCESS;
 }
 
-static int cmd_kick(struct nl_ctx *ctx, const char *name, uint32_t client)
+static int cmd_kick(struct nl_ctx *ctx, const struct segref *ref,
+		    uint32_t client)
 {
 	struct nl_msg *msg = shmk_msg(ctx, SHMK_CMD_CLIENT_KICK, 0);
 	struct req_state st = { 0 };
 	char what[128];
 
-	put_name(msg, name);
+	put_segref(msg, ref);
 	if (nla_put_u32(msg, SHMK_A_CLIENT_ID, client) < 0)
 		exit(EXIT_FAILURE);
 	if (nl_request(ctx->sk, msg, &st)) {
-		snprintf(what, sizeof(what), "kick %s %u", name, client);
+		snprintf(what, sizeof(what), "kick %s %u", ref->label, client);
 		report(what, &st);
 		return EXIT_FAILURE;
 	}
@@ -1014,13 +1099,26 @@ static const char *event_name(uint8_t cmd)
 	}
 }
 
+/* CLOCK_REALTIME now, in ns: when an event was received. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static void print_event_json(uint8_t cmd, struct nlattr **tb)
 {
 	char s[SHMK_CLIENT_NAME_MAX > SHMK_NAME_MAX ? SHMK_CLIENT_NAME_MAX :
 	       SHMK_NAME_MAX];
+	uint64_t t = now_ns();
+	char when[64];
 
-	printf("{\"event\":\"%s\",\"segment_id\":%u,\"segment\":",
-	       event_name(cmd) ?: "?", get_u32(tb, SHMK_A_SEGMENT_ID));
+	printf("{\"event\":\"%s\",\"time\":\"%s\",\"time_ns\":%" PRIu64
+	       ",\"segment_id\":%u,\"segment\":",
+	       event_name(cmd) ?: "?", fmt_time_json(when, sizeof(when), t), t,
+	       get_u32(tb, SHMK_A_SEGMENT_ID));
 	get_str(s, sizeof(s), tb, SHMK_A_SEGMENT_NAME);
 	json_str(stdout, s);
 	switch (cmd) {
@@ -1033,10 +1131,11 @@ static void print_event_json(uint8_t cmd, struct nlattr **tb)
 		break;
 	case SHMK_CMD_CLIENT_ATTACHED:
 	case SHMK_CMD_CLIENT_DETACHED:
-		printf(",\"client_id\":%u,\"pid\":%u,\"client\":",
-		       get_u32(tb, SHMK_A_CLIENT_ID), get_u32(tb, SHMK_A_PID));
+		printf(",\"client_id\":%u,\"client\":",
+		       get_u32(tb, SHMK_A_CLIENT_ID));
 		get_str(s, sizeof(s), tb, SHMK_A_CLIENT_NAME);
 		json_str(stdout, s);
+		printf(",\"pid\":%u", get_u32(tb, SHMK_A_PID));
 		printf(",\"flags\":");
 		json_flags(stdout, get_u32(tb, SHMK_A_CLIENT_FLAGS));
 		printf(",\"nr_clients\":%u", get_u32(tb, SHMK_A_NR_CLIENTS));
@@ -1219,11 +1318,15 @@ static void help(void)
 	       "\n"
 	       "Commands:\n"
 	       "  list                 every segment, linked or not\n"
-	       "  show NAME            one segment and its clients\n"
-	       "  clients [NAME]       the clients of one segment, or of all\n"
+	       "  show SEG             one segment and its clients\n"
+	       "  clients [SEG]        the clients of one segment, or of all\n"
 	       "  watch                print events as they happen\n"
-	       "  unlink NAME          remove a segment's name (owner or CAP_SYS_ADMIN)\n"
-	       "  kick NAME CLIENT     detach a client (owner or CAP_SYS_ADMIN)\n"
+	       "  unlink SEG           remove a segment's name (owner or CAP_SYS_ADMIN)\n"
+	       "  kick SEG CLIENT      detach a client (owner or CAP_SYS_ADMIN)\n"
+	       "\n"
+	       "SEG is a segment name, id:N for the segment with id N (see list;\n"
+	       "unlinked segments too), or name:NAME for a name beginning with\n"
+	       "\"id:\" or \"name:\".\n"
 	       "\n"
 	       "Options:\n"
 	       "  -j, --json           JSON output: an array (list, clients), an object\n"
@@ -1244,6 +1347,24 @@ static void check_name(const char *name)
 	if (strlen(name) >= SHMK_NAME_MAX)
 		usage_error("segment name too long (%d bytes at most): %s",
 			    SHMK_NAME_MAX - 1, name);
+}
+
+static uint32_t parse_u32(const char *s, const char *what);
+
+/* NAME, id:N or name:NAME. */
+static void parse_segref(struct segref *ref, const char *arg)
+{
+	memset(ref, 0, sizeof(*ref));
+	if (!strncmp(arg, "id:", 3)) {
+		ref->id = parse_u32(arg + 3, "segment id");
+		snprintf(ref->label, sizeof(ref->label), "id:%u", ref->id);
+		return;
+	}
+	if (!strncmp(arg, "name:", 5))
+		arg += 5;
+	check_name(arg);
+	ref->name = arg;
+	snprintf(ref->label, sizeof(ref->label), "%s", arg);
 }
 
 static uint32_t parse_u32(const char *s, const char *what)
@@ -1270,6 +1391,7 @@ int main(int argc, char **argv)
 	};
 	struct opts o = { .count = -1 };
 	struct nl_ctx ctx = { 0 };
+	struct segref ref = { 0 };
 	bool count_given = false;
 	const char *cmd;
 	int c, nargs, ret;
@@ -1326,21 +1448,21 @@ int main(int argc, char **argv)
 		NARGS(0, 0);
 	} else if (!strcmp(cmd, "show")) {
 		NARGS(1, 1);
-		check_name(args[0]);
+		parse_segref(&ref, args[0]);
 	} else if (!strcmp(cmd, "clients")) {
 		NARGS(0, 1);
 		if (nargs)
-			check_name(args[0]);
+			parse_segref(&ref, args[0]);
 	} else if (!strcmp(cmd, "watch")) {
 		NARGS(0, 0);
 	} else if (!strcmp(cmd, "unlink")) {
 		NARGS(1, 1);
-		check_name(args[0]);
+		parse_segref(&ref, args[0]);
 		if (o.json)
 			usage_error("--json applies to listings and watch");
 	} else if (!strcmp(cmd, "kick")) {
 		NARGS(2, 2);
-		check_name(args[0]);
+		parse_segref(&ref, args[0]);
 		parse_u32(args[1], "client id");
 		if (o.json)
 			usage_error("--json applies to listings and watch");
@@ -1355,15 +1477,15 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "list"))
 		ret = cmd_list(&ctx, &o);
 	else if (!strcmp(cmd, "show"))
-		ret = cmd_show(&ctx, &o, args[0]);
+		ret = cmd_show(&ctx, &o, &ref);
 	else if (!strcmp(cmd, "clients"))
-		ret = cmd_clients(&ctx, &o, nargs ? args[0] : NULL);
+		ret = cmd_clients(&ctx, &o, nargs ? &ref : NULL);
 	else if (!strcmp(cmd, "watch"))
 		ret = cmd_watch(&ctx, &o);
 	else if (!strcmp(cmd, "unlink"))
-		ret = cmd_unlink(&ctx, args[0]);
+		ret = cmd_unlink(&ctx, &ref);
 	else
-		ret = cmd_kick(&ctx, args[0], parse_u32(args[1], "client id"));
+		ret = cmd_kick(&ctx, &ref, parse_u32(args[1], "client id"));
 
 	nl_socket_free(ctx.sk);
 	if (fflush(stdout) || ferror(stdout)) {
