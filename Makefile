@@ -36,6 +36,9 @@
 #                        10^6 calls) on the debug kernel with KCOV, in a VM
 #   make fuzz-blind      the fuzzer without coverage on KVER, FUZZ_SECONDS
 #   make fuzz-trinity    Debian's trinity against /dev/shmk, FUZZ_SECONDS
+#   make stress          the storms: stress-vm, 16 processes attaching,
+#                        growing, shrinking, kicking, unlinking and detaching
+#                        for STRESS_SECONDS (600) in a VM, then nothing left
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
@@ -71,7 +74,7 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
 	check-install print-kver check-dkms dist debs lint-debs check-packages \
-	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity
+	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity stress stress-vm
 
 all: modules
 
@@ -238,6 +241,15 @@ fuzz-blind: modules fuzz-build
 fuzz-trinity: deps modules
 	$(VM_RUN) --log build/vm/fuzz-trinity.log \
 		-- 'fuzz/run.sh --trinity $(FUZZ_SECONDS)'
+
+# selftests/storm_test.c for STRESS_SECONDS (make check runs it for 30 s as
+# part of the kselftests).
+STRESS_SECONDS ?= 600
+stress: stress-vm
+
+stress-vm: modules selftests
+	$(VM_RUN) --log build/vm/stress.log -- \
+		'SHMK_STORM_SECS=$(STRESS_SECONDS) SHMK_TEST_TIMEOUT=$$(($(STRESS_SECONDS) + 300)) selftests/run.sh storm'
 
 demo: deps
 	$(MAKE) modules examples
