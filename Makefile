@@ -69,7 +69,7 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 
 .PHONY: all modules deps lint selftests lib lib-tests shmkctl examples check \
 	check-build userspace check-run check-kernel check-kernels check-debug \
-	deps-backports demo vm-run bench-grow bench-alloc bench clean \
+	deps-backports demo vm-run bench-grow bench-alloc bench-ipc bench clean \
 	install uninstall install-module install-udev install-modules-load \
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
@@ -278,6 +278,18 @@ bench-alloc: deps
 	SHMK_BENCH_CMD="make bench-alloc ALLOC_REPS=$(ALLOC_REPS)" \
 		bench/alloc-report build/bench/alloc.csv build/bench
 	cat build/bench/alloc.md
+
+# Message queues against iceoryx (RouDi started and stopped by bench/ipc-run),
+# POSIX mqueue, a socket pair, pipes and the cache-line and futex floors, on
+# the host (libshmk on its memfd backend); IPC_ITERS round trips and IPC_MSGS
+# streamed messages per case; writes build/bench/ipc.{csv,md,png}.
+IPC_ITERS ?= 20000
+IPC_MSGS ?= 20000
+bench-ipc: deps
+	$(MAKE) -C bench ipc
+	SHMK_BENCH_CMD="make bench-ipc IPC_ITERS=$(IPC_ITERS) IPC_MSGS=$(IPC_MSGS)" \
+		bench/ipc-run build/bench $(IPC_ITERS) $(IPC_MSGS)
+	cat build/bench/ipc.md
 
 # ---- Installing -------------------------------------------------------------
 #

@@ -29,6 +29,8 @@ PACKAGES=(
 	libnl-genl-3-dev
 	pkg-config
 	libboost-dev
+	libiceoryx-posh-dev
+	iceoryx
 	python3
 	valgrind
 	util-linux

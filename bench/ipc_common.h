@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What ipc_bench.c and ipc_iceoryx.cpp share: the measurement loops, run
+ * in two processes forked per case (A pings, B pongs), and the CSV rows.
+ *
+ *   latency:    A times ITERS round trips (send, then receive the reply);
+ *               the one-way figure is half the round trip, p50/p99/p99.9.
+ *   throughput: A sends MSGS messages as fast as the transport takes them,
+ *               B receives them; messages per second from A's first send to
+ *               B's last receive (CLOCK_MONOTONIC, one clock).
+ *
+ * A message of SIZE bytes carries a sequence number in its first 8 bytes,
+ * which the receiver reads and checks; zero-copy transports write nothing
+ * else, copying transports copy all SIZE bytes (that is their cost).
+ */
+#ifndef IPC_COMMON_H
+#define IPC_COMMON_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IPC_WARMUP	200
+
+struct ipc_shared {
+	volatile int ready[2];
+	volatile int go;
+	volatile int failed;
+	volatile uint64_t t_start, t_end;
+	volatile uint64_t p50, p99, p999;
+	char pad[64];
+};
+
+static inline uint64_t ipc_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline void ipc_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static int ipc_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One-way percentiles from round trips (halved). */
+static inline void ipc_percentiles(struct ipc_shared *sh, uint64_t *rtt,
+				   size_t n)
+{
+	qsort(rtt, n, sizeof(*rtt), ipc_cmp);
+	sh->p50 = rtt[n / 2] / 2;
+	sh->p99 = rtt[(size_t)((double)n * 0.99)] / 2;
+	sh->p999 = rtt[(size_t)((double)n * 0.999)] / 2;
+}
+
+/* Both sides set up: then A may start. */
+static inline void ipc_barrier(struct ipc_shared *sh, int side)
+{
+	__atomic_store_n(&sh->ready[side], 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&sh->ready[!side], __ATOMIC_SEQ_CST)) {
+		if (sh->failed)
+			_exit(1);
+		usleep(100);
+	}
+}
+
+static inline struct ipc_shared *ipc_shared_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct ipc_shared), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	memset(p, 0, sizeof(struct ipc_shared));
+	return (struct ipc_shared *)p;
+}
+
+/* transport,mode,size,iters,p50_ns,p99_ns,p999_ns,msgs,msgs_per_s,mib_per_s */
+static inline void ipc_row(const char *transport, const char *mode,
+			   size_t size, long iters, const struct ipc_shared *lat,
+			   long msgs, const struct ipc_shared *thr)
+{
+	double secs = thr ? (double)(thr->t_end - thr->t_start) / 1e9 : 0;
+	double rate = thr && secs > 0 ? (double)msgs / secs : 0;
+
+	printf("%s,%s,%zu,%ld,%llu,%llu,%llu,%ld,%.0f,%.1f\n", transport, mode,
+	       size, iters, (unsigned long long)lat->p50,
+	       (unsigned long long)lat->p99, (unsigned long long)lat->p999,
+	       thr ? msgs : 0, rate, rate * (double)size / (1 << 20));
+	fflush(stdout);
+}
+
+/* Wait for both sides; nonzero if one failed. */
+static inline int ipc_wait2(pid_t a, pid_t b)
+{
+	int sa = 0, sb = 0;
+
+	waitpid(a, &sa, 0);
+	waitpid(b, &sb, 0);
+	return !(WIFEXITED(sa) && WEXITSTATUS(sa) == 0 && WIFEXITED(sb) &&
+		 WEXITSTATUS(sb) == 0);
+}
+
+#endif
