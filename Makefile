@@ -253,7 +253,7 @@ stress-vm: modules selftests
 
 demo: deps
 	$(MAKE) modules examples
-	$(VM_RUN) -- 'examples/grow_demo && examples/heap_demo'
+	$(VM_RUN) -- 'examples/grow_demo && examples/heap_demo && examples/pingpong -n 1000'
 
 bench:
 	$(MAKE) -C bench
