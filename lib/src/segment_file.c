@@ -249,7 +249,7 @@ static int start_session(struct shmk *h, struct shmk_image_hdr *ih)
 	return mark_live(h->m.fd, ih);
 }
 
-static int file_attach(struct shmk *h, const char *name, int flags,
+static int attach_path(struct shmk *h, const char *name, int flags,
 		       const struct shmk_opts *opts, size_t size,
 		       size_t max_size, bool *created)
 {
@@ -330,6 +330,19 @@ static int file_attach(struct shmk *h, const char *name, int flags,
 	return 0;
 fail:
 	close(fd);
+	return r;
+}
+
+static int file_attach(struct shmk *h, const char *name, int flags,
+		       const struct shmk_opts *opts, size_t size,
+		       size_t max_size, bool *created)
+{
+	int r = attach_path(h, name, flags, opts, size, max_size, created);
+
+	if (r) {
+		free(h->file_path);
+		h->file_path = NULL;
+	}
 	return r;
 }
 
