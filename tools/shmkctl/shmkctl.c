@@ -36,6 +36,8 @@
 
 #include <linux/shmk.h>
 
+#include "shmkctl_image.h"
+
 #ifndef SHMKCTL_VERSION
 #define SHMKCTL_VERSION "unknown"
 #endif
@@ -1323,6 +1325,10 @@ static void help(void)
 	       "  watch                print events as they happen\n"
 	       "  unlink SEG           remove a segment's name (owner or CAP_SYS_ADMIN)\n"
 	       "  kick SEG CLIENT      detach a client (owner or CAP_SYS_ADMIN)\n"
+	       "  save SEG PATH        write an image of a segment (any backend)\n"
+	       "  load PATH [SEG]      create a segment from an image (default: the\n"
+	       "                       name it was saved from)\n"
+	       "  image-info PATH      an image's header, checks and named objects\n"
 	       "\n"
 	       "SEG is a segment name, id:N for the segment with id N (see list;\n"
 	       "unlinked segments too), or name:NAME for a name beginning with\n"
@@ -1333,6 +1339,8 @@ static void help(void)
 	       "                       (show), one object per line (watch)\n"
 	       "  -q, --quiet          list: linked segment names only; clients: ids only\n"
 	       "  -c, --count N        watch: exit after N events\n"
+	       "  -s, --schema N       save, load, image-info: the application schema\n"
+	       "                       (default: 0 to save, the image's own to load)\n"
 	       "  -h, --help           this help\n"
 	       "  -V, --version        the version\n"
 	       "\n"
@@ -1385,6 +1393,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "count", required_argument, NULL, 'c' },
+		{ "schema", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1392,13 +1401,15 @@ int main(int argc, char **argv)
 	struct opts o = { .count = -1 };
 	struct nl_ctx ctx = { 0 };
 	struct segref ref = { 0 };
+	struct shmk_image_opts io = { 0 };
 	bool count_given = false;
 	const char *cmd;
+	char *io_end;
 	int c, nargs, ret;
 	char **args;
 
 	opterr = 0;	/* our own messages, named "shmkctl" */
-	while ((c = getopt_long(argc, argv, ":jqc:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jqc:s:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			o.json = true;
@@ -1409,6 +1420,13 @@ int main(int argc, char **argv)
 		case 'c':
 			o.count = parse_u32(optarg, "count");
 			count_given = true;
+			break;
+		case 's':
+			errno = 0;
+			io.schema = strtoull(optarg, &io_end, 0);
+			if (!*optarg || *io_end || errno || optarg[0] == '-')
+				usage_error("invalid schema: %s", optarg);
+			io.schema_given = true;
 			break;
 		case 'h':
 			help();
@@ -1444,6 +1462,26 @@ int main(int argc, char **argv)
 	if (o.quiet && strcmp(cmd, "list") && strcmp(cmd, "clients"))
 		usage_error("--quiet applies to 'list' and 'clients' only");
 
+	if (io.schema_given && strcmp(cmd, "save") && strcmp(cmd, "load") &&
+	    strcmp(cmd, "image-info"))
+		usage_error("--schema applies to save, load and image-info only");
+	if (!strcmp(cmd, "save") || !strcmp(cmd, "load") ||
+	    !strcmp(cmd, "image-info")) {
+		if (!strcmp(cmd, "save")) {
+			NARGS(2, 2);
+			check_name(args[0]);
+		} else if (!strcmp(cmd, "load")) {
+			NARGS(1, 2);
+			if (nargs > 1)
+				check_name(args[1]);
+		} else {
+			NARGS(1, 1);
+		}
+		if (o.json && strcmp(cmd, "image-info"))
+			usage_error("--json applies to listings, watch and image-info");
+		io.json = o.json;
+		return shmkctl_image(cmd, nargs, args, &io);
+	}
 	if (!strcmp(cmd, "list")) {
 		NARGS(0, 0);
 	} else if (!strcmp(cmd, "show")) {
