@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
 # Install what shmk needs to build, test and benchmark, on Debian 12 (bookworm).
 #
 # Usage: sudo tools/install-deps.sh
