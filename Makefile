@@ -85,8 +85,9 @@ modules:
 deps:
 	@if [ "$${SHMK_SKIP_DEPS:-0}" != 1 ]; then $(PROJECT)/tools/install-deps.sh; fi
 
-# lintian on the Debian packages too (lint-debs builds them first).
-lint: lint-debs
+# lintian on the Debian packages too (lint-debs builds them first); the
+# SPDX lines of every source file (tools/check-spdx, see COPYING).
+lint: lint-debs lint-spdx
 	$(CHECKPATCH) --strict --no-tree --terse --show-types \
 		--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f $(KERNEL_SRCS)
 	$(MAKE) -C $(KDIR) M=$(PROJECT) W=1 C=2 modules 2>&1 | tee build/lint.log
@@ -444,6 +445,9 @@ debs: dist
 	tar -C $(DEBS_DIR) -xJf $(DIST_TARBALL)
 	cd $(DEBS_DIR)/shmk-$(VERSION) && dpkg-buildpackage -us -uc -b
 	@ls $(DEBS_DIR)/*.deb
+
+lint-spdx:
+	tools/check-spdx
 
 lint-debs: debs
 	lintian --fail-on error,warning --display-info --info \
