@@ -790,7 +790,13 @@ int shmk_save(struct shmk *h, const char *path)
 {
 	SHMK_KEEP_ERRNO;
 
+	struct stat a, b;
+
 	if (!h || !path || !*path)
+		return -EINVAL;
+	/* Not over the file backend's own file: shmk_sync() is for that. */
+	if (h->be == &shmk__backend_file && !stat(path, &a) &&
+	    !fstat(h->m.fd, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 		return -EINVAL;
 	return save_schema(h, path, h->schema);
 }
