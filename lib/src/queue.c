@@ -208,6 +208,23 @@ static inline uint64_t now_ns(void)
 	return shmk__clock_ns(CLOCK_MONOTONIC);
 }
 
+/*
+ * One step of a sender's busy wait for room that started at @start: pause,
+ * and once it has spun for SPIN_YIELD_NS, yield, so that on a machine with
+ * more runnable threads than CPUs the receiver that would make room gets
+ * the CPU rather than wait for our time slice to end (iceoryx's publishers
+ * yield likewise). A busy receiver does not yield: its wait is the latency.
+ */
+#define SPIN_YIELD_NS		2000ULL
+
+static void spin_step(uint64_t start, uint64_t now)
+{
+	if (now - start < SPIN_YIELD_NS)
+		shmk__cpu_relax();
+	else
+		sched_yield();
+}
+
 /* ---- liveness ---------------------------------------------------------- */
 
 /*
@@ -547,7 +564,7 @@ static bool has_room(const struct shmk_queue *qu)
 static int send_one(struct shmk_queue *qu, uint64_t off, int flags)
 {
 	struct queue_hdr *q = qu->q;
-	uint64_t spin_end = 0, deadline;
+	uint64_t spin_start = 0, spin_end = 0, deadline;
 	bool counted = false;
 
 	for (;;) {
@@ -562,11 +579,13 @@ static int send_one(struct shmk_queue *qu, uint64_t off, int flags)
 		if (qu->busy_poll_ns) {
 			uint64_t now = now_ns();
 
-			if (!spin_end)
+			if (!spin_end) {
+				spin_start = now;
 				spin_end = qu->busy_poll_ns > UINT64_MAX - now ?
 					   UINT64_MAX : now + qu->busy_poll_ns;
+			}
 			if (now < spin_end) {
-				shmk__cpu_relax();
+				spin_step(spin_start, now);
 				continue;
 			}
 		}
