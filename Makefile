@@ -86,8 +86,9 @@ deps:
 	@if [ "$${SHMK_SKIP_DEPS:-0}" != 1 ]; then $(PROJECT)/tools/install-deps.sh; fi
 
 # lintian on the Debian packages too (lint-debs builds them first); the
-# SPDX lines of every source file (tools/check-spdx, see COPYING).
-lint: lint-debs lint-spdx
+# SPDX lines of every source file (tools/check-spdx, see COPYING); a man page
+# listed in libshmk(3) for every public function (tools/check-docs).
+lint: lint-debs lint-spdx lint-docs
 	$(CHECKPATCH) --strict --no-tree --terse --show-types \
 		--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f $(KERNEL_SRCS)
 	$(MAKE) -C $(KDIR) M=$(PROJECT) W=1 C=2 modules 2>&1 | tee build/lint.log
@@ -448,6 +449,9 @@ debs: dist
 
 lint-spdx:
 	tools/check-spdx
+
+lint-docs:
+	tools/check-docs
 
 lint-debs: debs
 	lintian --fail-on error,warning --display-info --info \
