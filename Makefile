@@ -36,6 +36,9 @@
 #                        10^6 calls) on the debug kernel with KCOV, in a VM
 #   make fuzz-blind      the fuzzer without coverage on KVER, FUZZ_SECONDS
 #   make fuzz-trinity    Debian's trinity against /dev/shmk, FUZZ_SECONDS
+#   make coverage        line and branch coverage of kmod/ by the VM suites
+#                        and the fuzzer, on the debug kernel (gcov, lcov):
+#                        build/coverage/coverage.md and html/
 #   make stress          the storms: stress-vm, 16 processes attaching,
 #                        growing, shrinking, kicking, unlinking and detaching
 #                        for STRESS_SECONDS (600) in a VM, then nothing left
@@ -74,7 +77,8 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
 	check-install print-kver check-dkms dist debs lint-debs check-packages \
-	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity stress stress-vm
+	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity stress stress-vm \
+	coverage
 
 all: modules
 
@@ -243,6 +247,15 @@ fuzz-blind: modules fuzz-build
 fuzz-trinity: deps modules
 	$(VM_RUN) --log build/vm/fuzz-trinity.log \
 		-- 'fuzz/run.sh --trinity $(FUZZ_SECONDS)'
+
+# tools/kernels/coverage: the module with GCOV_PROFILE=y (and
+# KCOV_INSTRUMENT=y) on the debug kernel; the VM suites of make check that
+# reach the module, and COVERAGE_FUZZ_CALLS fuzzer calls.
+COVERAGE_FUZZ_CALLS ?= 200000
+coverage: deps userspace
+	tools/kernels/build-debug --install-deps
+	tools/kernels/build-debug
+	FUZZ_CALLS=$(COVERAGE_FUZZ_CALLS) tools/kernels/coverage
 
 # selftests/storm_test.c for STRESS_SECONDS (make check runs it for 30 s as
 # part of the kselftests).
