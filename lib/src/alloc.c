@@ -29,7 +29,7 @@ static void *alloc_common(struct shmk *h, size_t size, size_t align)
 
 	if (!h)
 		return shmk__fail_ptr(-EINVAL);
-	r = shmk__writable(h);
+	r = h->rdonly ? -EPERM : 0;	/* shmk__writable(), inline */
 	if (likely(!r && size <= SMALL_MAX && align <= BLK_ALIGN)) {
 		p = shmk__small_alloc_fast(h, size);
 		if (likely(p))
@@ -68,18 +68,20 @@ void shmk_free(struct shmk *h, void *ptr)
 {
 	uint8_t *p = ptr;
 	uint64_t off, run;
-	int saved = errno;
+	int saved;
 
 	if (!h || !p || h->rdonly || p < h->base || p >= h->base + h->map_size)
 		return;
 	off = (uint64_t)(p - h->base);
 	if (unlikely(READ_ONCE(h->hdr->unrecoverable)))
-		goto out;
+		return;
 	run = small_run_of(h, off);
 	if (run) {
-		shmk__small_free(h, run, off, false);	/* lock-free */
-		goto out;
+		/* Lock-free; keeps errno even when it takes the lock. */
+		shmk__small_free(h, run, off, false);
+		return;
 	}
+	saved = errno;
 	if (shmk__lock(h))
 		goto out;
 	if (!shmk__heap_valid_used(h, off)) {

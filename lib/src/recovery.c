@@ -8,10 +8,11 @@
  * it marks the lock consistent, brings the metadata back to a proven state:
  *
  *  1. roll the undo log back: the state before the dead operation;
- *  2. recompute the derived counters (the small tier's from its bitmaps);
+ *  2. recompute the derived counters (the small tier's from its runs);
  *  3. validate everything with the shmk_check() walker; if that fails,
  *     rebuild the free index from the physical chain, and the small tier's
- *     lists, summaries and run map from its runs, and validate again;
+ *     lists, run map and thread heaps' runs from its runs, and validate
+ *     again;
  *     if it still fails, leave the mutex unrecoverable (every later locker
  *     gets ENOTRECOVERABLE) rather than hand out a corrupt heap;
  *  4. redo the dead operation when it was a free or a remove, so that no

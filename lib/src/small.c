@@ -114,8 +114,15 @@ static bool run_empty(const struct shmk_run *run)
 
 #define TAG_NONE	1ULL	/* no /proc: this thread gets no heap */
 
-static __thread uint64_t my_tag;
-static __thread struct {
+/*
+ * The thread's tag and its heap in the handle it used last. initial-exec:
+ * no __tls_get_addr() call on the fast path of the shared library (48
+ * bytes of static TLS, which a dlopen() finds in glibc's surplus).
+ */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+
+static TLS uint64_t my_tag;
+static TLS struct {
 	const struct shmk *h;
 	const uint8_t *base;
 	uint64_t ctime;
@@ -638,10 +645,9 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 		return -EINVAL;
 	st = __atomic_load_n(&run->state, __ATOMIC_SEQ_CST);
 	if ((st & RUN_STATE_MASK) == RUN_OWNED) {
+		/* Our own run (a hint: a stale record's costs nothing). */
 		if (tc.h == h && tc.base == h->base &&
-		    st >> RUN_OWNER_SHIFT == tc.idx &&
-		    READ_ONCE(tc.th->owner) == my_tag &&
-		    w < tc.th->hint[cls])
+		    st >> RUN_OWNER_SHIFT == tc.idx && w < tc.th->hint[cls])
 			tc.th->hint[cls] = (uint8_t)w;
 		return 0;
 	}
@@ -651,11 +657,16 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 		return 0;
 	if (locked) {
 		run_settle(h, r);
-	} else if (!shmk__lock(h)) {
-		shmk__tx_begin(h, TX_SMALL, r);
-		run_settle(h, r);
-		shmk__tx_commit(h);
-		shmk__unlock(h);
+	} else {
+		int saved = errno;
+
+		if (!shmk__lock(h)) {
+			shmk__tx_begin(h, TX_SMALL, r);
+			run_settle(h, r);
+			shmk__tx_commit(h);
+			shmk__unlock(h);
+		}
+		errno = saved;
 	}
 	return 0;
 }
