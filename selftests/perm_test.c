@@ -2,8 +2,9 @@
 /*
  * The permission matrix of Documentation/admin-guide/shmk.rst ("Permission
  * matrix"), one test per cell: who (owner, group member by primary or
- * supplementary group, other, CAP_SYS_ADMIN, CAP_IPC_OWNER, and the owner
- * and another user as root of a user namespace of their own) against the
+ * supplementary group, other, CAP_SYS_ADMIN, CAP_IPC_OWNER, the owner and
+ * another user as root of a user namespace of their own, and the owner from
+ * another IPC namespace) against the
  * segment's mode (none, each of the nine bits alone, 0600, 0060, 0006,
  * 0777), for each operation (attach read-only and read-write, grow and
  * shrink, unlink through the ioctl and through netlink, kick and lookup
@@ -36,12 +37,12 @@
 
 enum who {
 	W_OWNER, W_GROUP, W_SUPP, W_OTHER, W_ADMIN, W_IPC_OWNER,
-	W_USERNS_OWNER, W_USERNS_OTHER, NR_WHO,
+	W_USERNS_OWNER, W_USERNS_OTHER, W_IPCNS_OWNER, NR_WHO,
 };
 
 static const char *const who_name[NR_WHO] = {
 	"owner", "group", "group_supp", "other", "cap_sys_admin",
-	"cap_ipc_owner", "userns_owner", "userns_other",
+	"cap_ipc_owner", "userns_owner", "userns_other", "ipcns_owner",
 };
 
 enum op {
@@ -110,6 +111,9 @@ static bool nl_visible(enum who who, unsigned int mode)
 /* 0 for success, else the errno the model gives. */
 static int expect(const struct cell *c)
 {
+	/* Names are looked up in the caller's IPC namespace only. */
+	if (c->who == W_IPCNS_OWNER)
+		return ENOENT;
 	switch (c->op) {
 	case OP_ATTACH_RO:
 		return may_attach(c->who, c->mode, false) ? 0 : EACCES;
@@ -227,6 +231,11 @@ static int become_who(enum who who)
 	case W_USERNS_OTHER:
 		ret = become(OTHER_UID, OTHER_GID, 0, NULL, -1);
 		return ret ? ret : enter_userns();
+	case W_IPCNS_OWNER:
+		/* The owner itself, from another IPC namespace. */
+		if (unshare(CLONE_NEWIPC))
+			return -errno;
+		return become(OWNER_UID, OWNER_GID, 0, NULL, -1);
 	default:
 		return -EINVAL;
 	}
