@@ -93,8 +93,12 @@ static int name_free_elsewhere(const struct shmk_backend *be,
 			       const char *name)
 {
 	const struct shmk_backend *other = other_backend(be);
-	int r = other ? other->exists(name) : 0;
+	int r;
 
+	/* Without its module, the kernel backend's own ENODEV says more. */
+	if (!other || !be->available())
+		return 0;
+	r = other->exists(name);
 	return r > 0 ? -EADDRINUSE : r;
 }
 

@@ -85,6 +85,13 @@ static void no_module(const char *seg)
 	CHECK_EQ(r, -ENODEV);
 	CHECK_ERR(shmk_unlink(seg), ENODEV);
 	unsetenv("SHMK_BACKEND");
+	/* ENODEV, not EADDRINUSE, even while the posix backend has it. */
+	h = open_on(seg, SHMK_CREATE | SHMK_EXCL, "posix", &r);
+	CHECK_OK(r);
+	CHECK(open_on(seg, SHMK_CREATE, "kernel", &r) == NULL);
+	CHECK_EQ(r, -ENODEV);
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
 	/* Unpinned, the posix backend stands in. */
 	h = open_on(seg, SHMK_CREATE, NULL, &r);
 	CHECK_OK(r);
