@@ -27,6 +27,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +37,11 @@
 #include "tx.h"
 
 #define IO_CHUNK	(4ULL << 20)
+/*
+ * Loading: each chunk's CRC is computed right after pread() copied it in,
+ * while its lines and its pages' TLB entries are still there.
+ */
+#define LOAD_CHUNK	(256ULL << 10)
 #define SIZE_LIMIT	(1ULL << 43)
 
 _Static_assert(sizeof(struct shmk_hdr) <= SHMK_IMG_META_LEN, "meta page");
@@ -538,6 +545,93 @@ int shmk__image_open_prep(const struct shmk_backend *be, int flags,
 }
 
 /*
+ * The posix backend's segment is a file too: the kernel copies the image
+ * into its pages (sendfile(), page cache to page cache), and the
+ * CRC is computed over the segment's own file through a small buffer, so
+ * that exactly the loaded bytes are verified and the process touches none
+ * of the new pages (they map on first use, as any page of a segment).
+ * -EOPNOTSUPP when the kernel cannot copy between these files.
+ */
+static int load_by_copy(struct shmk *h, struct shmk_img_load *ld,
+			uint32_t *crc)
+{
+	const struct shmk_image_hdr *ih = &ld->ih;
+	uint64_t off = ih->heap_start, end = ih->heap_end;
+	uint8_t *buf;
+	uint32_t c = 0;
+	int r = 0;
+
+	if (h->be != &shmk__backend_memfd)
+		return -EOPNOTSUPP;
+	if (lseek(h->m.fd, (off_t)off, SEEK_SET) != (off_t)off)
+		return -EOPNOTSUPP;
+	while (off < end) {
+		off_t in = (off_t)(ih->data_off + off);
+		uint64_t k = end - off < (1ULL << 30) ? end - off : 1ULL << 30;
+		/* Page cache to page cache; copy_file_range() would refuse
+		 * a copy across file system types (EXDEV). */
+		ssize_t n = sendfile(h->m.fd, ld->fd, &in, (size_t)k);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && off == ih->heap_start &&
+		    (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+			return -EOPNOTSUPP;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		off += (uint64_t)n;
+		__atomic_store_n(&h->hdr->tx_arg, off, __ATOMIC_RELEASE);
+	}
+	buf = malloc(LOAD_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	for (off = ih->heap_start; off < end && !r;) {
+		uint64_t k = end - off < LOAD_CHUNK ? end - off : LOAD_CHUNK;
+
+		r = pread_full(h->m.fd, buf, (size_t)k, off);
+		if (!r)
+			c = shmk__crc32c(c, buf, (size_t)k);
+		off += k;
+		SHMK_FAULT_POINT();
+	}
+	free(buf);
+	*crc = c;
+	return r;
+}
+
+/*
+ * Elsewhere (the kernel backend): pread() straight into the mapping, every
+ * page faulted in at once first (Linux 5.14), each chunk's CRC computed
+ * right after the copy, while the chunk is in cache.
+ */
+static int load_by_pread(struct shmk *h, struct shmk_img_load *ld,
+			 uint32_t *crc)
+{
+	const struct shmk_image_hdr *ih = &ld->ih;
+	uint64_t off = ih->heap_start, end = ih->heap_end;
+	uint32_t c = 0;
+	int r;
+
+	madvise(h->base + off, end - off, MADV_POPULATE_WRITE);
+	while (off < end) {
+		uint64_t k = end - off < LOAD_CHUNK ? end - off : LOAD_CHUNK;
+
+		r = pread_full(ld->fd, h->base + off, (size_t)k,
+			       ih->data_off + off);
+		if (r)
+			return r;
+		c = shmk__crc32c(c, h->base + off, (size_t)k);
+		off += k;
+		__atomic_store_n(&h->hdr->tx_arg, off, __ATOMIC_RELEASE);
+		SHMK_FAULT_POINT();
+	}
+	*crc = c;
+	return 0;
+}
+
+/*
  * Into a segment this process created and nobody else sees complete yet
  * (its magic is not set): the heap straight into its pages, then the
  * header page, then the magic. Attachers of a named segment (the kernel
@@ -547,25 +641,18 @@ int shmk__image_load(struct shmk *h, struct shmk_img_load *ld)
 {
 	struct shmk_hdr *hd = h->hdr;
 	const struct shmk_image_hdr *ih = &ld->ih;
-	uint64_t off = ih->heap_start, end = ih->heap_end;
 	uint32_t c = 0;
 	int r;
 
-	if (ih->seg_size > h->map_size || end > h->be->backing_size(h))
+	if (ih->seg_size > h->map_size ||
+	    ih->heap_end > h->be->backing_size(h))
 		return -EFBIG;
 	__atomic_store_n(&hd->magic, SHMK_HDR_LOADING, __ATOMIC_RELEASE);
-	while (off < end) {
-		uint64_t k = end - off < IO_CHUNK ? end - off : IO_CHUNK;
-
-		r = pread_full(ld->fd, h->base + off, (size_t)k,
-			       ih->data_off + off);
-		if (r)
-			return r;
-		c = shmk__crc32c(c, h->base + off, (size_t)k);
-		off += k;
-		__atomic_store_n(&hd->tx_arg, off, __ATOMIC_RELEASE);
-		SHMK_FAULT_POINT();
-	}
+	r = load_by_copy(h, ld, &c);
+	if (r == -EOPNOTSUPP)
+		r = load_by_pread(h, ld, &c);
+	if (r)
+		return r;
 	if (c != ih->crc_data)
 		return -EBADMSG;
 	/* Everything but the magic, then the session's own fields. */
