@@ -14,6 +14,10 @@
 dir=$(cd "$(dirname "$0")" && pwd)
 pat='\<BUG\>|\<WARNING\>|\<Oops\>|refcount_t|list_del corruption|sleeping function called from invalid context|scheduling while atomic|[Bb]ad page state|\<KASAN\>|possible circular locking|possible recursive locking|inconsistent lock state|kmemleak|general protection|Call Trace'
 
+# shmk-fuzz lowers max_pages for its run and restores it; so does this
+# script, in case the fuzzer itself was killed.
+param=/sys/module/shmk/parameters/max_pages
+saved=$(cat $param 2>/dev/null)
 mark="shmk-fuzz-run-$$"
 echo "$mark" >/dev/kmsg 2>/dev/null
 rc=0
@@ -43,6 +47,7 @@ if [ "${1:-}" = --trinity ]; then
 else
 	"$dir/shmk-fuzz" "$@" || rc=1
 fi
+[ -n "$saved" ] && echo "$saved" >$param 2>/dev/null
 reports=$(dmesg | sed -n "/$mark/,\$p" | grep -E "$pat")
 n=$(printf '%s' "$reports" | grep -c . )
 echo "fuzz/run.sh: $n kernel report lines"
