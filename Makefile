@@ -294,6 +294,21 @@ bench-alloc: deps
 		bench/alloc-report build/bench/alloc.csv build/bench
 	cat build/bench/alloc.md
 
+# Segment images (issue 14): a segment of IMAGE_MIB MiB holding IMAGE_OBJS
+# named objects; save against cp + sync, load against cat from a warm page
+# cache (the floor), the file backend's open, and the same objects rebuilt
+# in a Boost managed_mapped_file; writes build/bench/image.md.
+IMAGE_MIB ?= 1024
+IMAGE_OBJS ?= 1000000
+IMAGE_DIR ?= /var/tmp
+bench-image:
+	$(MAKE) -C bench image_bench
+	mkdir -p build/bench
+	bench/image_bench -s $(IMAGE_MIB) -n $(IMAGE_OBJS) -d $(IMAGE_DIR) | \
+		tee build/bench/image.md
+
+.PHONY: bench-image
+
 # Message queues against iceoryx (RouDi started and stopped by bench/ipc-run),
 # POSIX mqueue, a socket pair, pipes and the cache-line and futex floors, on
 # the host (libshmk on its memfd backend); IPC_ITERS round trips and IPC_MSGS
