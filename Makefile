@@ -480,6 +480,7 @@ lint-spdx:
 
 lint-docs:
 	tools/check-docs
+	tools/check-docs --self-test
 
 lint-debs: debs
 	lintian --fail-on error,warning --display-info --info \
