@@ -10,7 +10,8 @@
 #   valgrind  the plain build under valgrind memcheck, at a smaller scale
 #
 # Environment:
-#   SHMK_BACKEND         kernel or memfd; unset: kernel when /dev/shmk exists
+#   SHMK_BACKEND         kernel or posix (memfd, its old name, works too);
+#                        unset: kernel when /dev/shmk exists
 #   SHMK_TEST_VARIANTS   default "plain asan valgrind" (valgrind if installed);
 #                        separated by spaces or commas
 #   SHMK_TEST_ONLY       space-separated test names (t_model ...) to run
@@ -39,7 +40,7 @@ fi
 
 backend=${SHMK_BACKEND:-}
 if [ -z "$backend" ]; then
-	if [ -e /dev/shmk ]; then backend=kernel; else backend=memfd; fi
+	if [ -e /dev/shmk ]; then backend=kernel; else backend=posix; fi
 fi
 export SHMK_BACKEND=$backend
 
@@ -121,7 +122,7 @@ for variant in $VARIANTS; do
 	done
 done
 
-# Segments of tests that failed before unlinking them (memfd backend): only
+# Segments of tests that failed before unlinking them (posix backend): only
 # those whose test process is gone (names end in its pid), so that a run
 # beside this one keeps its segments.
 for f in /dev/shm/shmk.t-*; do
