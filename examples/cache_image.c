@@ -187,7 +187,14 @@ int main(int argc, char **argv)
 	t = now_ms();
 	r = shmk_open(SEGMENT, SHMK_CREATE, &o, &h);
 	if (r) {
-		fprintf(stderr, "cache_image: shmk_open: %s\n", strerror(-r));
+		fprintf(stderr, "cache_image: shmk_open: %s%s\n", strerror(-r),
+			r == -ENODEV ? "; load shmk.ko (modprobe shmk), or set "
+				       "SHMK_BACKEND=posix" :
+			r == -EADDRINUSE ? "; the other backend has a segment "
+					   "of that name: use the same "
+					   "SHMK_BACKEND everywhere" :
+			r == -EACCES ? "; see the segment's or the image's "
+				       "permissions" : "");
 		return 1;
 	}
 	file = !strcmp(shmk_backend(h), "file");
