@@ -120,8 +120,14 @@ struct shmk_run {
 
 /*
  * A thread heap: claimed by a thread (under the lock, logged) by writing
- * its owner tag, tid << 32 | the low 32 bits of its start time (from
- * /proc/TID/stat), so that a dead owner, or a reused tid, is recognised.
+ * its namespaces, then its owner tag, tid << 32 | the low 32 bits of its
+ * start time (from /proc/TID/stat), so that a dead owner, or a reused tid,
+ * is recognised. A tid and a start time mean something only in the pid
+ * and time namespaces they were read in: ns holds the owner's (the nsfs
+ * inode numbers of its pid namespace << 32 | its time namespace), a
+ * thread owns a heap only when both tag and ns match its own, and only a
+ * thread of the same namespaces may judge an owner dead (a container
+ * neighbour on the kernel backend cannot look the owner up in its /proc).
  * run[c] is the class's current run (written under the lock, logged);
  * only the owner allocates from it, lock-free. hint[c] is the bitmap word
  * where the owner looks first (owner only, unlogged, a hint).
@@ -134,7 +140,8 @@ struct shmk_theap {
 	uint32_t pad0;
 	uint64_t run[SHMK_NCLASSES];
 	uint8_t hint[SHMK_NCLASSES];
-	uint64_t pad[2];
+	uint64_t ns;			/* the owner's namespaces */
+	uint64_t pad;
 };
 
 /*

@@ -30,7 +30,12 @@
  * coalesces it. A thread's current run stays when empty. A thread heap
  * whose owner died is reaped when a thread needs a heap and none is free,
  * and by shmk_shrink(): its empty runs go back to the page heap, the rest
- * to the lists. Threads that get no heap (SHMK_THEAPS live ones have
+ * to the lists. Only a thread in the owner's pid and time namespaces can
+ * tell that the owner died (its tag is a tid and a start time as that
+ * namespace's /proc shows them): a heap claimed from another container
+ * is never reaped here, and stays claimed until a thread of its own
+ * namespaces reaps it (at most SHMK_THEAPS heaps; the locked path serves
+ * threads that find none free). Threads that get no heap (SHMK_THEAPS live ones have
  * them) allocate from the lists under the lock.
  */
 #include <fcntl.h>
@@ -38,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -122,6 +128,7 @@ static bool run_empty(const struct shmk_run *run)
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
 static TLS uint64_t my_tag;
+static TLS uint64_t my_ns;
 static TLS struct {
 	const struct shmk *h;
 	const uint8_t *base;
@@ -134,6 +141,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void atfork_child(void)
 {
 	my_tag = 0;
+	my_ns = 0;
 	memset(&tc, 0, sizeof(tc));
 }
 
@@ -173,15 +181,47 @@ static int task_stat(pid_t tid, uint64_t *start, char *state)
 	return 0;
 }
 
-static uint64_t self_tag(void)
+/* The nsfs inode number of this process's namespace @kind, or 0. */
+static uint32_t ns_ino(const char *kind)
 {
-	pid_t tid = (pid_t)syscall(SYS_gettid);
+	char path[32];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
+	if (stat(path, &st))
+		return 0;
+	return (uint32_t)st.st_ino;
+}
+
+/*
+ * This thread's tag and namespaces, once per thread (and again in a forked
+ * child, which may be in a new pid namespace). No pid namespace to name
+ * means no heap: the tag could not be told from another container's. A
+ * kernel without time namespaces (before 5.6) has one time for all.
+ */
+static void self_init(void)
+{
+	pid_t tid;
 	uint64_t start;
+	uint32_t pidns;
 	char state;
 
-	if (tid <= 0 || task_stat(tid, &start, &state))
-		return TAG_NONE;
-	return (uint64_t)(uint32_t)tid << 32 | (start & 0xffffffffULL);
+	if (my_tag)
+		return;
+	pthread_once(&atfork_once, atfork_init);
+	tid = (pid_t)syscall(SYS_gettid);
+	pidns = ns_ino("pid");
+	if (tid <= 0 || !pidns || task_stat(tid, &start, &state)) {
+		my_tag = TAG_NONE;
+		return;
+	}
+	my_ns = (uint64_t)pidns << 32 | ns_ino("time");
+	my_tag = (uint64_t)(uint32_t)tid << 32 | (start & 0xffffffffULL);
+}
+
+static inline bool theap_mine(const struct shmk_theap *th)
+{
+	return READ_ONCE(th->owner) == my_tag && READ_ONCE(th->ns) == my_ns;
 }
 
 /*
@@ -447,13 +487,20 @@ static void theap_reap(struct shmk *h, unsigned int i)
 	shmk__tx_set(h, TH_OFF(h, i, owner), 0);
 }
 
-/* Reap every thread heap whose owner died; each is a transaction. */
+/*
+ * Reap every thread heap whose owner died, among those claimed in this
+ * thread's namespaces; each is a transaction.
+ */
 static void theap_reap_dead(struct shmk *h)
 {
+	self_init();
+	if (my_tag == TAG_NONE)
+		return;
 	for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
-		uint64_t o = theap_at(h, i)->owner;
+		const struct shmk_theap *th = theap_at(h, i);
+		uint64_t o = th->owner;
 
-		if (o && o != my_tag && !tag_alive(o)) {
+		if (o && th->ns == my_ns && o != my_tag && !tag_alive(o)) {
 			shmk__tx_begin(h, TX_SMALL, i);
 			theap_reap(h, i);
 			shmk__tx_commit(h);
@@ -472,7 +519,7 @@ static int theap_claim(struct shmk *h)
 		for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
 			uint64_t o = theap_at(h, i)->owner;
 
-			if (o == my_tag)
+			if (theap_mine(theap_at(h, i)))
 				return (int)i;
 			if (!o && free_i < 0)
 				free_i = (int)i;
@@ -481,6 +528,7 @@ static int theap_claim(struct shmk *h)
 	if (free_i < 0)
 		return -1;
 	shmk__tx_begin(h, TX_SMALL, (uint64_t)free_i);
+	shmk__tx_set(h, TH_OFF(h, free_i, ns), my_ns);
 	shmk__tx_set(h, TH_OFF(h, free_i, owner), my_tag);
 	theap_at(h, (unsigned int)free_i)->pid = (uint32_t)getpid();
 	shmk__tx_commit(h);
@@ -492,14 +540,11 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	const struct shmk_hdr *hd = h->hdr;
 	int i = -1;
 
-	if (!my_tag) {
-		pthread_once(&atfork_once, atfork_init);
-		my_tag = self_tag();
-	}
+	self_init();
 	if (my_tag == TAG_NONE || !READ_ONCE(hd->theaps))
 		return NULL;
 	for (unsigned int k = 0; k < SHMK_THEAPS && i < 0; k++)
-		if (READ_ONCE(theap_at(h, k)->owner) == my_tag)
+		if (theap_mine(theap_at(h, k)))
 			i = (int)k;
 	if (i < 0) {
 		if (shmk__lock(h))
@@ -564,7 +609,7 @@ static int refill(struct shmk *h, struct shmk_theap *th, unsigned int c)
 
 	if (e)
 		return e;
-	if (th->owner != my_tag) {
+	if (!theap_mine(th)) {
 		shmk__unlock(h);
 		return -ESTALE;
 	}
@@ -703,7 +748,7 @@ void shmk__small_trim(struct shmk *h)
 
 	theap_reap_dead(h);
 	if (tc.h == h && tc.base == h->base && tc.ctime == h->hdr->ctime_ns &&
-	    tc.th->owner == my_tag)
+	    theap_mine(tc.th))
 		mine = (int)tc.idx;
 	if (shmk__heap_walk(h, collect_fn, &l)) {
 		free(l.r);
