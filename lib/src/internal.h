@@ -87,6 +87,7 @@ struct shmk {
 	int origin;			/* SHMK_ORIGIN_* */
 	uint64_t schema;		/* opts.schema, for shmk_save() */
 	char *file_path;		/* file backend: the segment's file */
+	int recv_queues;		/* receiver queues open (atomic) */
 
 	union {
 		struct {

@@ -478,6 +478,7 @@ int shmk_queue_open(struct shmk *h, const char *name, int flags,
 			return r;
 		}
 		qu->recv = true;
+		__atomic_fetch_add(&h->recv_queues, 1, __ATOMIC_ACQ_REL);
 		WRITE_ONCE(q->recv_pid, (int32_t)getpid());
 		fix_head(qu);
 		if (flags & SHMK_QUEUE_RECLAIM)
@@ -498,8 +499,17 @@ int shmk_queue_close(struct shmk_queue *qu)
 	if (!qu)
 		return -EINVAL;
 	if (qu->recv) {
+		int32_t pid = READ_ONCE(qu->q->recv_pid);
+		int r;
+
+		/* Only the thread that holds recv_lock can give it back. */
 		WRITE_ONCE(qu->q->recv_pid, 0);
-		pthread_mutex_unlock(&qu->q->recv_lock);
+		r = pthread_mutex_unlock(&qu->q->recv_lock);
+		if (r) {
+			WRITE_ONCE(qu->q->recv_pid, pid);
+			return -r;
+		}
+		__atomic_fetch_sub(&qu->h->recv_queues, 1, __ATOMIC_ACQ_REL);
 		/* Senders waiting for room learn that nobody receives. */
 		wake_if_sleeping(&qu->q->send_sleeping, &qu->q->send_futex);
 	}

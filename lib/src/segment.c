@@ -417,6 +417,14 @@ int shmk_close(struct shmk *h)
 
 	if (!h)
 		return -EINVAL;
+	/*
+	 * A receiver queue holds a robust mutex in the segment, linked into
+	 * its thread's robust list: unmapping it would leave glibc's list
+	 * pointing into nothing (the next lock or unlock of another robust
+	 * mutex by that thread writes there).
+	 */
+	if (__atomic_load_n(&h->recv_queues, __ATOMIC_ACQUIRE))
+		return -EBUSY;
 	h->be->detach(h);
 	free(h);
 	return 0;

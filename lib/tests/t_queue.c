@@ -6,7 +6,9 @@
  * the receiver in another process, and a receiver asleep woken by a sender
  * in another process; -ECONNRESET when the receiver died, its successor
  * keeping what was queued; SHMK_QUEUE_RECLAIM; broadcast freed exactly
- * once; senders as threads; busy polling; bad arguments.
+ * once; senders as threads; busy polling; bad arguments; a receiver
+ * closed only by the thread that opened it, and shmk_close() refused
+ * while a receiver queue is open.
  */
 #include <pthread.h>
 
@@ -533,6 +535,42 @@ static void test_own_name(void)
 	test_pass("a NULL name is the client's name");
 }
 
+static void *close_elsewhere(void *arg)
+{
+	return (void *)(intptr_t)shmk_queue_close(arg);
+}
+
+/*
+ * The receiver holds a robust mutex in the segment: only its thread can
+ * give it back, and the segment may not be unmapped under it.
+ */
+static void test_close_order(void)
+{
+	struct shmk_queue *r, *s;
+	struct shmk *a;
+	pthread_t t;
+	void *ret, *m;
+
+	CHECK_OK(shmk_open(seg, 0, NULL, &a));
+	CHECK_OK(shmk_queue_open(a, "order", SHMK_QUEUE_RECV, NULL, &r));
+	CHECK_OK(shmk_queue_open(a, "order", 0, NULL, &s));
+	CHECK_ERR(shmk_close(a), EBUSY);
+	CHECK_OK(pthread_create(&t, NULL, close_elsewhere, r));
+	CHECK_OK(pthread_join(t, &ret));
+	CHECK_EQ((intptr_t)ret, -EPERM);
+	/* Both still work: the receiver is alive and receives */
+	m = shmk_msg_alloc(a, 8);
+	CHECK(m);
+	CHECK_OK(shmk_send(s, m, SHMK_NONBLOCK));
+	CHECK_OK(shmk_recv(r, &m, NULL, 0));
+	shmk_msg_free(a, m);
+	CHECK_ERR(shmk_close(a), EBUSY);
+	CHECK_OK(shmk_queue_close(r));
+	CHECK_OK(shmk_queue_close(s));
+	CHECK_OK(shmk_close(a));
+	test_pass("a receiver closed by its own thread, before shmk_close()");
+}
+
 int main(void)
 {
 	struct shmk *h;
@@ -548,6 +586,7 @@ int main(void)
 	test_broadcast(h);
 	test_threads(h);
 	test_own_name();
+	test_close_order();
 	CHECK_OK(shmk_check(h));
 	CHECK_OK(shmk_close(h));
 	test_pass("queue");
