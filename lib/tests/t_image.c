@@ -183,6 +183,47 @@ static void write_hdr(const char *path, struct shmk_image_hdr *ih)
 }
 
 /*
+ * A random byte of the segment header page in image @path (after the
+ * magic) where a flip of any bit changes the page: not in one of the
+ * fields a load resets whatever the image says (the lock, the sequence
+ * counts, the base address, the recovery bit; shmk__image_sanitize()),
+ * which the CRC leaves out.
+ */
+static uint64_t meta_flip_off(const char *path)
+{
+	uint8_t *m = malloc(SHMK_IMG_META_LEN), *f = malloc(SHMK_IMG_META_LEN);
+	struct shmk_image_hdr ih;
+	uint64_t off;
+	int fd;
+
+	CHECK(m && f);
+	read_hdr(path, &ih);
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0);
+	CHECK_EQ(pread(fd, m, SHMK_IMG_META_LEN, (off_t)ih.data_off),
+		 (ssize_t)SHMK_IMG_META_LEN);
+	close(fd);
+	shmk__image_sanitize(m);
+	for (;;) {
+		unsigned int bit;
+
+		off = 8 + rnd_below(1000);
+		for (bit = 0; bit < 8; bit++) {	/* each bit the test may flip */
+			memcpy(f, m, SHMK_IMG_META_LEN);
+			f[off] ^= (uint8_t)(1u << bit);
+			shmk__image_sanitize(f);
+			if (!memcmp(f, m, SHMK_IMG_META_LEN))
+				break;
+		}
+		if (bit == 8)
+			break;
+	}
+	free(m);
+	free(f);
+	return off;
+}
+
+/*
  * @bad is refused with @err by the check and by SHMK_IMAGE_ONLY; without
  * it, the segment is created empty.
  */
@@ -320,7 +361,7 @@ static void test_checks(const char *good_path)
 			const char *word;
 		} flip[] = {
 			{ 100, "header" },
-			{ orig.data_off + 8 + rnd_below(1000), "metadata" },
+			{ orig.data_off + meta_flip_off(good), "metadata" },
 			{ orig.data_off + orig.dir_table +
 				  rnd_below(orig.dir_len), "directory" },
 			{ orig.data_off + orig.heap_end - 9, "data" },

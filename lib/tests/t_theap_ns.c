@@ -46,7 +46,7 @@ static int grandchild(struct share *sh)
 	uint8_t *p, *q;
 	char c;
 
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) ||
 	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  NULL))
 		return SKIP_CODE;
