@@ -182,7 +182,7 @@ struct shmk_queue_stats {
 	uint64_t received;		/* ever taken (by receivers, reclaim) */
 	uint64_t high_water;		/* most queued, seen by the receiver */
 	uint64_t senders_blocked;	/* sends that slept for room */
-	int64_t receiver_pid;		/* 0: no live receiver */
+	int64_t receiver_pid;		/* 0: none; -1: another pid namespace */
 	uint64_t reserved[3];
 };
 

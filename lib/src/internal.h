@@ -152,6 +152,7 @@ static inline void *shmk__fail_ptr(int neg_err)
 
 /* segment.c */
 int shmk__wait_ready(const uint64_t *magic);
+uint32_t shmk__ns_ino(const char *kind);
 void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
 		   off_t off, bool *at_hint);
 

@@ -70,8 +70,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "queue.h"
 
-#define QUEUE_PREFIX		"shmk.queue/"
 #define QUEUE_MAGIC		0x31455545554b4d53ULL	/* "SMKQUEUE1" */
 #define QUEUE_DEFAULT_CAP	1024u
 #define QUEUE_MAX_CAP		(1u << 20)
@@ -104,7 +104,7 @@ struct queue_hdr {
 	uint32_t capacity;
 	uint32_t shift;			/* log2(capacity) */
 	int32_t recv_pid;		/* informational */
-	uint32_t pad0;
+	uint32_t recv_pidns;		/* recv_pid's pid namespace */
 	uint64_t pad1[5];
 
 	/* 64: read by every send, changes only when the receiver does */
@@ -479,6 +479,7 @@ int shmk_queue_open(struct shmk *h, const char *name, int flags,
 		}
 		qu->recv = true;
 		__atomic_fetch_add(&h->recv_queues, 1, __ATOMIC_ACQ_REL);
+		WRITE_ONCE(q->recv_pidns, shmk__ns_ino("pid"));
 		WRITE_ONCE(q->recv_pid, (int32_t)getpid());
 		fix_head(qu);
 		if (flags & SHMK_QUEUE_RECLAIM)
@@ -816,6 +817,11 @@ int shmk_queue_stats(struct shmk_queue *qu, struct shmk_queue_stats *st)
 	st->queued = p > head ? p - head : 0;
 	st->high_water = READ_ONCE(q->high_water);
 	st->senders_blocked = __atomic_load_n(&q->blocked, __ATOMIC_RELAXED);
-	st->receiver_pid = receiver_alive(q) ? READ_ONCE(q->recv_pid) : 0;
+	if (!receiver_alive(q))
+		st->receiver_pid = 0;
+	else if (READ_ONCE(q->recv_pidns) != shmk__ns_ino("pid"))
+		st->receiver_pid = -1;	/* its pid means nothing here */
+	else
+		st->receiver_pid = READ_ONCE(q->recv_pid);
 	return 0;
 }

@@ -8,9 +8,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/random.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,6 +411,21 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	}
 	*out = h;
 	return 0;
+}
+
+/*
+ * The nsfs inode number of this process's namespace @kind ("pid", "time"),
+ * which names the namespace on this machine; 0 when /proc cannot tell.
+ */
+uint32_t shmk__ns_ino(const char *kind)
+{
+	char path[32];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
+	if (stat(path, &st))
+		return 0;
+	return (uint32_t)st.st_ino;
 }
 
 int shmk_close(struct shmk *h)

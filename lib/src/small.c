@@ -43,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -181,18 +180,6 @@ static int task_stat(pid_t tid, uint64_t *start, char *state)
 	return 0;
 }
 
-/* The nsfs inode number of this process's namespace @kind, or 0. */
-static uint32_t ns_ino(const char *kind)
-{
-	char path[32];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
-	if (stat(path, &st))
-		return 0;
-	return (uint32_t)st.st_ino;
-}
-
 /*
  * This thread's tag and namespaces, once per thread (and again in a forked
  * child, which may be in a new pid namespace). No pid namespace to name
@@ -210,12 +197,12 @@ static void self_init(void)
 		return;
 	pthread_once(&atfork_once, atfork_init);
 	tid = (pid_t)syscall(SYS_gettid);
-	pidns = ns_ino("pid");
+	pidns = shmk__ns_ino("pid");
 	if (tid <= 0 || !pidns || task_stat(tid, &start, &state)) {
 		my_tag = TAG_NONE;
 		return;
 	}
-	my_ns = (uint64_t)pidns << 32 | ns_ino("time");
+	my_ns = (uint64_t)pidns << 32 | shmk__ns_ino("time");
 	my_tag = (uint64_t)(uint32_t)tid << 32 | (start & 0xffffffffULL);
 }
 

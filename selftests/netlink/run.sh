@@ -5,7 +5,7 @@
 #   spec_test.py      the YAML spec against the uapi header
 #   nl_raw_test       the family on a raw socket (kselftest harness)
 #   shmkctl_test.py   shmkctl end to end (json, dumps, watch, permissions,
-#                     kick, namespaces)
+#                     kick, namespaces, queues, save, load and image-info)
 # and checks that the kernel log stayed clean meanwhile. Every test case
 # counts once (the KTAP "ok"/"not ok" lines of the programs; the log check
 # is one more), and the last line is "N passed, N failed[, N skipped]".

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SHMKCTL = os.path.join(ROOT, "tools", "shmkctl", "shmkctl")
 HELPER = os.path.join(HERE, "shmk_helper")
+QHELPER = os.path.join(HERE, "queue_helper")
 PARAMS = "/sys/module/shmk/parameters"
 NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -669,9 +670,113 @@ def test_cli_errors():
     check("Usage: shmkctl" in shmkctl("--help").stdout, "--help")
 
 
+class QueueReceiver:
+    """queue_helper: a libshmk queue's receiver, with N messages queued."""
+
+    def __init__(self, seg, queue, cap, n, prefix=()):
+        self.p = subprocess.Popen(list(prefix) + [QHELPER, seg, queue, str(cap), str(n)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.out = Lines(self.p.stdout)
+        r = self.out.readline()
+        if not r or not r.startswith("ready "):
+            self.p.kill()
+            self.p.wait()
+            raise AssertionError("queue_helper: %r" % r)
+        self.pid = int(r.split()[1])
+
+    def recv(self, k):
+        self.p.stdin.write(("recv %d\n" % k).encode())
+        self.p.stdin.flush()
+        check_eq("ok", self.out.readline(), "queue_helper recv")
+
+    def quit(self):
+        if self.p.poll() is None:
+            self.p.stdin.write(b"quit\n")
+            self.p.stdin.close()
+            check_eq(0, self.p.wait(TIMEOUT), "queue_helper exit status")
+
+
+QUEUE_KEYS = {"segment", "queue", "receiver_pid", "capacity", "queued", "sent",
+              "received", "high_water", "senders_blocked"}
+
+
+def queues(seg, **kw):
+    return {q["queue"]: q for q in sjson("queues", seg, **kw)}
+
+
+def test_queues_and_images():
+    """shmkctl queues, save, load and image-info on a segment with a queue."""
+    img = "/tmp/t-queues.img"
+    names = ["t-queues", "t-queues2", "t-queues-ns"]
+    cleanup(names)
+    if os.path.exists(img):
+        os.unlink(img)
+    rx = None
+    try:
+        rx = QueueReceiver("t-queues", "jobs", 16, 5)
+        q = queues("t-queues")
+        check_eq({"jobs"}, set(q), "queue names")
+        check_eq(QUEUE_KEYS, set(q["jobs"]), "queue keys")
+        check_eq(("t-queues", rx.pid, 16, 5, 5, 0, 0),
+                 tuple(q["jobs"][k] for k in ("segment", "receiver_pid", "capacity",
+                                              "queued", "sent", "received",
+                                              "senders_blocked")), "queue counters")
+        rx.recv(2)
+        q = queues("t-queues")["jobs"]
+        check_eq((3, 5, 2, 5), (q["queued"], q["sent"], q["received"], q["high_water"]),
+                 "counters after two receives")
+        text = shmkctl("queues", "t-queues").stdout.splitlines()
+        check(text[0].split()[:3] == ["QUEUE", "RECEIVER", "CAPACITY"], "header %r" % text[0])
+        check_eq(["jobs", str(rx.pid), "16", "3", "5", "2", "5", "0"], text[1].split(),
+                 "table row")
+        # Nothing shown to those who may not attach (the segment is 0600).
+        res = shmkctl("queues", "t-queues", prefix=NOBODY, check_rc=1)
+        check_eq("shmkctl: cannot open segment t-queues: Permission denied",
+                 res.stderr.strip(), "queues without access")
+
+        # An image keeps the queue and what is queued; a load has no receiver.
+        shmkctl("save", "t-queues", img)
+        objs = json.loads(shmkctl("image-info", img, "--json").stdout)["objects"]
+        check("shmk.queue/jobs" in [o["name"] for o in objs], "image-info objects")
+        rx.quit()
+        q = queues("t-queues")["jobs"]
+        check_eq((0, 3), (q["receiver_pid"], q["queued"]), "receiver gone")
+        shmkctl("load", img, "t-queues2")
+        q = queues("t-queues2")["jobs"]
+        check_eq((0, 16, 3, 5, 2), (q["receiver_pid"], q["capacity"], q["queued"],
+                                    q["sent"], q["received"]), "loaded queue")
+
+        # A receiver in another pid namespace: its pid would mean nothing here.
+        try:
+            rx = QueueReceiver("t-queues-ns", "ns", 8, 1,
+                               prefix=["unshare", "--pid", "--fork", "--mount-proc"])
+        except (OSError, AssertionError) as e:
+            raise Skip("no pid namespace with its own /proc here: %s" % e)
+        check_eq(1, rx.pid, "pid in its own namespace")
+        q = queues("t-queues-ns")["ns"]
+        check_eq((-1, 1), (q["receiver_pid"], q["queued"]), "receiver in another pid namespace")
+        row = shmkctl("queues", "t-queues-ns").stdout.splitlines()[1].split()
+        check_eq(["ns", "other-ns"], row[:2], "other-ns in the table")
+        rx.quit()
+        rx = None
+
+        for args in (["queues"], ["queues", "a", "b"], ["queues", "x" * 64]):
+            shmkctl(*args, check_rc=2)
+        res = shmkctl("queues", "t-absent", check_rc=1)
+        check_eq("shmkctl: cannot open segment t-absent: No such file or directory",
+                 res.stderr.strip(), "queues of a missing segment")
+    finally:
+        if rx:
+            rx.p.kill()
+            rx.p.wait()
+        cleanup(names)
+        if os.path.exists(img):
+            os.unlink(img)
+
+
 TESTS = [test_json_matches_reality, test_many_segments, test_watch_events,
          test_watch_count, test_permissions, test_visibility, test_kick_sigbus,
-         test_keys_and_ids, test_namespaces,
+         test_keys_and_ids, test_namespaces, test_queues_and_images,
          test_cli_errors]
 
 
@@ -682,7 +787,7 @@ def main():
     if os.geteuid() != 0 or not os.path.exists("/sys/module/shmk"):
         print("1..0 # SKIP needs root and the shmk module loaded")
         return 4
-    for p in (SHMKCTL, HELPER):
+    for p in (SHMKCTL, HELPER, QHELPER):
         if not os.access(p, os.X_OK):
             print("Bail out! %s is not built (make -C selftests/netlink)" % p)
             return 1

@@ -37,6 +37,7 @@
 #include <linux/shmk.h>
 
 #include "shmkctl_image.h"
+#include "shmkctl_queues.h"
 
 #ifndef SHMKCTL_VERSION
 #define SHMKCTL_VERSION "unknown"
@@ -1329,6 +1330,8 @@ static void help(void)
 	       "  load PATH [SEG]      create a segment from an image (default: the\n"
 	       "                       name it was saved from)\n"
 	       "  image-info PATH      an image's header, checks and named objects\n"
+	       "  queues SEG           a segment's message queues: receiver, counters\n"
+	       "                       (any backend; attaches read-only)\n"
 	       "\n"
 	       "SEG is a segment name, id:N for the segment with id N (see list;\n"
 	       "unlinked segments too), or name:NAME for a name beginning with\n"
@@ -1481,6 +1484,11 @@ int main(int argc, char **argv)
 			usage_error("--json applies to listings, watch and image-info");
 		io.json = o.json;
 		return shmkctl_image(cmd, nargs, args, &io);
+	}
+	if (!strcmp(cmd, "queues")) {
+		NARGS(1, 1);
+		check_name(args[0]);
+		return shmkctl_queues(args[0], o.json);
 	}
 	if (!strcmp(cmd, "list")) {
 		NARGS(0, 0);
