@@ -41,7 +41,14 @@
 #                        build/coverage/coverage.md and html/
 #   make stress          the storms: stress-vm, 16 processes attaching,
 #                        growing, shrinking, kicking, unlinking and detaching
-#                        for STRESS_SECONDS (600) in a VM, then nothing left
+#                        for STRESS_SECONDS (600) in a VM, then nothing left;
+#                        and stress-lib
+#   make stress-lib      the library's crash storm (lib/tests/stress_lib.c):
+#                        STRESS_ROUNDS (1000) rounds of library users SIGKILLed
+#                        in allocs, frees, directory and queue calls, each
+#                        followed by shmk_check() and an account of every
+#                        block; on the posix backend on the host, then on the
+#                        kernel backend in a VM (not part of make check)
 #
 # KVER selects the Debian kernel (default: the running kernel when its
 # headers are installed, else the newest installed headers); KDIR overrides
@@ -78,7 +85,7 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
 	check-install print-kver check-dkms dist debs lint-debs check-packages \
 	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity stress stress-vm \
-	coverage
+	stress-lib coverage
 
 all: modules
 
@@ -260,11 +267,21 @@ coverage: deps userspace
 # selftests/storm_test.c for STRESS_SECONDS (make check runs it for 30 s as
 # part of the kselftests).
 STRESS_SECONDS ?= 600
-stress: stress-vm
+STRESS_ROUNDS ?= 1000
+stress: stress-vm stress-lib
 
 stress-vm: modules selftests
 	$(VM_RUN) --log build/vm/stress.log -- \
 		'SHMK_STORM_SECS=$(STRESS_SECONDS) SHMK_TEST_TIMEOUT=$$(($(STRESS_SECONDS) + 300)) selftests/run.sh storm'
+
+# The library's crash storm, lib/tests/stress_lib.c (its comment says what
+# each round checks); the last line of each run gives the rounds survived,
+# the kills and the blocks lost with their bound.
+stress-lib: modules
+	$(MAKE) -C lib stress-build
+	SHMK_BACKEND=posix lib/build/test-plain/stress_lib -r $(STRESS_ROUNDS)
+	$(VM_RUN) --log build/vm/stress-lib.log -- \
+		'SHMK_BACKEND=kernel lib/build/test-plain/stress_lib -r $(STRESS_ROUNDS)'
 
 demo: deps
 	$(MAKE) modules examples
