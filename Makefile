@@ -130,18 +130,21 @@ vm-run: modules
 	$(VM_RUN) -- '$(CMD)'
 
 # Suites: NAME=COMMAND, each ending its output with "N passed, N failed".
-# libshmk runs on the host on its memfd backend (plain, ASan+UBSan and
+# libshmk runs on the host on its posix backend (plain, ASan+UBSan and
 # valgrind builds) and in the VM against /dev/shmk (plain and ASan+UBSan).
 # (Double quotes only: VM_SUITES goes into a single-quoted guest command.)
 # "install": make install/uninstall into a scratch DESTDIR (tools/check-install);
 # "dkms": dkms add/build/install/uninstall/remove for every installed kernel in
 # scratch DKMS trees (tools/check-dkms).
-HOST_SUITES ?= libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd lib/tests/run.sh" \
+# LIB_VM_VARIANTS: the library's builds run in the VM (plain and
+# ASan+UBSan; .ci/run runs plain only on its second kernel, for time).
+LIB_VM_VARIANTS ?= plain,asan
+HOST_SUITES ?= libshmk-posix="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=posix lib/tests/run.sh" \
 	install="tools/check-install $(CHECK_INSTALL_ARGS)" \
 	dkms=tools/check-dkms
 VM_SUITES ?= kselftests=selftests/run.sh netlink=selftests/netlink/run.sh \
 	fuzz-blind="fuzz/run.sh -b -d 90 -c fuzz/corpus" \
-	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
+	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=$(LIB_VM_VARIANTS) lib/tests/run.sh"
 # Segments have 2 MiB pages by default; a second boot loads the module with
 # huge_pages=0 (4 KiB pages only) and runs the kernel selftests and the
 # library against it once more. Empty: no second boot.
@@ -208,10 +211,10 @@ deps-backports: deps
 # The debug kernel: about 25 minutes to build the first time (cached under
 # /var/cache/shmk), a slower boot and suites under KASAN afterwards.
 DEBUG_VM_TIMEOUT ?= 5400
-# Every suite of make check; the memfd one too (shmem and futexes under
+# Every suite of make check; the posix one too (shmem and futexes under
 # KASAN), without valgrind, which would take most of an hour there.
 DEBUG_VM_SUITES ?= $(VM_SUITES) \
-	libshmk-memfd="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=memfd SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
+	libshmk-posix="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=posix SHMK_TEST_VARIANTS=plain,asan lib/tests/run.sh"
 check-debug: deps
 	tools/kernels/build-debug --install-deps
 	tools/kernels/build-debug
@@ -301,7 +304,7 @@ bench-grow: deps
 	cat build/bench/grow.md
 
 # Allocator against Boost.Interprocess and glibc malloc, on the host (libshmk
-# on its memfd backend, no VM); writes build/bench/alloc.{csv,md,png}.
+# on its posix backend, no VM); writes build/bench/alloc.{csv,md,png}.
 ALLOC_REPS ?= 7
 bench-alloc: deps
 	$(MAKE) -C bench alloc_bench
@@ -328,7 +331,7 @@ bench-image:
 
 # Message queues against iceoryx (RouDi started and stopped by bench/ipc-run),
 # POSIX mqueue, a socket pair, pipes and the cache-line and futex floors, on
-# the host (libshmk on its memfd backend); IPC_ITERS round trips and IPC_MSGS
+# the host (libshmk on its posix backend); IPC_ITERS round trips and IPC_MSGS
 # streamed messages per case; writes build/bench/ipc.{csv,md,png}.
 IPC_ITERS ?= 20000
 IPC_MSGS ?= 20000
