@@ -113,7 +113,7 @@ lib:
 	$(MAKE) -C lib
 
 lib-tests:
-	$(MAKE) -C lib test-build
+	$(MAKE) -C lib test-build stress-build
 
 shmkctl:
 	$(MAKE) -C tools/shmkctl
@@ -139,12 +139,18 @@ vm-run: modules
 # LIB_VM_VARIANTS: the library's builds run in the VM (plain and
 # ASan+UBSan; .ci/run runs plain only on its second kernel, for time).
 LIB_VM_VARIANTS ?= plain,asan
+# stress-lib-*: short runs of make stress-lib's crash storm, rounds on the
+# host and in the VM (where a round costs more).
+STRESS_CHECK_ROUNDS ?= 200
+STRESS_CHECK_ROUNDS_VM ?= 100
 HOST_SUITES ?= libshmk-posix="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=posix lib/tests/run.sh" \
+	stress-lib-posix="SHMK_BACKEND=posix lib/build/test-plain/stress_lib -r $(STRESS_CHECK_ROUNDS) && echo 1 passed, 0 failed" \
 	install="tools/check-install $(CHECK_INSTALL_ARGS)" \
 	dkms=tools/check-dkms
 VM_SUITES ?= kselftests=selftests/run.sh netlink=selftests/netlink/run.sh \
 	fuzz-blind="fuzz/run.sh -b -d 90 -c fuzz/corpus" \
-	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=$(LIB_VM_VARIANTS) lib/tests/run.sh"
+	libshmk-kernel="SHMK_TEST_NO_BUILD=1 SHMK_BACKEND=kernel SHMK_TEST_VARIANTS=$(LIB_VM_VARIANTS) lib/tests/run.sh" \
+	stress-lib-kernel="SHMK_BACKEND=kernel lib/build/test-plain/stress_lib -r $(STRESS_CHECK_ROUNDS_VM) && echo 1 passed, 0 failed"
 # Segments have 2 MiB pages by default; a second boot loads the module with
 # huge_pages=0 (4 KiB pages only) and runs the kernel selftests and the
 # library against it once more. Empty: no second boot.
