@@ -355,7 +355,15 @@ static void reopen(void)
 {
 	struct shmk_opts o = { .backend = "posix" };
 	struct shmk *h2;
-	int r = shmk_open(seg_name, 0, &o, &h2);
+	int r;
+
+	/*
+	 * A magic of 0 or "loading" is a segment being created: shmk_open()
+	 * waits 5 s for its creator, by design. Not worth an input's time.
+	 */
+	if (h->hdr->magic != SHMK_HDR_MAGIC)
+		return;
+	r = shmk_open(seg_name, 0, &o, &h2);
 
 	if (debug)
 		fprintf(stderr, "hostile: reopen %d\n", r);
