@@ -120,15 +120,22 @@ int shmk__lock(struct shmk *h)
 {
 	int r = shmk__lock_raw(h);
 
-	if (likely(r == 0)) {
-		if (likely(h->hdr->tx_state == 0))
-			return 0;
+	if (likely(r == 0 && h->hdr->tx_state == 0)) {
+		r = 0;
+	} else if (r == 0) {
 		/* A holder vanished without the robust list noticing. */
-		return recover(h, false);
+		r = recover(h, false);
+	} else if (r == EOWNERDEAD) {
+		r = recover(h, true);
+	} else {
+		return -r;
 	}
-	if (r == EOWNERDEAD)
-		return recover(h, true);
-	return -r;
+	/* Whatever a client wrote, nothing is followed outside the heap. */
+	if (!r && unlikely(shmk__heap_bounds(h))) {
+		shmk__unlock(h);
+		r = -EUCLEAN;
+	}
+	return r;
 }
 
 int shmk__read(struct shmk *h, const uint64_t *seq, shmk_read_fn fn,

@@ -35,6 +35,7 @@ void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg)
 {
 	struct shmk_hdr *hd = h->hdr;
 
+	h->corrupt = false;
 	seq_make_odd(&hd->seq);
 	hd->tx_arg = arg;
 	barrier();
@@ -53,6 +54,9 @@ void shmk__tx_commit(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
 
+	/* An operation that found corrupt metadata leaves things as they were. */
+	if (unlikely(h->corrupt))
+		shmk__tx_rollback(h);
 	barrier();
 	SHMK_FAULT_POINT();
 	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * A hostile or corrupted segment (issue 15, item 5): any client with write
+ * access can overwrite the metadata. The library must then fail with
+ * EUCLEAN, never crash, hang or write outside the segment; an operation
+ * that finds corruption half way leaves the metadata as it found it (its
+ * transaction is rolled back), so that putting the word back makes the
+ * segment check clean again. Each case is a crash that make fuzz-lib
+ * (fuzz/lib/hostile.c) found, on a fresh segment.
+ */
+#include "internal.h"
+#include "page_heap.h"
+#include "rbtree.h"
+#include "small.h"
+#include "harness.h"
+
+static const char *seg;
+static void *live[64], *big;
+static int nlive;
+
+/* A fresh segment: blocks of both tiers, free blocks in bins and the tree. */
+static struct shmk *fresh(void)
+{
+	struct shmk *h;
+
+	shmk_unlink(seg);
+	h = test_open(seg, SHMK_CREATE | SHMK_EXCL, 1 << 20, 16 << 20);
+	nlive = 0;
+	for (int i = 0; i < 48; i++) {
+		void *p = shmk_alloc(h, (size_t[]){ 24, 200, 3000, 9000, 20000,
+						    1100 }[i % 6]);
+
+		CHECK(p);
+		if (i % 3 == 1)
+			shmk_free(h, p);
+		else
+			live[nlive++] = p;
+	}
+	big = shmk_alloc(h, 50000);
+	CHECK(big);
+	CHECK(shmk_find_or_alloc(h, "named", 100, NULL));
+	CHECK_OK(shmk_check(h));
+	return h;
+}
+
+static void done(struct shmk *h)
+{
+	CHECK_OK(shmk_close(h));
+	shmk_unlink(seg);
+}
+
+/* An operation returning a pointer failed with EUCLEAN. */
+#define CHECK_EUCLEAN_PTR(expr)	CHECK_NULL_ERRNO((expr), EUCLEAN)
+
+/* The first block of the free tree of blocks above the bins. */
+static uint64_t large_free(const struct shmk *h)
+{
+	CHECK(h->hdr->large_root);
+	return h->hdr->large_root;
+}
+
+/*
+ * Page heap, a tree root: an offset outside the heap, a misaligned one, a
+ * used block, and a node that is its own left child (a loop). Each used to
+ * crash (SIGSEGV, UBSan misaligned load) or hang a large alloc.
+ */
+static void tree_roots(void)
+{
+	static const uint64_t bad[] = {
+		0x5b67536000e0ULL, 0x10074ULL, 1ULL << 40, 8,
+	};
+	struct shmk *h;
+	uint64_t saved, l, r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad) + 2; i++) {
+		h = fresh();
+		saved = large_free(h);
+		l = *shmk__w(h, saved + NODE_LEFT);
+		r = *shmk__w(h, saved + NODE_RIGHT);
+		if (i < ARRAY_SIZE(bad)) {
+			h->hdr->large_root = bad[i];
+		} else if (i == ARRAY_SIZE(bad)) {	/* a used block */
+			h->hdr->large_root = shmk_off(h, big) - BLK_HDR;
+		} else {	/* a loop: the root its own children */
+			*shmk__w(h, saved + NODE_LEFT) = saved;
+			*shmk__w(h, saved + NODE_RIGHT) = saved;
+		}
+		CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+		CHECK_ERR(shmk_check(h), EUCLEAN);
+		h->hdr->large_root = saved;
+		*shmk__w(h, saved + NODE_LEFT) = l;
+		*shmk__w(h, saved + NODE_RIGHT) = r;
+		/* Nothing changed by the failed alloc: clean again. */
+		CHECK_OK(shmk_check(h));
+		CHECK(shmk_alloc(h, 100000));
+		CHECK_OK(shmk_check(h));
+		done(h);
+	}
+}
+
+/*
+ * Page heap, the largest bin's tree naming a used block (alloc_aligned
+ * takes blocks of the page heap: its request, 968 bytes aligned to 32,
+ * needs a block of exactly BIN_MAX_SIZE); a link into the reservation past
+ * the segment's memory.
+ */
+static void bin_links(void)
+{
+	struct shmk *h = fresh();
+	uint64_t map = h->hdr->bin_map, n = h->hdr->bins[SHMK_NBINS - 1];
+	uint64_t saved;
+
+	h->hdr->bin_map = 1ULL << (SHMK_NBINS - 1);
+	h->hdr->bins[SHMK_NBINS - 1] = shmk_off(h, big) - BLK_HDR;
+	CHECK_EUCLEAN_PTR(shmk_alloc_aligned(h, 968, 32));
+	h->hdr->bin_map = map;
+	h->hdr->bins[SHMK_NBINS - 1] = n;
+	CHECK_OK(shmk_check(h));
+	/* A link into the reservation past the segment's memory: SIGBUS. */
+	saved = *shmk__w(h, large_free(h) + NODE_RIGHT);
+	*shmk__w(h, large_free(h) + NODE_RIGHT) = (8 << 20) + 8;
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 4 << 20));
+	*shmk__w(h, large_free(h) + NODE_RIGHT) = saved;
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/*
+ * Page heap, a footer: a free of the block after a free one reads the
+ * footer to find it; a forged one named a block anywhere.
+ */
+static void footers(void)
+{
+	struct shmk *h = fresh();
+	void *a = shmk_alloc(h, 20000), *b = shmk_alloc(h, 20000),
+	     *c = shmk_alloc(h, 20000);
+	uint64_t f, saved;
+
+	CHECK(a && b && c);
+	shmk_free(h, a);
+	f = shmk_off(h, b) - BLK_HDR - 8;	/* a's footer */
+	saved = *shmk__w(h, f);
+	CHECK_EQ(saved >> BLK_TAG_SHIFT, BLK_TAG_FOOT);
+	*shmk__w(h, f) = BLK_TAG_FOOT << BLK_TAG_SHIFT | (f & ~15ULL) << 1;
+	shmk_free(h, b);
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	*shmk__w(h, f) = saved;
+	CHECK_OK(shmk_check(h));
+	CHECK_EQ(shmk_usable_size(h, b), 20000 + BLK_HDR);
+	shmk_free(h, b);
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/* heap_end past the memory behind the segment: SIGBUS when followed. */
+static void heap_end(void)
+{
+	struct shmk *h = fresh();
+	uint64_t saved = h->hdr->heap_end;
+
+	h->hdr->heap_end = 12 << 20;
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "x", 10, NULL));
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	h->hdr->heap_end = saved;
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+int main(void)
+{
+	seg = test_name("hostile");
+	tree_roots();
+	bin_links();
+	footers();
+	heap_end();
+	printf("ok\n");
+	return 0;
+}
