@@ -8,6 +8,8 @@
  * segment check clean again. Each case is a crash that make fuzz-lib
  * (fuzz/lib/hostile.c) found, on a fresh segment.
  */
+#include <pthread.h>
+
 #include "internal.h"
 #include "page_heap.h"
 #include "rbtree.h"
@@ -167,6 +169,105 @@ static void heap_end(void)
 	done(h);
 }
 
+/* The current thread heap of the calling thread (it allocated a slot). */
+static struct shmk_theap *my_theap(struct shmk *h)
+{
+	struct shmk_theap *t = (struct shmk_theap *)(h->base + h->hdr->theaps);
+
+	for (unsigned int i = 0; i < SHMK_THEAPS; i++)
+		if (t[i].owner && t[i].run[small_class(24)])
+			return &t[i];
+	return NULL;
+}
+
+struct thread_alloc {
+	struct shmk *h;
+	size_t size;
+	void *p;
+	int err;
+};
+
+static void *thread_alloc_fn(void *arg)
+{
+	struct thread_alloc *a = arg;
+
+	errno = 0;
+	a->p = shmk_alloc(a->h, a->size);
+	a->err = errno;
+	return NULL;
+}
+
+/* shmk_alloc() in a new thread: no thread heap of its own yet. */
+static struct thread_alloc in_thread(struct shmk *h, size_t size)
+{
+	struct thread_alloc a = { h, size, NULL, 0 };
+	pthread_t t;
+
+	CHECK_OK(pthread_create(&t, NULL, thread_alloc_fn, &a));
+	CHECK_OK(pthread_join(t, NULL));
+	return a;
+}
+
+/*
+ * The small tier: a thread heap's current run (the lock-free fast path
+ * took a slot of it: an atomic OR anywhere), the thread heap table's
+ * offset, a class's list of runs, the run map's offset (overflowing).
+ */
+static void small_tier(void)
+{
+	static const uint64_t bad[] = {
+		0x10074ULL, 1ULL << 40, (8 << 20) + 2 * BLK_HDR,
+	};
+	unsigned int c = small_class(24);
+	struct thread_alloc a;
+	struct shmk_theap *th;
+	uint64_t saved, saved2;
+	struct shmk *h;
+	void *p;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		h = fresh();
+		th = my_theap(h);
+		CHECK(th);
+		saved = th->run[c];
+		th->run[c] = bad[i];
+		p = shmk_alloc(h, 24);	/* the locked path serves it */
+		CHECK(p);
+		CHECK_ERR(shmk_check(h), EUCLEAN);
+		th->run[c] = saved;
+		shmk_free(h, p);
+		CHECK_OK(shmk_check(h));
+		done(h);
+	}
+
+	/* The table, then the list a thread without a heap takes from. */
+	h = fresh();
+	saved = h->hdr->theaps;
+	h->hdr->theaps = 1ULL << 40;
+	a = in_thread(h, 24);
+	CHECK(a.p);
+	shmk_free(h, a.p);
+	saved2 = h->hdr->runs[c];
+	h->hdr->runs[c] = (8 << 20) + 2 * BLK_HDR;
+	a = in_thread(h, 24);
+	CHECK(!a.p && a.err == EUCLEAN);
+	h->hdr->runs[c] = saved2;
+	h->hdr->theaps = saved;
+	CHECK_OK(shmk_check(h));
+	done(h);
+
+	/* map + len overflowing: UBSan's pointer overflow, a wild read. */
+	h = fresh();
+	saved = h->hdr->run_map;
+	h->hdr->run_map = UINT64_MAX - 4096;
+	shmk_free(h, live[0]);		/* a slot: refused */
+	CHECK(shmk_alloc(h, 24));
+	h->hdr->run_map = saved;
+	CHECK_OK(shmk_check(h));
+	CHECK_EQ(shmk_usable_size(h, live[0]), 32);
+	done(h);
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -174,6 +275,7 @@ int main(void)
 	bin_links();
 	footers();
 	heap_end();
+	small_tier();
 	printf("ok\n");
 	return 0;
 }
