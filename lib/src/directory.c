@@ -142,11 +142,16 @@ static int dir_rehash(struct shmk *h, uint64_t cap)
 	ns = (void *)(h->base + t);
 	os = (const void *)(h->base + old);
 	memset(ns, 0, cap * SLOT_SIZE);
-	for (uint64_t i = 0; i < ocap; i++) {
+	for (uint64_t i = 0, n = 0; i < ocap; i++) {
 		uint64_t j;
 
 		if (os[i].entry <= DIR_SLOT_TOMB)
 			continue;
+		/* More entries than dir_count said: the new table is full. */
+		if (++n >= cap) {
+			shmk__corrupt(h);
+			return -EUCLEAN;
+		}
 		for (j = os[i].hash & (cap - 1); ns[j].entry;
 		     j = (j + 1) & (cap - 1))
 			;
@@ -168,6 +173,12 @@ static int dir_insert(struct shmk *h, const char *name, size_t len,
 	int r;
 
 	shmk__dir_changing(h);
+	/* The counts bound the growth below, the table the copy. */
+	if (!dir_table_ok(h, hd->dir_table, hd->dir_cap, hd->heap_end) ||
+	    hd->dir_count > hd->dir_cap || hd->dir_tombs > hd->dir_cap) {
+		shmk__corrupt(h);
+		return -EUCLEAN;
+	}
 	if ((hd->dir_count + hd->dir_tombs + 1) * 4 > hd->dir_cap * 3) {
 		uint64_t cap = hd->dir_cap;
 

@@ -300,6 +300,34 @@ static void undo_log(void)
 	}
 }
 
+/*
+ * The directory's counts and table: a huge dir_count had the growth of a
+ * new table double its size until cap * 16 wrapped to 0 (a block of
+ * nothing, then slots written far past it); a table straddling the heap's
+ * end was copied from past it (SIGBUS).
+ */
+static void directory(void)
+{
+	struct shmk *h = fresh();
+	uint64_t count = h->hdr->dir_count, table = h->hdr->dir_table;
+
+	h->hdr->dir_count = 1ULL << 61;
+	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "new", 10, NULL));
+	h->hdr->dir_count = count;
+	CHECK_OK(shmk_check(h));
+	h->hdr->dir_table = h->hdr->heap_end - 512;
+	h->hdr->dir_count = 60;
+	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "new", 10, NULL));
+	CHECK_EUCLEAN_PTR(shmk_find(h, "named", NULL));
+	h->hdr->dir_table = table;
+	h->hdr->dir_count = count;
+	CHECK_OK(shmk_check(h));
+	CHECK(shmk_find_or_alloc(h, "new", 10, NULL));
+	CHECK(shmk_find(h, "named", NULL));
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -309,6 +337,7 @@ int main(void)
 	heap_end();
 	small_tier();
 	undo_log();
+	directory();
 	printf("ok\n");
 	return 0;
 }
