@@ -54,7 +54,7 @@ static bool free_blk_ok(const struct shmk *h, uint64_t b, uint64_t need)
 {
 	uint64_t he = h->hdr->heap_end, w;
 
-	if (b % BLK_ALIGN != 8 || b <= SHMK_HEAP_START || b + BLK_MIN > he)
+	if (b % BLK_ALIGN != 8 || b <= SHMK_HEAP_START || b > he - BLK_MIN)
 		return shmk__corrupt(h);
 	w = shmk__rd(h, b);
 	if (blk_tag(w) != BLK_TAG_FREE || !blk_word_ok(w) ||

@@ -19,7 +19,7 @@
 static inline bool node_ok(const struct shmk *h, uint64_t n)
 {
 	if (likely(n % BLK_ALIGN == 8 && n > SHMK_HEAP_START &&
-		   n + BLK_MIN <= h->hdr->heap_end &&
+		   n <= h->hdr->heap_end - BLK_MIN &&
 		   shmk__rd(h, n) >> BLK_TAG_SHIFT == BLK_TAG_FREE))
 		return true;
 	return shmk__corrupt(h);

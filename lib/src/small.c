@@ -108,7 +108,7 @@ static inline bool run_usable(const struct shmk *h, uint64_t r, unsigned int c)
 	const struct shmk_run *run = run_at(h, r);
 
 	return r % RUN_CHUNK == 2 * BLK_HDR && r > SHMK_HEAP_START &&
-	       shmk__backed(h, r - 2 * BLK_HDR + (uint64_t)
+	       r < h->map_size && shmk__backed(h, r - 2 * BLK_HDR + (uint64_t)
 			    shmk__small_classes[c].chunks * RUN_CHUNK) &&
 	       READ_ONCE(run->magic) == (RUN_MAGIC ^ r) &&
 	       READ_ONCE(run->cls) == c;
@@ -119,7 +119,7 @@ static bool theaps_ok(const struct shmk *h)
 {
 	uint64_t t = READ_ONCE(h->hdr->theaps);
 
-	return t % 64 == 0 && t > SHMK_HEAP_START &&
+	return t % 64 == 0 && t > SHMK_HEAP_START && t < h->map_size &&
 	       shmk__backed(h, t + SHMK_THEAPS * sizeof(struct shmk_theap));
 }
 
@@ -282,7 +282,8 @@ static void map_mark(struct shmk *h, uint64_t r, uint32_t chunks, bool set)
 	uint64_t map = h->hdr->run_map, len = h->hdr->run_map_len;
 	uint64_t idx = (r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT, first = map + idx;
 
-	if (map % 8 || map < SHMK_HEAP_START || len > RUN_MAP_MAX ||
+	if (map % 8 || map < SHMK_HEAP_START || map > h->map_size ||
+	    len > RUN_MAP_MAX ||
 	    idx + chunks > len || !shmk__backed(h, ALIGN_UP(map + len, 8ULL))) {
 		shmk__corrupt(h);
 		return;

@@ -71,7 +71,7 @@ static inline const struct shmk_run *small_run_ok(const struct shmk *h,
 	uint32_t cls;
 
 	if (r % RUN_CHUNK != 2 * BLK_HDR || r < SHMK_HEAP_START ||
-	    !shmk__backed(h, r - 2 * BLK_HDR + RUN_CHUNK))
+	    r > h->map_size || !shmk__backed(h, r - 2 * BLK_HDR + RUN_CHUNK))
 		return NULL;
 	cls = READ_ONCE(run->cls);
 	if (cls >= SHMK_NCLASSES || READ_ONCE(run->magic) != (RUN_MAGIC ^ r))

@@ -71,6 +71,7 @@ static void tree_roots(void)
 {
 	static const uint64_t bad[] = {
 		0x5b67536000e0ULL, 0x10074ULL, 1ULL << 40, 8,
+		UINT64_MAX - 7,		/* n + BLK_MIN wrapped */
 	};
 	struct shmk *h;
 	uint64_t saved, l, r;
@@ -218,6 +219,7 @@ static void small_tier(void)
 {
 	static const uint64_t bad[] = {
 		0x10074ULL, 1ULL << 40, (8 << 20) + 2 * BLK_HDR,
+		0 - RUN_CHUNK + 2 * BLK_HDR,	/* the run's end wrapped */
 	};
 	unsigned int c = small_class(24);
 	struct thread_alloc a;
@@ -245,6 +247,10 @@ static void small_tier(void)
 	h = fresh();
 	saved = h->hdr->theaps;
 	h->hdr->theaps = 1ULL << 40;
+	a = in_thread(h, 24);
+	CHECK(a.p);
+	shmk_free(h, a.p);
+	h->hdr->theaps = 0 - 64 * 512;	/* the table's end wrapped */
 	a = in_thread(h, 24);
 	CHECK(a.p);
 	shmk_free(h, a.p);
