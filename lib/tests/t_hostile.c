@@ -334,6 +334,23 @@ static void directory(void)
 	done(h);
 }
 
+/*
+ * The published statistics: a buffer whose seq a client left odd had
+ * shmk_stats() spin for good; it publishes anew under the lock.
+ */
+static void published_stats(void)
+{
+	struct shmk *h = fresh();
+	struct shmk_stats st;
+	uint64_t idx = h->hdr->pub_idx % SHMK_PUB_BUFS;
+
+	h->hdr->pub[idx].seq |= 1;
+	CHECK_OK(shmk_stats(h, &st));
+	CHECK_EQ(st.named_objects, 1);
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -344,6 +361,7 @@ int main(void)
 	small_tier();
 	undo_log();
 	directory();
+	published_stats();
 	printf("ok\n");
 	return 0;
 }
