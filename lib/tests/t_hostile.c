@@ -351,6 +351,55 @@ static void published_stats(void)
 	done(h);
 }
 
+/* A queue's header (queue.c): capacity, log2 of it, the slots. */
+#define Q_CAPACITY	8
+#define Q_SHIFT		12
+#define Q_SLOTS		256
+
+/*
+ * A queue's geometry (a shift of 200: UBSan; a capacity that is no power
+ * of two, or larger than its object: slots read past it), then slots
+ * laps ahead of the receiver (it skipped them one by one: 2^22 laps of
+ * 1024 slots, a hang).
+ */
+static void queues(void)
+{
+	static const uint32_t bad[][2] = {	/* capacity, shift */
+		{ 1024, 200 }, { 24, 4 }, { 1U << 31, 31 }, { 1U << 20, 20 },
+	};
+	struct shmk_queue *q, *rq;
+	uint8_t *obj;
+	size_t size;
+	struct shmk *h;
+	void *m;
+
+	for (size_t i = 0; i <= ARRAY_SIZE(bad); i++) {
+		h = fresh();
+		CHECK(shmk_queue_open(h, "q", SHMK_QUEUE_RECV, NULL, &rq) >= 0);
+		CHECK_OK(shmk_queue_close(rq));
+		obj = shmk_find(h, "shmk.queue/q", &size);
+		CHECK(obj);
+		if (i < ARRAY_SIZE(bad)) {
+			memcpy(obj + Q_CAPACITY, &bad[i][0], 4);
+			memcpy(obj + Q_SHIFT, &bad[i][1], 4);
+			CHECK_ERR(shmk_queue_open(h, "q", 0, NULL, &q), EUCLEAN);
+			done(h);
+			continue;
+		}
+		/* Every slot of the 1024 almost half the 2^23 laps ahead. */
+		for (unsigned int s = 0; s < 1024; s++) {
+			uint64_t w = ((1ULL << 22) - 1) << 41 | 1ULL << 40 |
+				     0x1230;
+
+			memcpy(obj + Q_SLOTS + 8 * s, &w, 8);
+		}
+		CHECK(shmk_queue_open(h, "q", SHMK_QUEUE_RECV, NULL, &rq) >= 0);
+		CHECK_ERR(shmk_recv(rq, &m, &size, 0), EUCLEAN);
+		CHECK_OK(shmk_queue_close(rq));
+		done(h);
+	}
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -362,6 +411,7 @@ int main(void)
 	undo_log();
 	directory();
 	published_stats();
+	queues();
 	printf("ok\n");
 	return 0;
 }
