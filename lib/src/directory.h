@@ -33,7 +33,7 @@ static inline int dir_entry_check(const struct shmk *h, uint64_t e, uint64_t hea
 	uint32_t len;
 
 	if (e % BLK_ALIGN || e < SHMK_HEAP_START + 16 ||
-	    e + sizeof(*de) > heap_end)
+	    e > heap_end - sizeof(*de))
 		return -EUCLEAN;
 	de = (const void *)(h->base + e);
 	len = READ_ONCE(de->name_len);

@@ -105,13 +105,13 @@ static unsigned int run_words(const struct shmk_run *run)
  */
 static inline bool run_usable(const struct shmk *h, uint64_t r, unsigned int c)
 {
-	const struct shmk_run *run = run_at(h, r);
-
-	return r % RUN_CHUNK == 2 * BLK_HDR && r > SHMK_HEAP_START &&
-	       r < h->map_size && shmk__backed(h, r - 2 * BLK_HDR + (uint64_t)
-			    shmk__small_classes[c].chunks * RUN_CHUNK) &&
-	       READ_ONCE(run->magic) == (RUN_MAGIC ^ r) &&
-	       READ_ONCE(run->cls) == c;
+	if (r % RUN_CHUNK != 2 * BLK_HDR || r < SHMK_HEAP_START ||
+	    r > h->map_size || !shmk__backed(h, r - 2 * BLK_HDR + (uint64_t)
+					     shmk__small_classes[c].chunks *
+					     RUN_CHUNK))
+		return false;
+	return READ_ONCE(run_at(h, r)->magic) == (RUN_MAGIC ^ r) &&
+	       READ_ONCE(run_at(h, r)->cls) == c;
 }
 
 /* The thread heap table lies inside the segment's memory. */

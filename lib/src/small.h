@@ -66,13 +66,14 @@ static inline uint64_t small_run_of(const struct shmk *h, uint64_t off)
 static inline const struct shmk_run *small_run_ok(const struct shmk *h,
 						  uint64_t r)
 {
-	const struct shmk_run *run = (const void *)(h->base + r);
+	const struct shmk_run *run;
 	const struct shmk_small_class *sc;
 	uint32_t cls;
 
 	if (r % RUN_CHUNK != 2 * BLK_HDR || r < SHMK_HEAP_START ||
 	    r > h->map_size || !shmk__backed(h, r - 2 * BLK_HDR + RUN_CHUNK))
 		return NULL;
+	run = (const void *)(h->base + r);
 	cls = READ_ONCE(run->cls);
 	if (cls >= SHMK_NCLASSES || READ_ONCE(run->magic) != (RUN_MAGIC ^ r))
 		return NULL;

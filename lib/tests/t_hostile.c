@@ -306,6 +306,15 @@ static void undo_log(void)
 	}
 }
 
+static int count_fn(const char *name, void *ptr, size_t size, void *arg)
+{
+	(void)name;
+	(void)ptr;
+	(void)size;
+	(void)arg;
+	return 0;
+}
+
 /*
  * The directory's counts and table: a huge dir_count had the growth of a
  * new table double its size until cap * 16 wrapped to 0 (a block of
@@ -326,6 +335,19 @@ static void directory(void)
 	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "new", 10, NULL));
 	CHECK_EUCLEAN_PTR(shmk_find(h, "named", NULL));
 	h->hdr->dir_table = table;
+	/* An entry's offset near 2^64: e + its size wrapped. */
+	for (uint64_t i = 0; i < h->hdr->dir_cap; i++) {
+		struct shmk_dir_slot *s = (struct shmk_dir_slot *)
+					  (h->base + table) + i;
+
+		if (s->entry > DIR_SLOT_TOMB) {
+			uint64_t e = s->entry;
+
+			s->entry = 0 - 32;
+			CHECK_ERR(shmk_foreach(h, count_fn, NULL), EUCLEAN);
+			s->entry = e;
+		}
+	}
 	h->hdr->dir_count = count;
 	CHECK_OK(shmk_check(h));
 	CHECK(shmk_find_or_alloc(h, "new", 10, NULL));
