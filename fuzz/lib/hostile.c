@@ -16,15 +16,17 @@
  * ftruncate when an earlier input grew it), the input's mutations are
  * written into the metadata regions, then shmk_check, shmk_stats,
  * shmk_foreach, shmk_find, alloc and free of both tiers, shmk_find_or_alloc,
- * shmk_remove, and a re-open (validation and recovery, which the
- * mutations may ask for by leaving a transaction in the header) run on it.
+ * shmk_remove, the queue (a receiver takes what is queued, a sender sends),
+ * shmk_shrink and shmk_grow, and a re-open (validation and recovery, which
+ * the mutations may ask for by leaving a transaction in the header) run on
+ * it.
  * The library may fail them; it must not crash, hang or touch memory
  * outside the segment (ASan, UBSan, and SIGBUS past the segment's backing:
  * the mapping reserves 16 MiB, about 5 times what is backed).
  *
- * Not mutated: the lock (a hostile client can always hold it forever; a
- * forged mutex is a denial of service the library cannot tell from a busy
- * one) and the client registry.
+ * Not mutated: the lock and the queue receiver's mutex (a hostile client
+ * can always hold them forever; a forged mutex is a denial of service the
+ * library cannot tell from a busy one) and the client registry.
  *
  * An input is a list of records:
  *
@@ -219,16 +221,24 @@ static void find_regions(void)
 	add_anchor(hd->dir_table);
 	for (uint64_t i = 0; i < hd->dir_cap; i++) {
 		uint64_t e = ((const struct shmk_dir_slot *)
-			      (h->base + hd->dir_table))[i].entry;
+			      (h->base + hd->dir_table))[i].entry, o;
+		const struct shmk_dir_entry *de;
 
 		if (e <= DIR_SLOT_TOMB)
 			continue;
-		add_region(e, dir_obj_delta(((const struct shmk_dir_entry *)
-					     (h->base + e))->name_len));
+		de = (const void *)(h->base + e);
+		add_region(e, dir_obj_delta(de->name_len));
 		add_anchor(e);
-		/* The object: a queue's header and slots live there. */
-		add_region(e + dir_obj_delta(((const struct shmk_dir_entry *)
-					      (h->base + e))->name_len), 256);
+		if (strncmp(de->name, "shmk.queue/", 11))
+			continue;
+		/*
+		 * A queue's header and its 16 slots, but not the receiver's
+		 * mutex (64 to 128): see the lock above.
+		 */
+		o = e + dir_obj_delta(de->name_len);
+		add_region(o, 64);
+		add_region(o + 128, 128 + 16 * 8);
+		add_anchor(o);
 	}
 	add_anchor(hd->heap_end);
 	add_anchor(h->map_size);
@@ -378,7 +388,7 @@ static void reopen(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const size_t asks[] = { 24, 200, 3000, 10000, 100000, 8192 };
-	struct shmk_queue *q;
+	struct shmk_queue *q, *rq;
 	struct shmk_stats st;
 	void *got[ARRAY_SIZE(asks)];
 	int r0, r, k = 0;
@@ -419,12 +429,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	shmk_find_or_alloc(h, "newname", 100, NULL);
 	shmk_find_or_alloc(h, names[(size + 1) % ARRAY_SIZE(names)], 10, NULL);
 	r = shmk_remove(h, "newname");
-	if (!shmk_queue_open(h, "q", 0, NULL, &q)) {
-		struct shmk_queue_stats qs;
+	if (shmk_queue_open(h, "q", SHMK_QUEUE_RECV, NULL, &rq) >= 0) {
+		for (int i = 0; i < 4; i++) {
+			void *m;
 
-		shmk_queue_stats(q, &qs);
-		shmk_queue_close(q);
+			if (shmk_recv(rq, &m, &osz, 0))
+				break;
+			shmk_msg_free(h, m);
+		}
+		if (!shmk_queue_open(h, "q", 0, NULL, &q)) {
+			struct shmk_queue_stats qs;
+			void *m = shmk_msg_alloc(h, 50);
+
+			if (m && shmk_send(q, m, SHMK_NONBLOCK))
+				shmk_msg_free(h, m);
+			shmk_queue_stats(q, &qs);
+			shmk_queue_close(q);
+		}
+		r = shmk_queue_close(rq);
+		if (r)	/* the robust list would point into the copy */
+			die("queue_close (receiver)", r);
 	}
+	r = shmk_shrink(h, 0);
+	if (debug)
+		fprintf(stderr, "hostile: shrink %d\n", r);
+	r = shmk_grow(h, pristine_len + (1 << 20));
+	if (debug)
+		fprintf(stderr, "hostile: grow %d\n", r);
 	reopen();
 	r = shmk_check(h);
 	if (debug)
