@@ -295,9 +295,15 @@ static void restore(void)
 
 	if (fstat(h->m.fd, &st))
 		die("fstat", errno);
-	if ((uint64_t)st.st_size != pristine_len &&
-	    ftruncate(h->m.fd, (off_t)pristine_len))
-		die("ftruncate", errno);
+	if ((uint64_t)st.st_size != pristine_len) {
+		if (ftruncate(h->m.fd, (off_t)pristine_len))
+			die("ftruncate", errno);
+		/*
+		 * The library takes the posix backend's file to grow only (a
+		 * shrink punches holes); this one shrank: forget its size.
+		 */
+		h->backed = 0;
+	}
 	memcpy(h->base, pristine, pristine_len);
 }
 
