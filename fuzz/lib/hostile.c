@@ -43,8 +43,10 @@
  * segment but fails after the operations (a corruption it missed).
  * SHMK_FUZZ_DEBUG=1: print what each input does.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +60,8 @@
 #include "page_heap.h"
 #include "small.h"
 #include "tx.h"
+
+void __sanitizer_set_death_callback(void (*callback)(void));
 
 #define SEG_SIZE	(1u << 20)
 #define SEG_MAX		(16u << 20)
@@ -252,6 +256,28 @@ static void cleanup(void)
 		shmk_unlink(seg_name);
 }
 
+/* Segments of earlier runs that crashed (names end in a dead pid). */
+static void remove_stale(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+		int pid;
+
+		if (sscanf(e->d_name, "shmk.fuzzlib-%d", &pid) != 1 ||
+		    pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		if (access(path, F_OK))
+			shmk_unlink(e->d_name + 5);
+	}
+	closedir(d);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -266,12 +292,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	strict = getenv("SHMK_FUZZ_STRICT") && *getenv("SHMK_FUZZ_STRICT") == '1';
 	debug = getenv("SHMK_FUZZ_DEBUG") != NULL;
+	remove_stale();
 	snprintf(seg_name, sizeof(seg_name), "fuzzlib-%d", (int)getpid());
 	shmk_unlink(seg_name);
 	r = shmk_open(seg_name, SHMK_CREATE | SHMK_EXCL, &o, &h);
 	if (r)
 		die("open", r);
 	atexit(cleanup);
+	__sanitizer_set_death_callback(cleanup);	/* a crash too */
 	populate();
 	pristine_len = h->be->backing_size(h);
 	if (pristine_len != h->hdr->heap_end)
