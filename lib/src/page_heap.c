@@ -505,7 +505,7 @@ int shmk__heap_bounds(struct shmk *h)
 	uint64_t he = hd->heap_end;
 
 	if (likely(hd->heap_start == SHMK_HEAP_START && shmk__backed(h, he) &&
-		   he % h->page_size == 0 &&
+		   !(he & (h->page_size - 1)) &&
 		   he >= SHMK_HEAP_START + h->page_size))
 		return 0;
 	return shmk__check_bad("heap bounds", he);
