@@ -530,14 +530,25 @@ int shmk_queue_close(struct shmk_queue *qu)
 
 /* ---- send -------------------------------------------------------------- */
 
-/* One attempt: 0 queued, -EAGAIN full. */
+/* Steps of one insert: a slot per position, laps of them only if overwritten. */
+#define INSERT_MAX_LAPS		64
+
+/* One attempt: 0 queued, -EAGAIN full, -EUCLEAN slots laps ahead. */
 static int try_insert(struct shmk_queue *qu, uint64_t off)
 {
 	struct queue_hdr *q = qu->q;
 	uint64_t p = __atomic_load_n(&q->tail, __ATOMIC_RELAXED), t;
 
-	for (;;) {
+	for (uint64_t steps = 0;; steps++) {
 		uint64_t *s = &q->slot[p & qu->mask];
+
+		/*
+		 * Each step passes a slot taken or consumed at p's lap; a
+		 * client that wrote every slot laps ahead would have the
+		 * sender walk up to 2^23 laps.
+		 */
+		if (steps > INSERT_MAX_LAPS * (qu->mask + 1))
+			return -EUCLEAN;
 		uint64_t lap = lap_of(qu, p);
 		uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
 		int64_t d = lap_diff(slot_lap(w), lap);

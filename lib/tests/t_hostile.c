@@ -417,6 +417,13 @@ static void queues(void)
 		}
 		CHECK(shmk_queue_open(h, "q", SHMK_QUEUE_RECV, NULL, &rq) >= 0);
 		CHECK_ERR(shmk_recv(rq, &m, &size, 0), EUCLEAN);
+		/* A sender walked them all too. */
+		CHECK_OK(shmk_queue_open(h, "q", 0, NULL, &q));
+		m = shmk_msg_alloc(h, 10);
+		CHECK(m);
+		CHECK_ERR(shmk_send(q, m, SHMK_NONBLOCK), EUCLEAN);
+		shmk_msg_free(h, m);
+		CHECK_OK(shmk_queue_close(q));
 		CHECK_OK(shmk_queue_close(rq));
 		done(h);
 	}
