@@ -256,6 +256,27 @@ struct find_args {
 	uint64_t size;
 };
 
+/*
+ * The size of the object at entry @e (name @len bytes), which must lie
+ * inside the entry's block: the caller gets a pointer and a size to use,
+ * whatever a client wrote in the entry. -EUCLEAN otherwise.
+ */
+static int obj_size(const struct shmk *h, uint64_t e, uint64_t len,
+		    uint64_t *size)
+{
+	uint64_t w = READ_ONCE(*shmk__w(h, e - BLK_HDR));
+	uint64_t delta = dir_obj_delta(len), he = READ_ONCE(h->hdr->heap_end);
+	uint64_t s = READ_ONCE(((const struct shmk_dir_entry *)
+				(h->base + e))->size);
+
+	if (blk_tag(w) != BLK_TAG_USED || blk_size(w) < BLK_HDR + delta ||
+	    he < e || blk_size(w) > he - e ||
+	    s > blk_size(w) - BLK_HDR - delta)
+		return -EUCLEAN;
+	*size = s;
+	return 0;
+}
+
 static int find_read(struct shmk *h, void *arg)
 {
 	struct find_args *a = arg;
@@ -264,8 +285,9 @@ static int find_read(struct shmk *h, void *arg)
 
 	if (r)
 		return r;
-	a->size = READ_ONCE(((const struct shmk_dir_entry *)
-			     (h->base + pr.entry))->size);
+	r = obj_size(h, pr.entry, a->len, &a->size);
+	if (r)
+		return r;
 	a->obj = pr.entry + dir_obj_delta(a->len);
 	return 0;
 }
@@ -418,6 +440,7 @@ static int snap_read(struct shmk *h, void *arg)
 	for (uint64_t i = 0; i < cap; i++) {
 		uint64_t e = READ_ONCE(slots[i].entry);
 		const struct shmk_dir_entry *de;
+		uint64_t size;
 		int len, r;
 
 		if (e <= DIR_SLOT_TOMB)
@@ -426,9 +449,10 @@ static int snap_read(struct shmk *h, void *arg)
 		if (len < 0)
 			return len;
 		de = (const void *)(h->base + e);
-		r = snap_add(s, de->name, (size_t)len,
-			     e + dir_obj_delta((uint64_t)len),
-			     READ_ONCE(de->size));
+		r = obj_size(h, e, (uint64_t)len, &size);
+		if (!r)
+			r = snap_add(s, de->name, (size_t)len,
+				     e + dir_obj_delta((uint64_t)len), size);
 		if (r)
 			return r;
 	}

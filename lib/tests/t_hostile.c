@@ -350,6 +350,22 @@ static void directory(void)
 	}
 	h->hdr->dir_count = count;
 	CHECK_OK(shmk_check(h));
+	/* An object's size past its block: the caller would read past it. */
+	{
+		size_t size;
+		uint8_t *o = shmk_find(h, "named", &size);
+		struct shmk_dir_entry *de;
+
+		CHECK(o && size == 100);
+		de = (struct shmk_dir_entry *)(o - 48);	/* "named": delta 48 */
+		CHECK_EQ(de->magic, DIR_ENTRY_MAGIC ^ shmk_off(h, de));
+		de->size = 1ULL << 40;
+		CHECK_EUCLEAN_PTR(shmk_find(h, "named", &size));
+		CHECK_ERR(shmk_foreach(h, count_fn, NULL), EUCLEAN);
+		CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "named", 10, NULL));
+		de->size = 100;
+	}
+	CHECK_OK(shmk_check(h));
 	CHECK(shmk_find_or_alloc(h, "new", 10, NULL));
 	CHECK(shmk_find(h, "named", NULL));
 	CHECK_OK(shmk_check(h));
