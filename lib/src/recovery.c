@@ -82,6 +82,7 @@ static int recover(struct shmk *h, bool owner_dead)
 	if (!(hd->recoveries & 1))
 		WRITE_ONCE(hd->recoveries, hd->recoveries + 3);
 	barrier();
+	h->corrupt = false;
 	shmk__tx_rollback(h);
 	shmk__heap_recount(h);
 	shmk__small_recount(h);

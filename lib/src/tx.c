@@ -55,8 +55,10 @@ void shmk__tx_commit(struct shmk *h)
 	struct shmk_hdr *hd = h->hdr;
 
 	/* An operation that found corrupt metadata leaves things as they were. */
-	if (unlikely(h->corrupt))
+	if (unlikely(h->corrupt)) {
 		shmk__tx_rollback(h);
+		h->corrupt = false;	/* the next one, untransacted too */
+	}
 	barrier();
 	SHMK_FAULT_POINT();
 	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */

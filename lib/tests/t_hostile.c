@@ -445,6 +445,27 @@ static void queues(void)
 	}
 }
 
+/*
+ * An operation that found corruption left its flag set; a recovery right
+ * after, which must rebuild the free index, then inserted nothing (every
+ * tree insert bails out on the flag) and left the segment unrecoverable.
+ */
+static void stale_flag(void)
+{
+	struct shmk *h = fresh();
+
+	h->hdr->large_root = 0x10074;
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+	/* A dead writer's transaction, and an index that lost its tree. */
+	h->hdr->large_root = 0;
+	h->hdr->tx_state = TX_ALLOC;
+	CHECK(shmk_alloc(h, 100000));
+	CHECK_OK(shmk_check(h));
+	CHECK(h->hdr->large_root);
+	CHECK_EQ(h->hdr->recoveries >> 1, 1);
+	done(h);
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -457,6 +478,7 @@ int main(void)
 	directory();
 	published_stats();
 	queues();
+	stale_flag();
 	printf("ok\n");
 	return 0;
 }
