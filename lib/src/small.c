@@ -163,6 +163,7 @@ static TLS struct {
 	const struct shmk *h;
 	const uint8_t *base;
 	uint64_t ctime;
+	uint64_t theaps;	/* the table's offset when th was found */
 	struct shmk_theap *th;
 	unsigned int idx;
 } tc;
@@ -618,6 +619,7 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	tc.h = h;
 	tc.base = h->base;
 	tc.ctime = hd->ctime_ns;
+	tc.theaps = READ_ONCE(hd->theaps);
 	tc.th = theap_at(h, (unsigned int)i);
 	tc.idx = (unsigned int)i;
 	return tc.th;
@@ -626,8 +628,14 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 /* This thread's heap in @h, or NULL (then the locked path serves it). */
 static inline struct shmk_theap *theap_get(struct shmk *h)
 {
+	/*
+	 * th is followed only while the table is where it was found: a
+	 * client that moved it may have had th point at memory a shrink
+	 * took away since.
+	 */
 	if (likely(tc.h == h && tc.base == h->base &&
 		   tc.ctime == h->hdr->ctime_ns &&
+		   tc.theaps == READ_ONCE(h->hdr->theaps) &&
 		   READ_ONCE(tc.th->owner) == my_tag))
 		return tc.th;
 	return theap_slow(h);
@@ -765,6 +773,7 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 	if ((st & RUN_STATE_MASK) == RUN_OWNED) {
 		/* Our own run (a hint: a stale record's costs nothing). */
 		if (tc.h == h && tc.base == h->base &&
+		    tc.theaps == READ_ONCE(h->hdr->theaps) &&
 		    st >> RUN_OWNER_SHIFT == tc.idx && w < tc.th->hint[cls])
 			tc.th->hint[cls] = (uint8_t)w;
 		return 0;

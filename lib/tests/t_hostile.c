@@ -466,6 +466,41 @@ static void stale_flag(void)
 	done(h);
 }
 
+/*
+ * The thread heap a thread caches: a client moved the table into memory a
+ * growth added, the thread followed it there, then the table went back and
+ * the memory went away (the file cut back to its old size, as a copy of
+ * the segment would restore it). The fast path still followed the cached
+ * heap: SIGBUS.
+ */
+static void cached_theap(void)
+{
+	struct shmk *h = fresh();
+	uint64_t old = h->hdr->heap_end, t = h->hdr->theaps, y;
+	size_t table = SHMK_THEAPS * sizeof(struct shmk_theap);
+	uint8_t *copy = malloc(old);
+	void *p;
+
+	CHECK(copy);
+	CHECK(shmk_alloc(h, 24));		/* the heap at t, cached */
+	memcpy(copy, h->base, old);
+	CHECK_OK(shmk_grow(h, old + (1 << 20)));
+	y = old + 4096;
+	memcpy(h->base + y, h->base + t, table);
+	my_theap(h)->owner = 0;			/* not ours at t any more */
+	h->hdr->theaps = y;
+	CHECK(shmk_alloc(h, 24));		/* the heap at y, cached */
+	memcpy(h->base, copy, old);		/* the table back at t */
+	CHECK_OK(ftruncate(h->m.fd, (off_t)old));
+	h->backed = 0;
+	p = shmk_alloc(h, 24);
+	CHECK(p);
+	shmk_free(h, p);
+	CHECK_OK(shmk_check(h));
+	free(copy);
+	done(h);
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -479,6 +514,7 @@ int main(void)
 	published_stats();
 	queues();
 	stale_flag();
+	cached_theap();
 	printf("ok\n");
 	return 0;
 }
