@@ -625,17 +625,23 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	return tc.th;
 }
 
+/*
+ * The cached heap may be followed: same handle, and the table where it was
+ * found, inside memory known to be there (a client that moved the table
+ * may have had th point at memory that a shrink took away since).
+ */
+static inline bool tc_valid(const struct shmk *h)
+{
+	return tc.h == h && tc.base == h->base &&
+	       tc.theaps == READ_ONCE(h->hdr->theaps) &&
+	       tc.theaps + SHMK_THEAPS * sizeof(struct shmk_theap) <=
+	       READ_ONCE(h->backed);
+}
+
 /* This thread's heap in @h, or NULL (then the locked path serves it). */
 static inline struct shmk_theap *theap_get(struct shmk *h)
 {
-	/*
-	 * th is followed only while the table is where it was found: a
-	 * client that moved it may have had th point at memory a shrink
-	 * took away since.
-	 */
-	if (likely(tc.h == h && tc.base == h->base &&
-		   tc.ctime == h->hdr->ctime_ns &&
-		   tc.theaps == READ_ONCE(h->hdr->theaps) &&
+	if (likely(tc_valid(h) && tc.ctime == h->hdr->ctime_ns &&
 		   READ_ONCE(tc.th->owner) == my_tag))
 		return tc.th;
 	return theap_slow(h);
@@ -772,9 +778,8 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 	st = __atomic_load_n(&run->state, __ATOMIC_SEQ_CST);
 	if ((st & RUN_STATE_MASK) == RUN_OWNED) {
 		/* Our own run (a hint: a stale record's costs nothing). */
-		if (tc.h == h && tc.base == h->base &&
-		    tc.theaps == READ_ONCE(h->hdr->theaps) &&
-		    st >> RUN_OWNER_SHIFT == tc.idx && w < tc.th->hint[cls])
+		if (tc_valid(h) && st >> RUN_OWNER_SHIFT == tc.idx &&
+		    w < tc.th->hint[cls])
 			tc.th->hint[cls] = (uint8_t)w;
 		return 0;
 	}

@@ -471,7 +471,8 @@ static void stale_flag(void)
  * growth added, the thread followed it there, then the table went back and
  * the memory went away (the file cut back to its old size, as a copy of
  * the segment would restore it). The fast path still followed the cached
- * heap: SIGBUS.
+ * heap: SIGBUS; also when the table is moved back to where that memory
+ * was.
  */
 static void cached_theap(void)
 {
@@ -496,6 +497,19 @@ static void cached_theap(void)
 	p = shmk_alloc(h, 24);
 	CHECK(p);
 	shmk_free(h, p);
+	CHECK_OK(shmk_check(h));
+	/* Once more, but the table back at y, where there is no memory now. */
+	CHECK_OK(shmk_grow(h, old + (1 << 20)));
+	my_theap(h)->owner = 0;
+	h->hdr->theaps = y;
+	CHECK(shmk_alloc(h, 24));		/* the heap at y, cached */
+	memcpy(h->base, copy, old);
+	CHECK_OK(ftruncate(h->m.fd, (off_t)old));
+	h->backed = 0;
+	h->hdr->theaps = y;
+	p = shmk_alloc(h, 24);			/* by the locked path */
+	shmk_free(h, p);
+	h->hdr->theaps = t;
 	CHECK_OK(shmk_check(h));
 	free(copy);
 	done(h);
