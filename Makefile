@@ -36,6 +36,10 @@
 #                        10^6 calls) on the debug kernel with KCOV, in a VM
 #   make fuzz-blind      the fuzzer without coverage on KVER, FUZZ_SECONDS
 #   make fuzz-trinity    Debian's trinity against /dev/shmk, FUZZ_SECONDS
+#   make fuzz-lib        libshmk against a hostile segment: libFuzzer
+#                        (clang, ASan, UBSan) mutates a populated segment's
+#                        metadata, FUZZ_LIB_RUNS inputs, on the host (not
+#                        part of make check; see fuzz/lib/README)
 #   make coverage        line and branch coverage of kmod/ by the VM suites
 #                        and the fuzzer, on the debug kernel (gcov, lcov):
 #                        build/coverage/coverage.md and html/
@@ -84,8 +88,8 @@ KERNEL_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/*.h)) uapi/linux/sh
 	install-lib install-tools install-dkms uninstall-module uninstall-udev \
 	uninstall-modules-load uninstall-lib uninstall-tools uninstall-dkms \
 	check-install print-kver check-dkms dist debs lint-debs check-packages \
-	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity stress stress-vm \
-	stress-lib coverage
+	check-kselftest fuzz-build fuzz fuzz-blind fuzz-trinity fuzz-lib \
+	fuzz-lib-build stress stress-vm stress-lib coverage
 
 all: modules
 
@@ -263,6 +267,37 @@ fuzz-blind: modules fuzz-build
 fuzz-trinity: deps modules
 	$(VM_RUN) --log build/vm/fuzz-trinity.log \
 		-- 'fuzz/run.sh --trinity $(FUZZ_SECONDS)'
+
+# The library against a hostile segment (fuzz/lib/hostile.c): a libFuzzer
+# binary built with clang from the library's sources (ASan, UBSan), run
+# FUZZ_LIB_RUNS inputs on the host, posix backend. New inputs go to
+# build/fuzz-lib/corpus/ (the seeds stay in fuzz/lib-corpus/), a crash or
+# a hang (FUZZ_LIB_TIMEOUT seconds) stops it and lands in
+# build/fuzz-lib/artifacts/. Not part of make check.
+FUZZ_LIB_RUNS ?= 10000000
+FUZZ_LIB_TIMEOUT ?= 10
+FUZZ_LIB_ARGS ?=
+FUZZ_LIB_CC ?= clang
+FUZZ_LIB_SRCS := fuzz/lib/hostile.c $(wildcard lib/src/*.c)
+FUZZ_LIB_HDRS := $(wildcard lib/src/*.h) lib/include/shmk.h
+
+fuzz-lib-build: build/fuzz-lib/hostile
+
+build/fuzz-lib/hostile: $(FUZZ_LIB_SRCS) $(FUZZ_LIB_HDRS) lib/VERSION \
+		lib/include/shmk_version.h.in
+	$(MAKE) -C lib include/shmk_version.h
+	mkdir -p build/fuzz-lib
+	$(FUZZ_LIB_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -fno-omit-frame-pointer \
+		-D_GNU_SOURCE -Ilib/include -Ilib/src -Iuapi -Wall -Wextra \
+		-Werror -Wshadow -pthread -o $@ $(FUZZ_LIB_SRCS)
+
+fuzz-lib: fuzz-lib-build
+	mkdir -p build/fuzz-lib/corpus build/fuzz-lib/artifacts
+	build/fuzz-lib/hostile -runs=$(FUZZ_LIB_RUNS) \
+		-timeout=$(FUZZ_LIB_TIMEOUT) -max_len=512 \
+		-artifact_prefix=build/fuzz-lib/artifacts/ \
+		build/fuzz-lib/corpus fuzz/lib-corpus $(FUZZ_LIB_ARGS)
 
 # tools/kernels/coverage: the module with GCOV_PROFILE=y (and
 # KCOV_INSTRUMENT=y) on the debug kernel; the VM suites of make check that

@@ -13,6 +13,9 @@
 #include "small.h"
 #include "tx.h"
 
+#define STATS_SPINS		64
+#define STATS_TIMEOUT_NS	(5ULL * 1000000000ULL)
+
 int shmk__free_locked(struct shmk *h, uint64_t payload)
 {
 	uint64_t run = small_run_of(h, payload);
@@ -252,8 +255,10 @@ int shmk_stats(struct shmk *h, struct shmk_stats *st)
 	SHMK_KEEP_ERRNO;
 	const struct shmk_hdr *hd;
 	struct shmk_pub_stats c;
-	uint64_t live, internal, sused = 0, slive = 0;
-	unsigned int i;
+	uint64_t live, internal, sused = 0, slive = 0, deadline = 0;
+	uint64_t last_idx = UINT64_MAX;
+	unsigned int i, stuck = 0;
+	bool ok;
 	int r;
 
 	if (!h || !st)
@@ -274,6 +279,36 @@ int shmk_stats(struct shmk *h, struct shmk_stats *st)
 			if (i >= 4 || __atomic_load_n(&hd->pub_idx,
 						      __ATOMIC_ACQUIRE) == idx)
 				break;
+		} else {
+			stuck = idx == last_idx ? stuck + 1 : 0;
+			last_idx = idx;
+		}
+		if (stuck >= STATS_SPINS && !h->rdonly) {
+			/*
+			 * The newest buffer reads as being written, and no
+			 * commit moved on: a publisher writes the buffer after
+			 * it, never this one, so a client overwrote its seq.
+			 * Publish anew and copy under the lock, where nobody
+			 * publishes.
+			 */
+			if ((r = shmk__lock(h)))
+				return r;
+			shmk__stats_publish(h);
+			ok = stats_copy(hd, &c);
+			if (ok)
+				shmk__small_usage(h, c.heap_end, &sused, &slive);
+			shmk__unlock(h);
+			if (!ok)
+				return -EUCLEAN;
+			break;
+		}
+		if (stuck >= STATS_SPINS) {
+			/* A read-only client cannot publish: bounded, as reads. */
+			if (!deadline)
+				deadline = shmk__clock_ns(CLOCK_MONOTONIC) +
+					   STATS_TIMEOUT_NS;
+			else if (shmk__clock_ns(CLOCK_MONOTONIC) > deadline)
+				return -EAGAIN;
 		}
 		if (i < 16)
 			shmk__cpu_relax();

@@ -142,11 +142,16 @@ static int dir_rehash(struct shmk *h, uint64_t cap)
 	ns = (void *)(h->base + t);
 	os = (const void *)(h->base + old);
 	memset(ns, 0, cap * SLOT_SIZE);
-	for (uint64_t i = 0; i < ocap; i++) {
+	for (uint64_t i = 0, n = 0; i < ocap; i++) {
 		uint64_t j;
 
 		if (os[i].entry <= DIR_SLOT_TOMB)
 			continue;
+		/* More entries than dir_count said: the new table is full. */
+		if (++n >= cap) {
+			shmk__corrupt(h);
+			return -EUCLEAN;
+		}
 		for (j = os[i].hash & (cap - 1); ns[j].entry;
 		     j = (j + 1) & (cap - 1))
 			;
@@ -168,6 +173,12 @@ static int dir_insert(struct shmk *h, const char *name, size_t len,
 	int r;
 
 	shmk__dir_changing(h);
+	/* The counts bound the growth below, the table the copy. */
+	if (!dir_table_ok(h, hd->dir_table, hd->dir_cap, hd->heap_end) ||
+	    hd->dir_count > hd->dir_cap || hd->dir_tombs > hd->dir_cap) {
+		shmk__corrupt(h);
+		return -EUCLEAN;
+	}
 	if ((hd->dir_count + hd->dir_tombs + 1) * 4 > hd->dir_cap * 3) {
 		uint64_t cap = hd->dir_cap;
 
@@ -245,6 +256,27 @@ struct find_args {
 	uint64_t size;
 };
 
+/*
+ * The size of the object at entry @e (name @len bytes), which must lie
+ * inside the entry's block: the caller gets a pointer and a size to use,
+ * whatever a client wrote in the entry. -EUCLEAN otherwise.
+ */
+static int obj_size(const struct shmk *h, uint64_t e, uint64_t len,
+		    uint64_t *size)
+{
+	uint64_t w = READ_ONCE(*shmk__w(h, e - BLK_HDR));
+	uint64_t delta = dir_obj_delta(len), he = READ_ONCE(h->hdr->heap_end);
+	uint64_t s = READ_ONCE(((const struct shmk_dir_entry *)
+				(h->base + e))->size);
+
+	if (blk_tag(w) != BLK_TAG_USED || blk_size(w) < BLK_HDR + delta ||
+	    he < e || blk_size(w) > he - e ||
+	    s > blk_size(w) - BLK_HDR - delta)
+		return -EUCLEAN;
+	*size = s;
+	return 0;
+}
+
 static int find_read(struct shmk *h, void *arg)
 {
 	struct find_args *a = arg;
@@ -253,8 +285,9 @@ static int find_read(struct shmk *h, void *arg)
 
 	if (r)
 		return r;
-	a->size = READ_ONCE(((const struct shmk_dir_entry *)
-			     (h->base + pr.entry))->size);
+	r = obj_size(h, pr.entry, a->len, &a->size);
+	if (r)
+		return r;
 	a->obj = pr.entry + dir_obj_delta(a->len);
 	return 0;
 }
@@ -407,6 +440,7 @@ static int snap_read(struct shmk *h, void *arg)
 	for (uint64_t i = 0; i < cap; i++) {
 		uint64_t e = READ_ONCE(slots[i].entry);
 		const struct shmk_dir_entry *de;
+		uint64_t size;
 		int len, r;
 
 		if (e <= DIR_SLOT_TOMB)
@@ -415,9 +449,10 @@ static int snap_read(struct shmk *h, void *arg)
 		if (len < 0)
 			return len;
 		de = (const void *)(h->base + e);
-		r = snap_add(s, de->name, (size_t)len,
-			     e + dir_obj_delta((uint64_t)len),
-			     READ_ONCE(de->size));
+		r = obj_size(h, e, (uint64_t)len, &size);
+		if (!r)
+			r = snap_add(s, de->name, (size_t)len,
+				     e + dir_obj_delta((uint64_t)len), size);
 		if (r)
 			return r;
 	}

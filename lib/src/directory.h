@@ -22,7 +22,8 @@ static inline bool dir_table_ok(const struct shmk *h, uint64_t table, uint64_t c
 	return cap >= DIR_MIN_CAP && !(cap & (cap - 1)) &&
 	       table % BLK_ALIGN == 0 && table >= SHMK_HEAP_START + 16 &&
 	       heap_end <= h->map_size && cap <= heap_end / SLOT_SIZE &&
-	       table + cap * SLOT_SIZE <= heap_end;
+	       table <= heap_end - cap * SLOT_SIZE &&
+	       shmk__backed(h, heap_end);
 }
 
 /* A valid entry at @e (bounds, magic, name length); returns its name_len. */
@@ -32,7 +33,7 @@ static inline int dir_entry_check(const struct shmk *h, uint64_t e, uint64_t hea
 	uint32_t len;
 
 	if (e % BLK_ALIGN || e < SHMK_HEAP_START + 16 ||
-	    e + sizeof(*de) > heap_end)
+	    e > heap_end - sizeof(*de))
 		return -EUCLEAN;
 	de = (const void *)(h->base + e);
 	len = READ_ONCE(de->name_len);

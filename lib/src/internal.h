@@ -82,6 +82,15 @@ struct shmk {
 	bool at_common_base;
 	bool tx_nolog;			/* recovery's rebuild: no undo log */
 	bool free_index_changed;	/* since the last publication */
+	/*
+	 * Under the lock: the operation in progress found the metadata it
+	 * follows corrupt (a hostile or broken client wrote it). It stops
+	 * following it, its transaction is rolled back at the commit, and it
+	 * fails with -EUCLEAN. Cleared by shmk__tx_begin().
+	 */
+	bool corrupt;
+	uint64_t backed;		/* backing memory, as last asked
+					   (shmk__backed()) */
 	char name[SHMK_NAME_MAX];
 	char client_name[SHMK_CLIENT_NAME_MAX];
 	int origin;			/* SHMK_ORIGIN_* */
@@ -150,6 +159,25 @@ static inline void *shmk__fail_ptr(int neg_err)
 	return NULL;
 }
 
+/* Under the lock: the metadata is corrupt (see struct shmk); false. */
+static inline bool shmk__corrupt(const struct shmk *h)
+{
+	((struct shmk *)h)->corrupt = true;
+	return false;
+}
+
+/*
+ * Whether [0, @end) of the segment has memory behind it: an offset that a
+ * client overwrote may lie past it, in the reservation (SIGBUS). Cheap:
+ * the backend is asked again only when @end lies past what it said last
+ * (the segment grew since).
+ */
+bool shmk__backed_slow(const struct shmk *h, uint64_t end);
+static inline bool shmk__backed(const struct shmk *h, uint64_t end)
+{
+	return likely(end <= READ_ONCE(h->backed)) || shmk__backed_slow(h, end);
+}
+
 /* segment.c */
 int shmk__wait_ready(const uint64_t *magic);
 uint32_t shmk__ns_ino(const char *kind);
@@ -187,6 +215,8 @@ int shmk__heap_valid_used(const struct shmk *h, uint64_t payload);
 /* Free an allocation of either tier; -EINVAL (and nothing done) if invalid. */
 int shmk__free_locked(struct shmk *h, uint64_t payload);
 int shmk__heap_extend(struct shmk *h, uint64_t new_end);
+/* Under the lock: 0 when the heap's bounds are sane, else -EUCLEAN. */
+int shmk__heap_bounds(struct shmk *h);
 void shmk__heap_recount(struct shmk *h);
 int shmk__heap_rebuild(struct shmk *h);
 uint64_t shmk__blk_size_for(uint64_t size);

@@ -42,6 +42,39 @@ uint64_t shmk__blk_size_for(uint64_t size)
 	return n < BLK_MIN ? BLK_MIN : n;
 }
 
+/* ---- checks on what any client may have written -------------------------- */
+
+/*
+ * The free block at @b, of at least @need bytes, inside the heap (its
+ * successor's header too); else the operation is corrupt (shmk__corrupt()).
+ * Cheap: the checks that keep the heap's writes inside the heap, on the
+ * block that a tree or a footer named.
+ */
+static bool free_blk_ok(const struct shmk *h, uint64_t b, uint64_t need)
+{
+	uint64_t he = h->hdr->heap_end, w;
+
+	if (b % BLK_ALIGN != 8 || b <= SHMK_HEAP_START || b > he - BLK_MIN)
+		return shmk__corrupt(h);
+	w = shmk__rd(h, b);
+	if (blk_tag(w) != BLK_TAG_FREE || !blk_word_ok(w) ||
+	    blk_size(w) < need || blk_size(w) > he - 8 - b)
+		return shmk__corrupt(h);
+	return true;
+}
+
+/* The free block that ends where @b starts, by its footer; 0 if corrupt. */
+static uint64_t free_before(const struct shmk *h, uint64_t b)
+{
+	uint64_t f = shmk__rd(h, b - 8), ps = blk_size(f);
+
+	if (blk_tag(f) != BLK_TAG_FOOT || ps < BLK_MIN ||
+	    ps > b - SHMK_HEAP_START - 8 || !free_blk_ok(h, b - ps, ps) ||
+	    blk_size(shmk__rd(h, b - ps)) != ps)
+		return shmk__corrupt(h);
+	return b - ps;
+}
+
 /* ---- the free-block index ---------------------------------------------- */
 
 static void index_insert(struct shmk *h, uint64_t b, uint64_t size)
@@ -208,13 +241,16 @@ int shmk__heap_extend(struct shmk *h, uint64_t new_end)
 	if (new_end > hd->seg_size)
 		tx_set_hdr(h, seg_size, new_end);
 	if (!last_used) {
-		uint64_t ls = blk_size(shmk__rd(h, s - 8)), l = s - ls;
+		uint64_t l = free_before(h, s), ls;
 
+		if (!l)
+			return -EUCLEAN;
+		ls = blk_size(shmk__rd(h, l));
 		reindex(h, l, ls, l, ls + add, blk_prev_used(shmk__rd(h, l)));
 	} else {
 		put_free(h, s, add, true);
 	}
-	return 0;
+	return h->corrupt ? -EUCLEAN : 0;
 }
 
 /* Grow the segment so that a block of @need bytes fits. */
@@ -258,12 +294,16 @@ static int fit_or_grow(struct shmk *h, uint64_t need, uint64_t *blk)
 
 	*blk = find_fit(h, need);
 	if (*blk)
-		return 0;
+		return free_blk_ok(h, *blk, need) ? 0 : -EUCLEAN;
+	if (h->corrupt)
+		return -EUCLEAN;
 	r = grow_for(h, need);
 	if (r)
 		return r;
 	*blk = find_fit(h, need);
-	return *blk ? 0 : -ENOMEM;
+	if (*blk)
+		return free_blk_ok(h, *blk, need) ? 0 : -EUCLEAN;
+	return h->corrupt ? -EUCLEAN : -ENOMEM;
 }
 
 int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
@@ -288,7 +328,7 @@ int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		start = p - BLK_HDR;
 	}
 	*payload = carve(h, b, start, need, preserve);
-	return 0;
+	return h->corrupt ? -EUCLEAN : 0;
 }
 
 int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
@@ -306,7 +346,7 @@ int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
 	if (start - BLK_HDR + bsize > below)
 		return -ENOSPC;
 	*blk = carve(h, b, start, bsize, true) - BLK_HDR;
-	return 0;
+	return h->corrupt ? -EUCLEAN : 0;
 }
 
 int shmk__heap_valid_used(const struct shmk *h, uint64_t payload)
@@ -338,13 +378,16 @@ void shmk__heap_free_valid(struct shmk *h, uint64_t payload)
 	uint64_t b = payload - BLK_HDR, w = shmk__rd(h, b), bs = blk_size(w);
 	uint64_t n = b + bs, nw = shmk__rd(h, n), ns = blk_size(nw);
 	bool prev_free = !blk_prev_used(w), next_free = !blk_used(nw);
+	uint64_t p = prev_free ? free_before(h, b) : 0, ps;
 
+	if ((prev_free && !p) || (next_free && !free_blk_ok(h, n, 0)))
+		return;
 	hd->used_bytes -= bs;
 	hd->nallocs--;
 	if (!next_free)
 		set_prev_used(h, n, false);
 	if (prev_free) {
-		uint64_t ps = blk_size(shmk__rd(h, b - 8)), p = b - ps;
+		ps = blk_size(shmk__rd(h, p));
 
 		if (next_free) {
 			take_free(h, n, ns);
@@ -368,6 +411,10 @@ void shmk__heap_release(struct shmk *h, uint64_t blk)
 	uint64_t w = shmk__rd(h, blk);
 
 	shmk__tx_set(h, blk, w & ~BLK_F_KIND);
+	if (shmk__heap_valid_used(h, blk + BLK_HDR)) {
+		shmk__corrupt(h);
+		return;
+	}
 	shmk__heap_free_valid(h, blk + BLK_HDR);
 }
 
@@ -377,7 +424,7 @@ int shmk__heap_free(struct shmk *h, uint64_t payload)
 
 	if (!r)
 		shmk__heap_free_valid(h, payload);
-	return r;
+	return !r && h->corrupt ? -EUCLEAN : r;
 }
 
 /*
@@ -395,8 +442,10 @@ int shmk__heap_cut(struct shmk *h, uint64_t *new_end)
 		return 0;
 	if (blk_prev_used(shmk__rd(h, s)))
 		return -EBUSY;
-	ls = blk_size(shmk__rd(h, s - 8));
-	l = s - ls;
+	l = free_before(h, s);
+	if (!l)
+		return -EUCLEAN;
+	ls = blk_size(shmk__rd(h, l));
 	pu = blk_prev_used(shmk__rd(h, l));
 	if (ne - 8 < l)
 		return -EBUSY;
@@ -417,7 +466,7 @@ int shmk__heap_cut(struct shmk *h, uint64_t *new_end)
 	tx_set_hdr(h, seg_size, ne);
 	hd->grow_target = ne;
 	*new_end = ne;
-	return 0;
+	return h->corrupt ? -EUCLEAN : 0;
 }
 
 void shmk__heap_init(struct shmk *h, uint64_t heap_end)
@@ -434,6 +483,34 @@ void shmk__heap_init(struct shmk *h, uint64_t heap_end)
 	put_free(h, hs + 8, heap_end - hs - 16, true);
 }
 
+/*
+ * Under the lock, before an operation follows any offset: the heap's bounds
+ * inside the memory that backs the segment (a hostile heap_end would have
+ * it touch pages past the end: SIGBUS). The backing size is asked of the
+ * backend only when heap_end moved past what it said last (a growth).
+ */
+bool shmk__backed_slow(const struct shmk *h, uint64_t end)
+{
+	uint64_t b = h->be->backing_size(h);
+
+	if (b > h->map_size)
+		b = h->map_size;
+	WRITE_ONCE(((struct shmk *)h)->backed, b);
+	return end <= b;
+}
+
+int shmk__heap_bounds(struct shmk *h)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	uint64_t he = hd->heap_end;
+
+	if (likely(hd->heap_start == SHMK_HEAP_START && shmk__backed(h, he) &&
+		   !(he & (h->page_size - 1)) &&
+		   he >= SHMK_HEAP_START + h->page_size))
+		return 0;
+	return shmk__check_bad("heap bounds", he);
+}
+
 /* ---- walking, recounting, rebuilding ----------------------------------- */
 
 int shmk__heap_walk(const struct shmk *h, shmk_blk_fn fn, void *arg)
@@ -444,7 +521,7 @@ int shmk__heap_walk(const struct shmk *h, shmk_blk_fn fn, void *arg)
 	int r;
 
 	if (hs != SHMK_HEAP_START || he > h->map_size || he % BLK_ALIGN ||
-	    he < hs + 16 + BLK_MIN)
+	    he < hs + 16 + BLK_MIN || he > h->be->backing_size(h))
 		return -EUCLEAN;
 	for (b = hs + 8; b < he - 8; b += blk_size(w)) {
 		w = READ_ONCE(*shmk__w(h, b));
@@ -547,9 +624,10 @@ uint64_t shmk__heap_largest(const struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
 	uint64_t n = READ_ONCE(hd->large_root), best = 0, m;
+	uint64_t he = READ_ONCE(hd->heap_end);
 
 	for (int i = 0; n && i < 256; i++) {
-		if (n % BLK_ALIGN != 8 || n + 32 > h->map_size)
+		if (n % BLK_ALIGN != 8 || n + 32 > he || he > h->map_size)
 			return 0;
 		best = n;
 		n = READ_ONCE(*shmk__w(h, n + NODE_RIGHT));

@@ -269,7 +269,8 @@ static struct msg_hdr *msg_of(const struct shmk *h, const void *msg)
 
 	if (!h || !p || (uintptr_t)p % 16 ||
 	    p < h->base + SHMK_HEAP_START + MSG_HDR + BLK_HDR ||
-	    p >= h->base + READ_ONCE(h->hdr->heap_end))
+	    p >= h->base + READ_ONCE(h->hdr->heap_end) ||
+	    !shmk__backed(h, (uint64_t)(p - h->base)))
 		return NULL;
 	m = (struct msg_hdr *)(uintptr_t)(p - MSG_HDR);
 	if (READ_ONCE(m->magic) != MSG_MAGIC)
@@ -463,13 +464,23 @@ int shmk_queue_open(struct shmk *h, const char *name, int flags,
 	r = queue_init(h, q, bytes, QUEUE_MAX_CAP);
 	if (r)
 		return r;
+	/*
+	 * The handle keeps the geometry, checked once against the object
+	 * (any client may have overwritten the header): every slot index
+	 * stays inside it.
+	 */
+	cap = READ_ONCE(q->capacity);
+	if (!cap || (cap & (cap - 1)) || cap > QUEUE_MAX_CAP ||
+	    READ_ONCE(q->shift) != (uint32_t)__builtin_ctz(cap) ||
+	    queue_bytes(cap) > bytes)
+		return -EUCLEAN;
 	qu = calloc(1, sizeof(*qu));
 	if (!qu)
 		return -ENOMEM;
 	qu->h = h;
 	qu->q = q;
-	qu->shift = q->shift;
-	qu->mask = q->capacity - 1;
+	qu->shift = (uint32_t)__builtin_ctz(cap);
+	qu->mask = cap - 1;
 	qu->busy_poll_ns = opts ? opts->busy_poll_ns : 0;
 	if (flags & OPEN_FLAGS) {
 		r = take_receiver(q);
@@ -520,14 +531,25 @@ int shmk_queue_close(struct shmk_queue *qu)
 
 /* ---- send -------------------------------------------------------------- */
 
-/* One attempt: 0 queued, -EAGAIN full. */
+/* Steps of one insert: a slot per position, laps of them only if overwritten. */
+#define INSERT_MAX_LAPS		64
+
+/* One attempt: 0 queued, -EAGAIN full, -EUCLEAN slots laps ahead. */
 static int try_insert(struct shmk_queue *qu, uint64_t off)
 {
 	struct queue_hdr *q = qu->q;
 	uint64_t p = __atomic_load_n(&q->tail, __ATOMIC_RELAXED), t;
 
-	for (;;) {
+	for (uint64_t steps = 0;; steps++) {
 		uint64_t *s = &q->slot[p & qu->mask];
+
+		/*
+		 * Each step passes a slot taken or consumed at p's lap; a
+		 * client that wrote every slot laps ahead would have the
+		 * sender walk up to 2^23 laps.
+		 */
+		if (steps > INSERT_MAX_LAPS * (qu->mask + 1))
+			return -EUCLEAN;
 		uint64_t lap = lap_of(qu, p);
 		uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE);
 		int64_t d = lap_diff(slot_lap(w), lap);
@@ -686,8 +708,12 @@ static int try_take(struct shmk_queue *qu, uint64_t *off)
 {
 	struct queue_hdr *q = qu->q;
 
-	for (;;) {
+	/* A full lap of slots ahead is no receiver's doing: a client's. */
+	for (uint64_t skips = 0;; skips++) {
 		uint64_t p = q->head, lap = lap_of(qu, p);
+
+		if (skips > qu->mask)
+			return -EUCLEAN;
 		uint64_t *s = &q->slot[p & qu->mask];
 		uint64_t w = __atomic_load_n(s, __ATOMIC_ACQUIRE), nw;
 		int64_t d = lap_diff(slot_lap(w), lap);
@@ -742,6 +768,8 @@ int shmk_recv(struct shmk_queue *qu, void **msg, size_t *size,
 		r = try_take(qu, &off);
 		if (!r)
 			break;
+		if (r == -EUCLEAN)
+			return r;
 		if (timeout_ns == 0)
 			return -EAGAIN;
 		now = now_ns();
@@ -773,6 +801,8 @@ int shmk_recv(struct shmk_queue *qu, void **msg, size_t *size,
 		r = try_take(qu, &off);
 		if (!r)
 			break;
+		if (r == -EUCLEAN)
+			return r;
 		futex_wait_until(&q->recv_futex, v,
 				 deadline - now > WAIT_SLICE_NS ?
 				 now + WAIT_SLICE_NS : deadline);

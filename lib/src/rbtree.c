@@ -1,36 +1,69 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
-/* Red-black trees linked by offset (see rbtree.h); CLRS, without sentinel. */
+/*
+ * Red-black trees linked by offset (see rbtree.h); CLRS, without sentinel.
+ *
+ * Any client may have written the links (a hostile or broken one): every
+ * node is checked before it is read or written (a free block's header,
+ * inside the heap, 8 mod 16), and every walk is bounded by RB_MAX_DEPTH steps, more
+ * than a red-black tree of the largest heap is high. A bad node or a walk
+ * too long marks the operation corrupt (shmk__corrupt()): it reads 0 from
+ * then on, writes nothing more, and its transaction is rolled back.
+ */
 #include "rbtree.h"
 #include "tx.h"
 
-#define left(n)		shmk__rb_left(h, (n))
-#define right(n)	shmk__rb_right(h, (n))
-#define parent(n)	shmk__rb_parent(h, (n))
-#define is_black(n)	shmk__rb_is_black(h, (n))
+/* 2 log2(2^47 / BLK_MIN) < 90: a longer walk is a loop. */
+#define RB_MAX_DEPTH	128
+
+/* A free block's header: the node's fields are its links. */
+static inline bool node_ok(const struct shmk *h, uint64_t n)
+{
+	if (likely(n % BLK_ALIGN == 8 && n > SHMK_HEAP_START &&
+		   n <= h->hdr->heap_end - BLK_MIN &&
+		   shmk__rd(h, n) >> BLK_TAG_SHIFT == BLK_TAG_FREE))
+		return true;
+	return shmk__corrupt(h);
+}
+
+static inline uint64_t link_of(const struct shmk *h, uint64_t n, uint64_t f)
+{
+	return node_ok(h, n) ? shmk__rd(h, n + f) : 0;
+}
+
+#define left(n)		link_of(h, (n), NODE_LEFT)
+#define right(n)	link_of(h, (n), NODE_RIGHT)
+#define parent(n)	(link_of(h, (n), NODE_PARENT) & ~RB_BLACK)
+#define is_black(n)	(!(n) || (link_of(h, (n), NODE_PARENT) & RB_BLACK))
 #define is_red(n)	(!is_black(n))
+#define key(n)		(node_ok(h, (n)) ? shmk__rb_key(h, (n)) : 0)
+#define less(a, b)	shmk__rb_key_less(key(a), (a), key(b), (b))
+
+static inline void set_link(struct shmk *h, uint64_t n, uint64_t f,
+			    uint64_t v)
+{
+	if (node_ok(h, n))
+		shmk__tx_set(h, n + f, v);
+}
 
 static inline void set_left(struct shmk *h, uint64_t n, uint64_t v)
 {
-	shmk__tx_set(h, n + NODE_LEFT, v);
+	set_link(h, n, NODE_LEFT, v);
 }
 
 static inline void set_right(struct shmk *h, uint64_t n, uint64_t v)
 {
-	shmk__tx_set(h, n + NODE_RIGHT, v);
+	set_link(h, n, NODE_RIGHT, v);
 }
 
 static inline void set_parent(struct shmk *h, uint64_t n, uint64_t p)
 {
-	uint64_t w = shmk__rd(h, n + NODE_PARENT);
-
-	shmk__tx_set(h, n + NODE_PARENT, p | (w & RB_BLACK));
+	set_link(h, n, NODE_PARENT, p | (link_of(h, n, NODE_PARENT) & RB_BLACK));
 }
 
 static inline void set_color(struct shmk *h, uint64_t n, uint64_t black)
 {
-	uint64_t w = shmk__rd(h, n + NODE_PARENT);
-
-	shmk__tx_set(h, n + NODE_PARENT, (w & ~RB_BLACK) | black);
+	set_link(h, n, NODE_PARENT,
+		 (link_of(h, n, NODE_PARENT) & ~RB_BLACK) | black);
 }
 
 #define set_black(n)	set_color(h, (n), RB_BLACK)
@@ -77,23 +110,35 @@ static void rotate_right(struct shmk *h, uint64_t root, uint64_t x)
 void shmk__rb_insert(struct shmk *h, uint64_t root, uint64_t z)
 {
 	uint64_t y = 0, x = shmk__rd(h, root);
+	int steps = 0;
 
 	while (x) {
 		y = x;
-		x = shmk__rb_less(h, z, x) ? left(x) : right(x);
+		x = less(z, x) ? left(x) : right(x);
+		if (++steps > RB_MAX_DEPTH || h->corrupt) {
+			shmk__corrupt(h);
+			return;
+		}
 	}
+	if (!node_ok(h, z))
+		return;
 	shmk__tx_set(h, z + NODE_PARENT, y);	/* red */
 	set_left(h, z, 0);
 	set_right(h, z, 0);
 	if (!y)
 		shmk__tx_set(h, root, z);
-	else if (shmk__rb_less(h, z, y))
+	else if (less(z, y))
 		set_left(h, y, z);
 	else
 		set_right(h, y, z);
 
 	for (uint64_t p; (p = parent(z)) && is_red(p);) {
 		uint64_t g = parent(p);	/* exists: a red node is not the root */
+
+		if (++steps > 2 * RB_MAX_DEPTH || h->corrupt) {
+			shmk__corrupt(h);
+			return;
+		}
 
 		if (p == left(g)) {
 			uint64_t u = right(g);
@@ -133,7 +178,9 @@ void shmk__rb_insert(struct shmk *h, uint64_t root, uint64_t z)
 			rotate_left(h, root, g);
 		}
 	}
-	set_black(shmk__rd(h, root));
+	x = shmk__rd(h, root);
+	if (x)
+		set_black(x);
 }
 
 static void transplant(struct shmk *h, uint64_t root, uint64_t u, uint64_t v)
@@ -148,7 +195,11 @@ static void transplant(struct shmk *h, uint64_t root, uint64_t u, uint64_t v)
 static void erase_fixup(struct shmk *h, uint64_t root, uint64_t x,
 			uint64_t xp)
 {
-	while (x != shmk__rd(h, root) && is_black(x)) {
+	for (int steps = 0; x != shmk__rd(h, root) && is_black(x); steps++) {
+		if (steps > RB_MAX_DEPTH || h->corrupt || !xp) {
+			shmk__corrupt(h);
+			return;
+		}
 		if (x == left(xp)) {
 			uint64_t w = right(xp);
 
@@ -212,6 +263,9 @@ void shmk__rb_erase(struct shmk *h, uint64_t root, uint64_t z)
 	uint64_t x, xp, zl = left(z), zr = right(z);
 	bool removed_black = is_black(z);
 
+	if (h->corrupt)
+		return;
+
 	if (!zl) {
 		x = zr;
 		xp = parent(z);
@@ -223,8 +277,11 @@ void shmk__rb_erase(struct shmk *h, uint64_t root, uint64_t z)
 	} else {
 		uint64_t y = zr;
 
-		while (left(y))
-			y = left(y);
+		for (int steps = 0; left(y); y = left(y))
+			if (++steps > RB_MAX_DEPTH) {
+				shmk__corrupt(h);
+				return;
+			}
 		removed_black = is_black(y);
 		x = right(y);
 		if (parent(y) == z) {
@@ -248,10 +305,10 @@ void shmk__rb_erase(struct shmk *h, uint64_t root, uint64_t z)
 void shmk__rb_replace(struct shmk *h, uint64_t root, uint64_t old,
 		      uint64_t new)
 {
-	uint64_t pc = shmk__rd(h, old + NODE_PARENT), l = left(old),
+	uint64_t pc = link_of(h, old, NODE_PARENT), l = left(old),
 		 r = right(old);
 
-	shmk__tx_set(h, new + NODE_PARENT, pc);
+	set_link(h, new, NODE_PARENT, pc);
 	set_left(h, new, l);
 	set_right(h, new, r);
 	replace_child(h, root, pc & ~RB_BLACK, old, new);
@@ -261,42 +318,56 @@ void shmk__rb_replace(struct shmk *h, uint64_t root, uint64_t old,
 		set_parent(h, r, new);
 }
 
+/* A walk of too many steps: 0, and the operation is corrupt. */
+static uint64_t too_long(const struct shmk *h)
+{
+	shmk__corrupt(h);
+	return 0;
+}
+
 uint64_t shmk__rb_prev(const struct shmk *h, uint64_t n)
 {
 	uint64_t p;
+	int steps = 0;
 
 	if (left(n)) {
-		for (n = left(n); right(n);)
-			n = right(n);
-		return n;
+		for (n = left(n); right(n); n = right(n))
+			if (++steps > RB_MAX_DEPTH)
+				return too_long(h);
+		return h->corrupt ? 0 : n;
 	}
-	while ((p = parent(n)) && n == left(p))
-		n = p;
-	return p;
+	for (; (p = parent(n)) && n == left(p); n = p)
+		if (++steps > RB_MAX_DEPTH)
+			return too_long(h);
+	return h->corrupt ? 0 : p;
 }
 
 uint64_t shmk__rb_next(const struct shmk *h, uint64_t n)
 {
 	uint64_t p;
+	int steps = 0;
 
 	if (right(n)) {
-		for (n = right(n); left(n);)
-			n = left(n);
-		return n;
+		for (n = right(n); left(n); n = left(n))
+			if (++steps > RB_MAX_DEPTH)
+				return too_long(h);
+		return h->corrupt ? 0 : n;
 	}
-	while ((p = parent(n)) && n == right(p))
-		n = p;
-	return p;
+	for (; (p = parent(n)) && n == right(p); n = p)
+		if (++steps > RB_MAX_DEPTH)
+			return too_long(h);
+	return h->corrupt ? 0 : p;
 }
 
 uint64_t shmk__rb_first(const struct shmk *h, uint64_t root)
 {
 	uint64_t n = shmk__rd(h, root);
+	int steps = 0;
 
-	if (n)
-		while (left(n))
-			n = left(n);
-	return n;
+	for (; n && left(n); n = left(n))
+		if (++steps > RB_MAX_DEPTH)
+			return too_long(h);
+	return h->corrupt ? 0 : n;
 }
 
 uint64_t shmk__rb_lower_bound(const struct shmk *h, uint64_t root,
@@ -304,13 +375,15 @@ uint64_t shmk__rb_lower_bound(const struct shmk *h, uint64_t root,
 {
 	uint64_t n = shmk__rd(h, root), best = 0;
 
-	while (n) {
-		if (shmk__rb_key(h, n) >= size) {
+	for (int steps = 0; n; steps++) {
+		if (steps > RB_MAX_DEPTH)
+			return too_long(h);
+		if (key(n) >= size) {
 			best = n;
 			n = left(n);
 		} else {
 			n = right(n);
 		}
 	}
-	return best;
+	return h->corrupt ? 0 : best;
 }

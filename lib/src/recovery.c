@@ -82,6 +82,7 @@ static int recover(struct shmk *h, bool owner_dead)
 	if (!(hd->recoveries & 1))
 		WRITE_ONCE(hd->recoveries, hd->recoveries + 3);
 	barrier();
+	h->corrupt = false;
 	shmk__tx_rollback(h);
 	shmk__heap_recount(h);
 	shmk__small_recount(h);
@@ -120,15 +121,22 @@ int shmk__lock(struct shmk *h)
 {
 	int r = shmk__lock_raw(h);
 
-	if (likely(r == 0)) {
-		if (likely(h->hdr->tx_state == 0))
-			return 0;
+	if (likely(r == 0 && h->hdr->tx_state == 0)) {
+		r = 0;
+	} else if (r == 0) {
 		/* A holder vanished without the robust list noticing. */
-		return recover(h, false);
+		r = recover(h, false);
+	} else if (r == EOWNERDEAD) {
+		r = recover(h, true);
+	} else {
+		return -r;
 	}
-	if (r == EOWNERDEAD)
-		return recover(h, true);
-	return -r;
+	/* Whatever a client wrote, nothing is followed outside the heap. */
+	if (!r && unlikely(shmk__heap_bounds(h))) {
+		shmk__unlock(h);
+		r = -EUCLEAN;
+	}
+	return r;
 }
 
 int shmk__read(struct shmk *h, const uint64_t *seq, shmk_read_fn fn,

@@ -87,9 +87,39 @@ static struct shmk_theap *theap_at(const struct shmk *h, unsigned int i)
 	return (struct shmk_theap *)(h->base + h->hdr->theaps) + i;
 }
 
+/* Bitmap words: never more than the largest class has, whatever nslots says. */
 static unsigned int run_words(const struct shmk_run *run)
 {
-	return (run->nslots + 63) / 64;
+	uint32_t n = READ_ONCE(run->nslots);
+
+	if (unlikely(n > shmk__small_classes[0].nslots))
+		n = shmk__small_classes[0].nslots;
+	return (n + 63) / 64;
+}
+
+/*
+ * The run at @r, named by a list, a thread heap or the fast path, is a run
+ * of class @c inside the segment's memory (a client may have overwritten
+ * the name): cheap, enough for the bitmap's atomics to stay in the run.
+ */
+static inline bool run_usable(const struct shmk *h, uint64_t r, unsigned int c)
+{
+	if (r % RUN_CHUNK != 2 * BLK_HDR || r < SHMK_HEAP_START ||
+	    r > h->map_size || !shmk__backed(h, r - 2 * BLK_HDR + (uint64_t)
+					     shmk__small_classes[c].chunks *
+					     RUN_CHUNK))
+		return false;
+	return READ_ONCE(run_at(h, r)->magic) == (RUN_MAGIC ^ r) &&
+	       READ_ONCE(run_at(h, r)->cls) == c;
+}
+
+/* The thread heap table lies inside the segment's memory. */
+static bool theaps_ok(const struct shmk *h)
+{
+	uint64_t t = READ_ONCE(h->hdr->theaps);
+
+	return t % 64 == 0 && t > SHMK_HEAP_START && t < h->map_size &&
+	       shmk__backed(h, t + SHMK_THEAPS * sizeof(struct shmk_theap));
 }
 
 /* The value of bitmap word @w of an empty run: its padding bits. */
@@ -132,6 +162,7 @@ static TLS struct {
 	const struct shmk *h;
 	const uint8_t *base;
 	uint64_t ctime;
+	uint64_t theaps;	/* the table's offset when th was found */
 	struct shmk_theap *th;
 	unsigned int idx;
 } tc;
@@ -236,8 +267,15 @@ static bool tag_alive(uint64_t tag)
 /* The map's bytes for the chunks of the run at @r: each 1 + its index. */
 static void map_mark(struct shmk *h, uint64_t r, uint32_t chunks, bool set)
 {
-	uint64_t first = h->hdr->run_map + ((r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT);
+	uint64_t map = h->hdr->run_map, len = h->hdr->run_map_len;
+	uint64_t idx = (r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT, first = map + idx;
 
+	if (map % 8 || map < SHMK_HEAP_START || map > h->map_size ||
+	    len > RUN_MAP_MAX ||
+	    idx + chunks > len || !shmk__backed(h, ALIGN_UP(map + len, 8ULL))) {
+		shmk__corrupt(h);
+		return;
+	}
 	for (uint32_t i = 0; i < chunks; i++) {
 		uint64_t at = first + i, word = at & ~7ULL;
 		uint64_t v = shmk__rd(h, word);
@@ -255,6 +293,10 @@ static void list_push(struct shmk *h, unsigned int c, uint64_t r)
 	struct shmk_hdr *hd = h->hdr;
 	uint64_t head = hd->runs[c];
 
+	if (head && !run_usable(h, head, c)) {
+		shmk__corrupt(h);
+		return;
+	}
 	shmk__tx_set(h, RUN_OFF(r, next), head);
 	shmk__tx_set(h, RUN_OFF(r, prev), 0);
 	if (head)
@@ -268,6 +310,11 @@ static void list_remove(struct shmk *h, unsigned int c, uint64_t r)
 	const struct shmk_run *run = run_at(h, r);
 	uint64_t next = run->next, prev = run->prev;
 
+	if ((prev && !run_usable(h, prev, c)) ||
+	    (next && !run_usable(h, next, c))) {
+		shmk__corrupt(h);
+		return;
+	}
 	if (prev)
 		shmk__tx_set(h, RUN_OFF(prev, next), next);
 	else
@@ -386,6 +433,10 @@ static void run_settle(struct shmk *h, uint64_t r)
 	struct shmk_run *run = run_at(h, r);
 	uint64_t st = run->state;
 
+	if (!small_run_ok(h, r)) {
+		shmk__corrupt(h);
+		return;
+	}
 	if (st != RUN_FULL && st != RUN_LISTED)
 		return;
 	if (run_empty(run))
@@ -436,10 +487,15 @@ int shmk__small_alloc(struct shmk *h, uint64_t size, uint64_t *payload)
 	uint64_t r, p;
 	int e;
 
-	for (;;) {
+	for (unsigned int n = 0;; n++) {
 		r = hd->runs[c];
 		if (!r && (e = run_new(h, c, RUN_LISTED, &r)))
 			return e;
+		/* A list longer than the map has chunks is a loop. */
+		if (n > RUN_MAP_MAX || !run_usable(h, r, c) || h->corrupt) {
+			shmk__corrupt(h);
+			return -EUCLEAN;
+		}
 		p = slot_take(h, r, sc, 0, &w);
 		if (p) {
 			*payload = p;
@@ -460,6 +516,10 @@ static void theap_reap(struct shmk *h, unsigned int i)
 
 		if (!r)
 			continue;
+		if (!run_usable(h, r, c)) {
+			shmk__corrupt(h);
+			return;
+		}
 		shmk__tx_set(h, TH_OFF(h, i, run[c]), 0);
 		SHMK_FAULT_POINT();
 		if (run_empty(run_at(h, r))) {
@@ -481,7 +541,7 @@ static void theap_reap(struct shmk *h, unsigned int i)
 static void theap_reap_dead(struct shmk *h)
 {
 	self_init();
-	if (my_tag == TAG_NONE)
+	if (my_tag == TAG_NONE || !theaps_ok(h))
 		return;
 	for (unsigned int i = 0; i < SHMK_THEAPS; i++) {
 		const struct shmk_theap *th = theap_at(h, i);
@@ -500,6 +560,8 @@ static int theap_claim(struct shmk *h)
 {
 	int free_i = -1;
 
+	if (!theaps_ok(h))
+		return -1;
 	for (int pass = 0; pass < 2 && free_i < 0; pass++) {
 		if (pass)
 			theap_reap_dead(h);
@@ -528,7 +590,7 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	int i = -1;
 
 	self_init();
-	if (my_tag == TAG_NONE || !READ_ONCE(hd->theaps))
+	if (my_tag == TAG_NONE || !theaps_ok(h))
 		return NULL;
 	for (unsigned int k = 0; k < SHMK_THEAPS && i < 0; k++)
 		if (theap_mine(theap_at(h, k)))
@@ -544,16 +606,29 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	tc.h = h;
 	tc.base = h->base;
 	tc.ctime = hd->ctime_ns;
+	tc.theaps = READ_ONCE(hd->theaps);
 	tc.th = theap_at(h, (unsigned int)i);
 	tc.idx = (unsigned int)i;
 	return tc.th;
 }
 
+/*
+ * The cached heap may be followed: same handle, and the table where it was
+ * found, inside memory known to be there (a client that moved the table
+ * may have had th point at memory that a shrink took away since).
+ */
+static inline bool tc_valid(const struct shmk *h)
+{
+	return tc.h == h && tc.base == h->base &&
+	       tc.theaps == READ_ONCE(h->hdr->theaps) &&
+	       tc.theaps + SHMK_THEAPS * sizeof(struct shmk_theap) <=
+	       READ_ONCE(h->backed);
+}
+
 /* This thread's heap in @h, or NULL (then the locked path serves it). */
 static inline struct shmk_theap *theap_get(struct shmk *h)
 {
-	if (likely(tc.h == h && tc.base == h->base &&
-		   tc.ctime == h->hdr->ctime_ns &&
+	if (likely(tc_valid(h) && tc.ctime == h->hdr->ctime_ns &&
 		   READ_ONCE(tc.th->owner) == my_tag))
 		return tc.th;
 	return theap_slow(h);
@@ -571,12 +646,20 @@ static int theap_refill(struct shmk *h, unsigned int i, unsigned int c)
 	int e;
 
 	if (r) {
+		if (!run_usable(h, r, c)) {
+			shmk__corrupt(h);
+			return -EUCLEAN;
+		}
 		if (run_retire(h, r))
 			return 0;
 		shmk__tx_set(h, TH_OFF(h, i, run[c]), 0);
 	}
 	r = h->hdr->runs[c];
 	if (r) {
+		if (!run_usable(h, r, c)) {
+			shmk__corrupt(h);
+			return -EUCLEAN;
+		}
 		list_remove(h, c, r);
 		shmk__tx_set(h, RUN_OFF(r, state),
 			     RUN_OWNED | (uint64_t)i << RUN_OWNER_SHIFT);
@@ -586,17 +669,18 @@ static int theap_refill(struct shmk *h, unsigned int i, unsigned int c)
 	}
 	shmk__tx_set(h, TH_OFF(h, i, run[c]), r);
 	theap_at(h, i)->hint[c] = 0;
-	return 0;
+	return h->corrupt ? -EUCLEAN : 0;
 }
 
 static int refill(struct shmk *h, struct shmk_theap *th, unsigned int c)
 {
-	unsigned int i = (unsigned int)(th - theap_at(h, 0));
+	unsigned int i = tc.idx;
 	int e = shmk__lock(h);
 
 	if (e)
 		return e;
-	if (!theap_mine(th)) {
+	/* The table may have moved (a client wrote theaps): ours no more. */
+	if (!theaps_ok(h) || theap_at(h, i) != th || !theap_mine(th)) {
 		shmk__unlock(h);
 		return -ESTALE;
 	}
@@ -627,6 +711,9 @@ uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size)
 		uint64_t r = READ_ONCE(th->run[c]), p;
 
 		if (likely(r)) {
+			/* Overwritten: the locked path finds out. */
+			if (unlikely(!run_usable(h, r, c)))
+				return 0;
 			p = slot_take(h, r, sc, th->hint[c], &w);
 			if (likely(p)) {
 				th->hint[c] = (uint8_t)w;
@@ -678,8 +765,8 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 	st = __atomic_load_n(&run->state, __ATOMIC_SEQ_CST);
 	if ((st & RUN_STATE_MASK) == RUN_OWNED) {
 		/* Our own run (a hint: a stale record's costs nothing). */
-		if (tc.h == h && tc.base == h->base &&
-		    st >> RUN_OWNER_SHIFT == tc.idx && w < tc.th->hint[cls])
+		if (tc_valid(h) && st >> RUN_OWNER_SHIFT == tc.idx &&
+		    w < tc.th->hint[cls])
 			tc.th->hint[cls] = (uint8_t)w;
 		return 0;
 	}
@@ -735,7 +822,7 @@ void shmk__small_trim(struct shmk *h)
 
 	theap_reap_dead(h);
 	if (tc.h == h && tc.base == h->base && tc.ctime == h->hdr->ctime_ns &&
-	    theap_mine(tc.th))
+	    theaps_ok(h) && theap_at(h, tc.idx) == tc.th && theap_mine(tc.th))
 		mine = (int)tc.idx;
 	if (shmk__heap_walk(h, collect_fn, &l)) {
 		free(l.r);
@@ -880,7 +967,8 @@ void shmk__small_usage(const struct shmk *h, uint64_t heap_end,
 
 	if (n > len)
 		n = len;
-	if (!map || map + n > h->map_size)
+	if (!map || map > h->map_size || n > h->map_size - map ||
+	    !shmk__backed(h, map + n))
 		n = 0;
 	for (uint64_t idx = 0; idx < n; idx++) {
 		const struct shmk_run *run;

@@ -46,34 +46,44 @@ static inline uint64_t small_run_of(const struct shmk *h, uint64_t off)
 	uint64_t idx;
 	unsigned int k;
 
-	if (off < SHMK_HEAP_START + 16 || !map || map + len > h->map_size)
+	if (off < SHMK_HEAP_START + 16 || !map || map > h->map_size ||
+	    len > h->map_size - map)
 		return 0;
 	idx = (off - BLK_HDR) >> RUN_CHUNK_SHIFT;
-	if (idx >= len)
+	if (idx >= len || !shmk__backed(h, map + idx + 1))
 		return 0;
 	k = READ_ONCE(h->base[map + idx]);
 	if (!k || k > RUN_BIG_CHUNKS || k > idx + 1)
 		return 0;
-	return ((idx - (k - 1)) << RUN_CHUNK_SHIFT) + 2 * BLK_HDR;
+	/* The run's first chunk (its header) is memory, whatever was written. */
+	idx -= k - 1;
+	if (!idx || !shmk__backed(h, (idx + 1) << RUN_CHUNK_SHIFT))
+		return 0;
+	return (idx << RUN_CHUNK_SHIFT) + 2 * BLK_HDR;
 }
 
 /* A run header that agrees with its class and its place. */
 static inline const struct shmk_run *small_run_ok(const struct shmk *h,
 						  uint64_t r)
 {
-	const struct shmk_run *run = (const void *)(h->base + r);
+	const struct shmk_run *run;
 	const struct shmk_small_class *sc;
-	uint32_t cls = READ_ONCE(run->cls);
+	uint32_t cls;
 
-	if (r + RUN_CHUNK > h->map_size || cls >= SHMK_NCLASSES ||
-	    READ_ONCE(run->magic) != (RUN_MAGIC ^ r))
+	if (r % RUN_CHUNK != 2 * BLK_HDR || r < SHMK_HEAP_START ||
+	    r > h->map_size || !shmk__backed(h, r - 2 * BLK_HDR + RUN_CHUNK))
+		return NULL;
+	run = (const void *)(h->base + r);
+	cls = READ_ONCE(run->cls);
+	if (cls >= SHMK_NCLASSES || READ_ONCE(run->magic) != (RUN_MAGIC ^ r))
 		return NULL;
 	sc = &shmk__small_classes[cls];
 	if (READ_ONCE(run->slot_size) != sc->size ||
 	    READ_ONCE(run->nslots) != sc->nslots ||
 	    READ_ONCE(run->first) != sc->first ||
 	    READ_ONCE(run->recip) != sc->recip ||
-	    r - 2 * BLK_HDR + (uint64_t)sc->chunks * RUN_CHUNK > h->map_size)
+	    !shmk__backed(h, r - 2 * BLK_HDR +
+			  (uint64_t)sc->chunks * RUN_CHUNK))
 		return NULL;
 	return run;
 }

@@ -35,6 +35,7 @@ void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg)
 {
 	struct shmk_hdr *hd = h->hdr;
 
+	h->corrupt = false;
 	seq_make_odd(&hd->seq);
 	hd->tx_arg = arg;
 	barrier();
@@ -53,6 +54,11 @@ void shmk__tx_commit(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
 
+	/* An operation that found corrupt metadata leaves things as they were. */
+	if (unlikely(h->corrupt)) {
+		shmk__tx_rollback(h);
+		h->corrupt = false;	/* the next one, untransacted too */
+	}
 	barrier();
 	SHMK_FAULT_POINT();
 	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */
@@ -71,17 +77,26 @@ void shmk__tx_rollback(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
 	uint64_t st = READ_ONCE(hd->tx_state);
-	uint64_t n = st >> TX_COUNT_SHIFT;
+	uint64_t n = st >> TX_COUNT_SHIFT, backed;
 
 	if (n > SHMK_LOG_CAP)
 		n = SHMK_LOG_CAP;
+	/*
+	 * Only the header's allocator and directory words, and heap words,
+	 * are ever logged: an entry for any other place (the lock, the
+	 * identity, the log itself, memory past the segment's end) was
+	 * written by another client, and is skipped.
+	 */
+	backed = n ? h->be->backing_size(h) : 0;
+	if (backed > h->map_size)
+		backed = h->map_size;
 	while (n-- > 0) {
 		uint64_t off = h->log[n].off;
 
-		/* Only header and heap words are ever logged. */
-		if (off % 8 == 0 && (off < SHMK_LOG_OFF ||
-				     (off >= SHMK_HEAP_START &&
-				      off + 8 <= h->map_size)))
+		if (off % 8 == 0 && ((off >= HDR_OFF(heap_start) &&
+				      off < HDR_OFF(used_bytes)) ||
+				     (off >= SHMK_HEAP_START && off < backed &&
+				      backed - off >= 8)))
 			WRITE_ONCE(*shmk__w(h, off), h->log[n].old);
 	}
 	barrier();

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * A hostile or corrupted segment (issue 15, item 5): any client with write
+ * access can overwrite the metadata. The library must then fail with
+ * EUCLEAN, never crash, hang or write outside the segment; an operation
+ * that finds corruption half way leaves the metadata as it found it (its
+ * transaction is rolled back), so that putting the word back makes the
+ * segment check clean again. Each case is a crash that make fuzz-lib
+ * (fuzz/lib/hostile.c) found, on a fresh segment.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+#include "page_heap.h"
+#include "rbtree.h"
+#include "small.h"
+#include "tx.h"
+#include "harness.h"
+
+static const char *seg;
+static void *live[64], *big;
+static int nlive;
+
+/* A fresh segment: blocks of both tiers, free blocks in bins and the tree. */
+static struct shmk *fresh(void)
+{
+	struct shmk *h;
+
+	shmk_unlink(seg);
+	h = test_open(seg, SHMK_CREATE | SHMK_EXCL, 1 << 20, 16 << 20);
+	nlive = 0;
+	for (int i = 0; i < 48; i++) {
+		void *p = shmk_alloc(h, (size_t[]){ 24, 200, 3000, 9000, 20000,
+						    1100 }[i % 6]);
+
+		CHECK(p);
+		if (i % 3 == 1)
+			shmk_free(h, p);
+		else
+			live[nlive++] = p;
+	}
+	big = shmk_alloc(h, 50000);
+	CHECK(big);
+	CHECK(shmk_find_or_alloc(h, "named", 100, NULL));
+	CHECK_OK(shmk_check(h));
+	return h;
+}
+
+static void done(struct shmk *h)
+{
+	CHECK_OK(shmk_close(h));
+	shmk_unlink(seg);
+}
+
+/* An operation returning a pointer failed with EUCLEAN. */
+#define CHECK_EUCLEAN_PTR(expr)	CHECK_NULL_ERRNO((expr), EUCLEAN)
+
+/* The first block of the free tree of blocks above the bins. */
+static uint64_t large_free(const struct shmk *h)
+{
+	CHECK(h->hdr->large_root);
+	return h->hdr->large_root;
+}
+
+/*
+ * Page heap, a tree root: an offset outside the heap, a misaligned one, a
+ * used block, and a node that is its own left child (a loop). Each used to
+ * crash (SIGSEGV, UBSan misaligned load) or hang a large alloc.
+ */
+static void tree_roots(void)
+{
+	static const uint64_t bad[] = {
+		0x5b67536000e0ULL, 0x10074ULL, 1ULL << 40, 8,
+		UINT64_MAX - 7,		/* n + BLK_MIN wrapped */
+	};
+	struct shmk *h;
+	uint64_t saved, l, r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad) + 2; i++) {
+		h = fresh();
+		saved = large_free(h);
+		l = *shmk__w(h, saved + NODE_LEFT);
+		r = *shmk__w(h, saved + NODE_RIGHT);
+		if (i < ARRAY_SIZE(bad)) {
+			h->hdr->large_root = bad[i];
+		} else if (i == ARRAY_SIZE(bad)) {	/* a used block */
+			h->hdr->large_root = shmk_off(h, big) - BLK_HDR;
+		} else {	/* a loop: the root its own children */
+			*shmk__w(h, saved + NODE_LEFT) = saved;
+			*shmk__w(h, saved + NODE_RIGHT) = saved;
+		}
+		CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+		CHECK_ERR(shmk_check(h), EUCLEAN);
+		h->hdr->large_root = saved;
+		*shmk__w(h, saved + NODE_LEFT) = l;
+		*shmk__w(h, saved + NODE_RIGHT) = r;
+		/* Nothing changed by the failed alloc: clean again. */
+		CHECK_OK(shmk_check(h));
+		CHECK(shmk_alloc(h, 100000));
+		CHECK_OK(shmk_check(h));
+		done(h);
+	}
+}
+
+/*
+ * Page heap, the largest bin's tree naming a used block (alloc_aligned
+ * takes blocks of the page heap: its request, 968 bytes aligned to 32,
+ * needs a block of exactly BIN_MAX_SIZE); a link into the reservation past
+ * the segment's memory.
+ */
+static void bin_links(void)
+{
+	struct shmk *h = fresh();
+	uint64_t map = h->hdr->bin_map, n = h->hdr->bins[SHMK_NBINS - 1];
+	uint64_t saved;
+
+	h->hdr->bin_map = 1ULL << (SHMK_NBINS - 1);
+	h->hdr->bins[SHMK_NBINS - 1] = shmk_off(h, big) - BLK_HDR;
+	CHECK_EUCLEAN_PTR(shmk_alloc_aligned(h, 968, 32));
+	h->hdr->bin_map = map;
+	h->hdr->bins[SHMK_NBINS - 1] = n;
+	CHECK_OK(shmk_check(h));
+	/* A link into the reservation past the segment's memory: SIGBUS. */
+	saved = *shmk__w(h, large_free(h) + NODE_RIGHT);
+	*shmk__w(h, large_free(h) + NODE_RIGHT) = (8 << 20) + 8;
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 4 << 20));
+	*shmk__w(h, large_free(h) + NODE_RIGHT) = saved;
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/*
+ * Page heap, a footer: a free of the block after a free one reads the
+ * footer to find it; a forged one named a block anywhere.
+ */
+static void footers(void)
+{
+	struct shmk *h = fresh();
+	void *a = shmk_alloc(h, 20000), *b = shmk_alloc(h, 20000),
+	     *c = shmk_alloc(h, 20000);
+	uint64_t f, saved;
+
+	CHECK(a && b && c);
+	shmk_free(h, a);
+	f = shmk_off(h, b) - BLK_HDR - 8;	/* a's footer */
+	saved = *shmk__w(h, f);
+	CHECK_EQ(saved >> BLK_TAG_SHIFT, BLK_TAG_FOOT);
+	*shmk__w(h, f) = BLK_TAG_FOOT << BLK_TAG_SHIFT | (f & ~15ULL) << 1;
+	shmk_free(h, b);
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	*shmk__w(h, f) = saved;
+	CHECK_OK(shmk_check(h));
+	CHECK_EQ(shmk_usable_size(h, b), 20000 + BLK_HDR);
+	shmk_free(h, b);
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/* heap_end past the memory behind the segment: SIGBUS when followed. */
+static void heap_end(void)
+{
+	struct shmk *h = fresh();
+	uint64_t saved = h->hdr->heap_end;
+
+	h->hdr->heap_end = 12 << 20;
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "x", 10, NULL));
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	h->hdr->heap_end = saved;
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/* The current thread heap of the calling thread (it allocated a slot). */
+static struct shmk_theap *my_theap(struct shmk *h)
+{
+	struct shmk_theap *t = (struct shmk_theap *)(h->base + h->hdr->theaps);
+
+	for (unsigned int i = 0; i < SHMK_THEAPS; i++)
+		if (t[i].owner && t[i].run[small_class(24)])
+			return &t[i];
+	return NULL;
+}
+
+struct thread_alloc {
+	struct shmk *h;
+	size_t size;
+	void *p;
+	int err;
+};
+
+static void *thread_alloc_fn(void *arg)
+{
+	struct thread_alloc *a = arg;
+
+	errno = 0;
+	a->p = shmk_alloc(a->h, a->size);
+	a->err = errno;
+	return NULL;
+}
+
+/* shmk_alloc() in a new thread: no thread heap of its own yet. */
+static struct thread_alloc in_thread(struct shmk *h, size_t size)
+{
+	struct thread_alloc a = { h, size, NULL, 0 };
+	pthread_t t;
+
+	CHECK_OK(pthread_create(&t, NULL, thread_alloc_fn, &a));
+	CHECK_OK(pthread_join(t, NULL));
+	return a;
+}
+
+/*
+ * The small tier: a thread heap's current run (the lock-free fast path
+ * took a slot of it: an atomic OR anywhere), the thread heap table's
+ * offset, a class's list of runs, the run map's offset (overflowing).
+ */
+static void small_tier(void)
+{
+	static const uint64_t bad[] = {
+		0x10074ULL, 1ULL << 40, (8 << 20) + 2 * BLK_HDR,
+		0 - RUN_CHUNK + 2 * BLK_HDR,	/* the run's end wrapped */
+	};
+	unsigned int c = small_class(24);
+	struct thread_alloc a;
+	struct shmk_theap *th;
+	uint64_t saved, saved2;
+	struct shmk *h;
+	void *p;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		h = fresh();
+		th = my_theap(h);
+		CHECK(th);
+		saved = th->run[c];
+		th->run[c] = bad[i];
+		p = shmk_alloc(h, 24);	/* the locked path serves it */
+		CHECK(p);
+		CHECK_ERR(shmk_check(h), EUCLEAN);
+		th->run[c] = saved;
+		shmk_free(h, p);
+		CHECK_OK(shmk_check(h));
+		done(h);
+	}
+
+	/* The table, then the list a thread without a heap takes from. */
+	h = fresh();
+	saved = h->hdr->theaps;
+	h->hdr->theaps = 1ULL << 40;
+	a = in_thread(h, 24);
+	CHECK(a.p);
+	shmk_free(h, a.p);
+	h->hdr->theaps = 0 - 64 * 512;	/* the table's end wrapped */
+	a = in_thread(h, 24);
+	CHECK(a.p);
+	shmk_free(h, a.p);
+	saved2 = h->hdr->runs[c];
+	h->hdr->runs[c] = (8 << 20) + 2 * BLK_HDR;
+	a = in_thread(h, 24);
+	CHECK(!a.p && a.err == EUCLEAN);
+	h->hdr->runs[c] = saved2;
+	h->hdr->theaps = saved;
+	CHECK_OK(shmk_check(h));
+	done(h);
+
+	/* map + len overflowing: UBSan's pointer overflow, a wild read. */
+	h = fresh();
+	saved = h->hdr->run_map;
+	h->hdr->run_map = UINT64_MAX - 4096;
+	shmk_free(h, live[0]);		/* a slot: refused */
+	CHECK(shmk_alloc(h, 24));
+	h->hdr->run_map = saved;
+	CHECK_OK(shmk_check(h));
+	CHECK_EQ(shmk_usable_size(h, live[0]), 32);
+	done(h);
+}
+
+/*
+ * Recovery: a transaction left in the header with undo-log entries for
+ * places the library never logs (past the segment's memory: SIGBUS; the
+ * lock, while the recovering thread holds it; the magic). They are
+ * skipped; the rest of the rollback and recovery go on.
+ */
+static void undo_log(void)
+{
+	static const uint64_t bad[] = {
+		(8 << 20) + 64, 64, 0, SHMK_LOG_OFF, UINT64_MAX - 7,
+	};
+	struct shmk_stats st;
+	struct shmk *h;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		h = fresh();
+		h->log[0].off = bad[i];
+		h->log[0].old = 0x5a5a5a5a5a5a5a5aULL;
+		h->log[1].off = HDR_OFF(dir_tombs);	/* a real one */
+		h->log[1].old = h->hdr->dir_tombs;
+		h->hdr->dir_tombs = 7;
+		h->hdr->tx_state = 2ULL << TX_COUNT_SHIFT | TX_ALLOC;
+		CHECK(shmk_alloc(h, 100000));	/* recovers first */
+		CHECK_OK(shmk_check(h));
+		CHECK_OK(shmk_stats(h, &st));
+		CHECK_EQ(st.recoveries, 1);
+		CHECK_EQ(h->hdr->magic, SHMK_HDR_MAGIC);
+		done(h);
+	}
+}
+
+static int count_fn(const char *name, void *ptr, size_t size, void *arg)
+{
+	(void)name;
+	(void)ptr;
+	(void)size;
+	(void)arg;
+	return 0;
+}
+
+/*
+ * The directory's counts and table: a huge dir_count had the growth of a
+ * new table double its size until cap * 16 wrapped to 0 (a block of
+ * nothing, then slots written far past it); a table straddling the heap's
+ * end was copied from past it (SIGBUS).
+ */
+static void directory(void)
+{
+	struct shmk *h = fresh();
+	uint64_t count = h->hdr->dir_count, table = h->hdr->dir_table;
+
+	h->hdr->dir_count = 1ULL << 61;
+	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "new", 10, NULL));
+	h->hdr->dir_count = count;
+	CHECK_OK(shmk_check(h));
+	h->hdr->dir_table = h->hdr->heap_end - 512;
+	h->hdr->dir_count = 60;
+	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "new", 10, NULL));
+	CHECK_EUCLEAN_PTR(shmk_find(h, "named", NULL));
+	h->hdr->dir_table = table;
+	/* An entry's offset near 2^64: e + its size wrapped. */
+	for (uint64_t i = 0; i < h->hdr->dir_cap; i++) {
+		struct shmk_dir_slot *s = (struct shmk_dir_slot *)
+					  (h->base + table) + i;
+
+		if (s->entry > DIR_SLOT_TOMB) {
+			uint64_t e = s->entry;
+
+			s->entry = 0 - 32;
+			CHECK_ERR(shmk_foreach(h, count_fn, NULL), EUCLEAN);
+			s->entry = e;
+		}
+	}
+	h->hdr->dir_count = count;
+	CHECK_OK(shmk_check(h));
+	/* An object's size past its block: the caller would read past it. */
+	{
+		size_t size;
+		uint8_t *o = shmk_find(h, "named", &size);
+		struct shmk_dir_entry *de;
+
+		CHECK(o && size == 100);
+		de = (struct shmk_dir_entry *)(o - 48);	/* "named": delta 48 */
+		CHECK_EQ(de->magic, DIR_ENTRY_MAGIC ^ shmk_off(h, de));
+		de->size = 1ULL << 40;
+		CHECK_EUCLEAN_PTR(shmk_find(h, "named", &size));
+		CHECK_ERR(shmk_foreach(h, count_fn, NULL), EUCLEAN);
+		CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "named", 10, NULL));
+		de->size = 100;
+	}
+	CHECK_OK(shmk_check(h));
+	CHECK(shmk_find_or_alloc(h, "new", 10, NULL));
+	CHECK(shmk_find(h, "named", NULL));
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/*
+ * The published statistics: a buffer whose seq a client left odd had
+ * shmk_stats() spin for good; it publishes anew under the lock.
+ */
+static void published_stats(void)
+{
+	struct shmk *h = fresh();
+	struct shmk_stats st;
+	uint64_t idx = h->hdr->pub_idx % SHMK_PUB_BUFS;
+
+	h->hdr->pub[idx].seq |= 1;
+	CHECK_OK(shmk_stats(h, &st));
+	CHECK_EQ(st.named_objects, 1);
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/* A queue's header (queue.c): capacity, log2 of it, the slots. */
+#define Q_CAPACITY	8
+#define Q_SHIFT		12
+#define Q_SLOTS		256
+
+/*
+ * A queue's geometry (a shift of 200: UBSan; a capacity that is no power
+ * of two, or larger than its object: slots read past it), then slots
+ * laps ahead of the receiver (it skipped them one by one: 2^22 laps of
+ * 1024 slots, a hang).
+ */
+static void queues(void)
+{
+	static const uint32_t bad[][2] = {	/* capacity, shift */
+		{ 1024, 200 }, { 24, 4 }, { 1U << 31, 31 }, { 1U << 20, 20 },
+	};
+	struct shmk_queue *q, *rq;
+	uint8_t *obj;
+	size_t size;
+	struct shmk *h;
+	void *m;
+
+	for (size_t i = 0; i <= ARRAY_SIZE(bad); i++) {
+		h = fresh();
+		CHECK(shmk_queue_open(h, "q", SHMK_QUEUE_RECV, NULL, &rq) >= 0);
+		CHECK_OK(shmk_queue_close(rq));
+		obj = shmk_find(h, "shmk.queue/q", &size);
+		CHECK(obj);
+		if (i < ARRAY_SIZE(bad)) {
+			memcpy(obj + Q_CAPACITY, &bad[i][0], 4);
+			memcpy(obj + Q_SHIFT, &bad[i][1], 4);
+			CHECK_ERR(shmk_queue_open(h, "q", 0, NULL, &q), EUCLEAN);
+			done(h);
+			continue;
+		}
+		/* Every slot of the 1024 almost half the 2^23 laps ahead. */
+		for (unsigned int s = 0; s < 1024; s++) {
+			uint64_t w = ((1ULL << 22) - 1) << 41 | 1ULL << 40 |
+				     0x1230;
+
+			memcpy(obj + Q_SLOTS + 8 * s, &w, 8);
+		}
+		CHECK(shmk_queue_open(h, "q", SHMK_QUEUE_RECV, NULL, &rq) >= 0);
+		CHECK_ERR(shmk_recv(rq, &m, &size, 0), EUCLEAN);
+		/* A sender walked them all too. */
+		CHECK_OK(shmk_queue_open(h, "q", 0, NULL, &q));
+		m = shmk_msg_alloc(h, 10);
+		CHECK(m);
+		CHECK_ERR(shmk_send(q, m, SHMK_NONBLOCK), EUCLEAN);
+		shmk_msg_free(h, m);
+		CHECK_OK(shmk_queue_close(q));
+		CHECK_OK(shmk_queue_close(rq));
+		done(h);
+	}
+}
+
+/*
+ * An operation that found corruption left its flag set; a recovery right
+ * after, which must rebuild the free index, then inserted nothing (every
+ * tree insert bails out on the flag) and left the segment unrecoverable.
+ */
+static void stale_flag(void)
+{
+	struct shmk *h = fresh();
+
+	h->hdr->large_root = 0x10074;
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+	/* A dead writer's transaction, and an index that lost its tree. */
+	h->hdr->large_root = 0;
+	h->hdr->tx_state = TX_ALLOC;
+	CHECK(shmk_alloc(h, 100000));
+	CHECK_OK(shmk_check(h));
+	CHECK(h->hdr->large_root);
+	CHECK_EQ(h->hdr->recoveries >> 1, 1);
+	done(h);
+}
+
+/*
+ * The thread heap a thread caches: a client moved the table into memory a
+ * growth added, the thread followed it there, then the table went back and
+ * the memory went away (the file cut back to its old size, as a copy of
+ * the segment would restore it). The fast path still followed the cached
+ * heap: SIGBUS; also when the table is moved back to where that memory
+ * was.
+ */
+static void cached_theap(void)
+{
+	struct shmk *h = fresh();
+	uint64_t old = h->hdr->heap_end, t = h->hdr->theaps, y;
+	size_t table = SHMK_THEAPS * sizeof(struct shmk_theap);
+	uint8_t *copy = malloc(old);
+	void *p;
+
+	CHECK(copy);
+	CHECK(shmk_alloc(h, 24));		/* the heap at t, cached */
+	memcpy(copy, h->base, old);
+	CHECK_OK(shmk_grow(h, old + (1 << 20)));
+	y = old + 4096;
+	memcpy(h->base + y, h->base + t, table);
+	my_theap(h)->owner = 0;			/* not ours at t any more */
+	h->hdr->theaps = y;
+	CHECK(shmk_alloc(h, 24));		/* the heap at y, cached */
+	memcpy(h->base, copy, old);		/* the table back at t */
+	CHECK_OK(ftruncate(h->m.fd, (off_t)old));
+	h->backed = 0;
+	p = shmk_alloc(h, 24);
+	CHECK(p);
+	shmk_free(h, p);
+	CHECK_OK(shmk_check(h));
+	/* Once more, but the table back at y, where there is no memory now. */
+	CHECK_OK(shmk_grow(h, old + (1 << 20)));
+	my_theap(h)->owner = 0;
+	h->hdr->theaps = y;
+	CHECK(shmk_alloc(h, 24));		/* the heap at y, cached */
+	memcpy(h->base, copy, old);
+	CHECK_OK(ftruncate(h->m.fd, (off_t)old));
+	h->backed = 0;
+	h->hdr->theaps = y;
+	p = shmk_alloc(h, 24);			/* by the locked path */
+	shmk_free(h, p);
+	h->hdr->theaps = t;
+	CHECK_OK(shmk_check(h));
+	free(copy);
+	done(h);
+}
+
+int main(void)
+{
+	seg = test_name("hostile");
+	tree_roots();
+	bin_links();
+	footers();
+	heap_end();
+	small_tier();
+	undo_log();
+	directory();
+	published_stats();
+	queues();
+	stale_flag();
+	cached_theap();
+	printf("ok\n");
+	return 0;
+}
