@@ -663,6 +663,7 @@ int shmk__image_load(struct shmk *h, struct shmk_img_load *ld)
 	r = shmk__init_lock(h);
 	if (r)
 		return r;
+	shmk__queue_new_session(h);
 	h->free_index_changed = true;
 	shmk__stats_publish(h);
 	__atomic_store_n(&hd->magic, SHMK_HDR_MAGIC, __ATOMIC_RELEASE);

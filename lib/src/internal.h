@@ -181,6 +181,9 @@ static inline bool shmk__backed(const struct shmk *h, uint64_t end)
 /* segment.c */
 int shmk__wait_ready(const uint64_t *magic);
 uint32_t shmk__ns_ino(const char *kind);
+
+/* queue.c: the segment's bytes start a new session (image, file) */
+void shmk__queue_new_session(struct shmk *h);
 void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
 		   off_t off, bool *at_hint);
 

@@ -355,10 +355,26 @@ static size_t queue_bytes(uint32_t cap)
  * opener to see no magic initializes it under the segment lock, so that a
  * creator killed half way is finished by the next opener.
  */
+/* A fresh, unowned receiver mutex: 0 or a positive errno. */
+static int init_recv_lock(struct queue_hdr *q)
+{
+	pthread_mutexattr_t a;
+	int r = pthread_mutexattr_init(&a);
+
+	if (r)
+		return r;
+	r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (!r)
+		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (!r)
+		r = pthread_mutex_init(&q->recv_lock, &a);
+	pthread_mutexattr_destroy(&a);
+	return r;
+}
+
 static int queue_init(struct shmk *h, struct queue_hdr *q, size_t bytes,
 		      uint32_t want_cap)
 {
-	pthread_mutexattr_t a;
 	uint32_t cap;
 	int r;
 
@@ -380,21 +396,42 @@ static int queue_init(struct shmk *h, struct queue_hdr *q, size_t bytes,
 	memset(q, 0, queue_bytes(cap));
 	q->capacity = cap;
 	q->shift = (uint32_t)__builtin_ctz(cap);
-	r = pthread_mutexattr_init(&a);
-	if (!r) {
-		r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-		if (!r)
-			r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-		if (!r)
-			r = pthread_mutex_init(&q->recv_lock, &a);
-		pthread_mutexattr_destroy(&a);
-	}
-	r = -r;
+	r = -init_recv_lock(q);
 	if (!r)
 		__atomic_store_n(&q->magic, QUEUE_MAGIC, __ATOMIC_RELEASE);
 out:
 	shmk__unlock(h);
 	return r;
+}
+
+/*
+ * A new session on the segment's bytes: an image just loaded, or a file
+ * segment that nobody had open. No receiver of an earlier session lives,
+ * but its mutex word can still name its thread (the image was saved, or
+ * the machine stopped, while it received), which would show a receiver
+ * to the senders and keep every new one out (EADDRINUSE) for good: each
+ * queue gets a fresh, unowned mutex. The segment is this process's alone.
+ */
+static int new_session_fn(const char *name, void *ptr, size_t size,
+			  void *arg)
+{
+	struct queue_hdr *q = ptr;
+
+	(void)arg;
+	if (strncmp(name, QUEUE_PREFIX, sizeof(QUEUE_PREFIX) - 1) ||
+	    size < sizeof(*q) || q->magic != QUEUE_MAGIC)
+		return 0;
+	init_recv_lock(q);
+	q->recv_pid = 0;
+	q->recv_pidns = 0;
+	q->send_sleeping = 0;
+	q->recv_sleeping = 0;
+	return 0;
+}
+
+void shmk__queue_new_session(struct shmk *h)
+{
+	shmk_foreach(h, new_session_fn, NULL);
 }
 
 /* The receiver's head: skip a position its dead predecessor had taken. */

@@ -246,6 +246,7 @@ static int start_session(struct shmk *h, struct shmk_image_hdr *ih)
 	hd->dir_seq &= ~1ULL;
 	hd->base_addr = (uintptr_t)h->base;
 	memset(h->base + SHMK_REG_OFF, 0, SHMK_REG_SIZE);
+	shmk__queue_new_session(h);
 	return mark_live(h->m.fd, ih);
 }
 

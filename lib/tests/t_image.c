@@ -510,6 +510,73 @@ static void test_attach_while_loading(void)
 	shmk_unlink(seg);
 }
 
+/*
+ * A queue saved while its receiver held it: the loaded queue has no
+ * receiver (the saver's thread is not the loader's), keeps what was
+ * queued, and takes a new receiver.
+ */
+static void test_queue_image(void)
+{
+	struct shmk_opts op = { .size = 1 << 20, .max_size = 64 << 20 };
+	struct shmk_queue *r, *s, *r2;
+	struct shmk_queue_stats st;
+	char seg[80], seg2[80];
+	struct shmk *h, *l;
+	size_t sz;
+	void *m;
+	int e;
+
+	snprintf(seg, sizeof(seg), "%s-q", test_segment);
+	snprintf(seg2, sizeof(seg2), "%s-q2", test_segment);
+	shmk_unlink(seg);
+	shmk_unlink(seg2);
+	CHECK_OK(shmk_open(seg, SHMK_CREATE | SHMK_EXCL, &op, &h));
+	CHECK_OK(shmk_queue_open(h, "jobs", SHMK_QUEUE_RECV, NULL, &r));
+	CHECK_OK(shmk_queue_open(h, "jobs", 0, NULL, &s));
+	for (int i = 0; i < 3; i++) {
+		m = shmk_msg_alloc(h, 100);
+		CHECK(m);
+		memset(m, 'a' + i, 100);
+		CHECK_OK(shmk_send(s, m, SHMK_NONBLOCK));
+	}
+	CHECK_OK(shmk_save(h, img));
+	CHECK_OK(shmk_queue_close(s));
+
+	l = open_img(seg2, SHMK_IMAGE_ONLY, 0, &e);
+	CHECK_OK(e);
+	CHECK_OK(shmk_queue_open(l, "jobs", 0, NULL, &s));
+	CHECK_OK(shmk_queue_stats(s, &st));
+	CHECK_EQ(st.receiver_pid, 0);
+	CHECK_EQ(st.queued, 3);
+	m = shmk_msg_alloc(l, 8);
+	CHECK(m);
+	CHECK_EQ(shmk_send(s, m, SHMK_NONBLOCK), -ECONNRESET);
+	shmk_msg_free(l, m);
+	CHECK_OK(shmk_queue_open(l, "jobs", SHMK_QUEUE_RECV, NULL, &r2));
+	for (int i = 0; i < 3; i++) {
+		CHECK_OK(shmk_recv(r2, &m, &sz, 0));
+		CHECK_EQ(sz, 100);
+		CHECK_EQ(((char *)m)[99], 'a' + i);
+		shmk_msg_free(l, m);
+	}
+	CHECK_OK(shmk_queue_close(r2));
+	CHECK_OK(shmk_queue_close(s));
+	CHECK_OK(shmk_check(l));
+	CHECK_OK(shmk_close(l));
+	CHECK_OK(shmk_unlink(seg2));
+
+	/* The original still has its receiver */
+	CHECK_OK(shmk_queue_open(h, "jobs", 0, NULL, &s));
+	CHECK_OK(shmk_queue_stats(s, &st));
+	CHECK_EQ(st.receiver_pid, getpid());
+	CHECK_OK(shmk_queue_close(s));
+	CHECK_OK(shmk_queue_close(r));
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
+	unlink(img);
+	printf("a queue saved with its receiver: loaded without one\n");
+}
+
 int main(void)
 {
 	struct shmk_opts op = { .size = 8 << 20, .max_size = 2ULL << 30,
@@ -604,6 +671,7 @@ int main(void)
 	}
 
 	test_attach_while_loading();
+	test_queue_image();
 	free(o);
 	shmk_close(h);
 	CHECK_OK(shmk_unlink(seg));
