@@ -479,9 +479,19 @@ static void cached_theap(void)
 	struct shmk *h = fresh();
 	uint64_t old = h->hdr->heap_end, t = h->hdr->theaps, y;
 	size_t table = SHMK_THEAPS * sizeof(struct shmk_theap);
-	uint8_t *copy = malloc(old);
+	uint8_t *copy;
 	void *p;
 
+	/*
+	 * The posix backend's file can be cut back under the mapping; the
+	 * kernel backend's segment shrinks only through the module.
+	 */
+	if (strcmp(shmk_backend(h), "posix")) {
+		printf("cached thread heap: the posix backend only\n");
+		done(h);
+		return;
+	}
+	copy = malloc(old);
 	CHECK(copy);
 	CHECK(shmk_alloc(h, 24));		/* the heap at t, cached */
 	memcpy(copy, h->base, old);
