@@ -206,7 +206,12 @@ TEST_F_TIMEOUT(memcg, grow_charges_grower, 120)
 	t1 = cg_key(self->cg, "memory.stat", "shmem_thp");
 	TH_LOG("grow_threads %u: memory.current %lld -> %lld, shmem_thp %lld -> %lld",
 	       variant->grow_threads, c0, c1, t0, t1);
-	EXPECT_LE(grow, c1 - c0);
+	/*
+	 * memory.current also moves with the kernel's own charges and
+	 * uncharges in the cgroup meanwhile (a per-CPU charge cache holds up
+	 * to 64 pages): seen 4 KiB short of the grow once.
+	 */
+	EXPECT_LE(grow - (long long)MiB(1) / 2, c1 - c0);
 	EXPECT_GE(grow + slack, c1 - c0);
 	/*
 	 * On a huge page segment, the 2 MiB folios (all but the first and
