@@ -40,6 +40,7 @@
 #include "small.h"
 #include "directory.h"
 #include "harness.h"
+#include "blocks.h"
 
 #define NMIX		3		/* processes doing everything */
 #define NPROC		(NMIX + 1)	/* and the receiver, the last */
@@ -453,40 +454,6 @@ static int receiver(void *arg)
 
 /* ---- accounting --------------------------------------------------------- */
 
-struct blocks {
-	uint64_t *off;
-	size_t n, cap;
-};
-
-static void blocks_add(struct blocks *b, uint64_t off)
-{
-	if (b->n == b->cap) {
-		b->cap = b->cap ? 2 * b->cap : 1024;
-		b->off = realloc(b->off, b->cap * sizeof(*b->off));
-		CHECK(b->off);
-	}
-	b->off[b->n++] = off;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static bool blocks_has(const struct blocks *b, uint64_t off)
-{
-	return bsearch(&off, b->off, b->n, sizeof(off), cmp_u64) != NULL;
-}
-
-static int used_fn(uint64_t off, uint64_t size, void *arg)
-{
-	(void)size;
-	blocks_add(arg, off);
-	return 0;
-}
-
 /* The block (shmk__alloc_walk()'s offset) of an entry. */
 static uint64_t ent_block(const struct ent *e)
 {
@@ -631,8 +598,8 @@ static void account(struct shmk *h, const bool *killed)
 	long extra = 0, allowed = 0, nlive = 0, nnames = 0;
 	struct shmk_stats st;
 
-	CHECK_OK(shmk__alloc_walk(h, used_fn, &used));
-	qsort(used.off, used.n, sizeof(uint64_t), cmp_u64);
+	CHECK_OK(shmk__alloc_walk(h, blocks_walk_fn, &used));
+	blocks_sort(&used);
 	blocks_add(&expected, h->hdr->dir_table);
 	if (shmk_foreach(h, dir_fn, &da) < 0)
 		test_fail();
@@ -693,7 +660,7 @@ static void account(struct shmk *h, const bool *killed)
 			}
 		}
 	}
-	qsort(expected.off, expected.n, sizeof(uint64_t), cmp_u64);
+	blocks_sort(&expected);
 	for (size_t i = 0; i < used.n; i++) {
 		if (blocks_has(&expected, used.off[i]))
 			continue;

@@ -15,6 +15,7 @@
 #include "small.h"
 #include "directory.h"
 #include "harness.h"
+#include "blocks.h"
 
 #define NCHILD		3
 #define MAXLIVE		1024
@@ -139,40 +140,6 @@ static int storm(void *arg)
 
 /* ---- accounting -------------------------------------------------------- */
 
-struct blocks {
-	uint64_t *off;
-	size_t n, cap;
-};
-
-static void blocks_add(struct blocks *b, uint64_t off)
-{
-	if (b->n == b->cap) {
-		b->cap = b->cap ? 2 * b->cap : 4096;
-		b->off = realloc(b->off, b->cap * sizeof(*b->off));
-		CHECK(b->off);
-	}
-	b->off[b->n++] = off;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static bool blocks_has(const struct blocks *b, uint64_t off)
-{
-	return bsearch(&off, b->off, b->n, sizeof(off), cmp_u64) != NULL;
-}
-
-static int used_fn(uint64_t off, uint64_t size, void *arg)
-{
-	(void)size;
-	blocks_add(arg, off);
-	return 0;
-}
-
 struct dir_acc {
 	struct blocks *expected;
 	const struct shmk *h;
@@ -223,8 +190,8 @@ static long account(struct shmk *h, const bool *killed)
 	long extra = 0, allowed = 0;
 	size_t sz;
 
-	CHECK_OK(shmk__alloc_walk(h, used_fn, &used));
-	qsort(used.off, used.n, sizeof(uint64_t), cmp_u64);
+	CHECK_OK(shmk__alloc_walk(h, blocks_walk_fn, &used));
+	blocks_sort(&used);
 	blocks_add(&expected, h->hdr->dir_table);
 	CHECK(shmk_foreach(h, dir_fn, &da) >= 0);
 	for (int c = 0; c < NCHILD; c++) {
@@ -248,7 +215,7 @@ static long account(struct shmk *h, const bool *killed)
 		}
 	}
 	CHECK_EQ(shmk_foreach(h, name_owner_fn, journals) >= 0, 1);
-	qsort(expected.off, expected.n, sizeof(uint64_t), cmp_u64);
+	blocks_sort(&expected);
 
 	/* Journaled blocks are allocated (but a free may have finished). */
 	for (int c = 0; c < NCHILD; c++) {

@@ -24,6 +24,7 @@
 #include "directory.h"
 #include "small.h"
 #include "harness.h"
+#include "blocks.h"
 
 #define NSEND		3
 #define NPROC		(NSEND + 1)	/* the receiver is the last */
@@ -157,28 +158,6 @@ static int receiver(void *arg)
 
 /* ---- accounting -------------------------------------------------------- */
 
-struct blocks {
-	uint64_t *off;
-	size_t n, cap;
-};
-
-static void blocks_add(struct blocks *b, uint64_t off)
-{
-	if (b->n == b->cap) {
-		b->cap = b->cap ? 2 * b->cap : 1024;
-		b->off = realloc(b->off, b->cap * sizeof(*b->off));
-		CHECK(b->off);
-	}
-	b->off[b->n++] = off;
-}
-
-static int used_fn(uint64_t off, uint64_t size, void *arg)
-{
-	(void)size;
-	blocks_add(arg, off);
-	return 0;
-}
-
 static int dir_fn(const char *name, void *ptr, size_t size, void *arg)
 {
 	struct blocks *b = arg;
@@ -245,7 +224,7 @@ static long account(struct shmk *h, const bool *killed)
 	struct shmk_stats st;
 	long allowed = 0, extra = 0;
 
-	CHECK_OK(shmk__alloc_walk(h, used_fn, &used));
+	CHECK_OK(shmk__alloc_walk(h, blocks_walk_fn, &used));
 	blocks_add(&expected, (uint64_t)(uintptr_t)shmk_base(h));
 	blocks_add(&expected, h->hdr->dir_table);
 	CHECK(shmk_foreach(h, dir_fn, &expected) >= 0);
