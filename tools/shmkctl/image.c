@@ -18,6 +18,7 @@
 
 #include "image.h"
 #include "directory.h"
+#include "json.h"
 #include "shmkctl_image.h"
 
 static void img_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -53,22 +54,6 @@ static const char *errno_name(int e)
 		if (t[i].e == e)
 			return t[i].n;
 	return "E?";
-}
-
-static void jstr(const char *s, size_t n)
-{
-	putchar('"');
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
 }
 
 /* A schema given with --schema, else the image's own. */
@@ -197,7 +182,7 @@ static void list_objects(int fd, const struct shmk_image_hdr *ih, bool json)
 		obj = e + dir_obj_delta(de.name_len);
 		if (json) {
 			printf("%s\n    {\"name\": ", n ? "," : "");
-			jstr(nm, de.name_len);
+			json_strn(stdout, nm, de.name_len);
 			printf(", \"offset\": %" PRIu64 ", \"size\": %" PRIu64 "}",
 			       obj, de.size);
 		} else {
@@ -240,11 +225,11 @@ static int cmd_info(const char *path, const struct shmk_image_opts *o)
 	}
 	if (o->json) {
 		printf("{\n  \"path\": ");
-		jstr(path, strlen(path));
+		json_str(stdout, path);
 		printf(",\n  \"loadable\": %s,\n  \"error\": %s%s%s,\n  \"why\": ",
 		       r ? "false" : "true", r ? "\"" : "",
 		       r ? errno_name(-r) : "null", r ? "\"" : "");
-		jstr(why, strlen(why));
+		json_str(stdout, why);
 		if (have) {
 			printf(",\n  \"format_version\": %u,\n  \"byte_order\": "
 			       "\"%s\",\n  \"page_size\": %u,\n"
@@ -259,7 +244,7 @@ static int cmd_info(const char *path, const struct shmk_image_opts *o)
 			       ih.fingerprint,
 			       ih.flags & SHMK_IMG_F_LIVE ? "true" : "false",
 			       ih.complete == SHMK_IMG_COMPLETE ? "true" : "false");
-			jstr(name, strlen(name));
+			json_str(stdout, name);
 			printf(",\n  \"saved_ns\": %" PRIu64 ",\n"
 			       "  \"file_size\": %" PRIu64 ",\n"
 			       "  \"data_offset\": %" PRIu64 ",\n"

@@ -16,6 +16,7 @@
 
 #include <shmk.h>
 
+#include "json.h"
 #include "queue.h"
 #include "shmkctl_queues.h"
 
@@ -69,22 +70,6 @@ static int by_name(const void *a, const void *b)
 		      ((const struct qrow *)b)->name);
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
 /* A name as the terminal should see it: control bytes as '?'. */
 static void print_printable(const char *s, int width)
 {
@@ -103,12 +88,12 @@ static void print_json(const char *seg, const struct qlist *l)
 		const struct qrow *r = &l->rows[i];
 
 		printf("%s{\"segment\":", i ? "," : "");
-		json_str(seg);
+		json_str(stdout, seg);
 		printf(",\"queue\":");
-		json_str(r->name);
+		json_str(stdout, r->name);
 		if (r->err) {
 			printf(",\"error\":");
-			json_str(strerror(-r->err));
+			json_str(stdout, strerror(-r->err));
 			putchar('}');
 			continue;
 		}

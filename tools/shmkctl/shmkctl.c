@@ -36,6 +36,7 @@
 
 #include <linux/shmk.h>
 
+#include "json.h"
 #include "shmkctl_image.h"
 #include "shmkctl_queues.h"
 
@@ -213,22 +214,6 @@ static const char *printable(char *buf, size_t len, const char *s)
 		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
 	buf[i] = '\0';
 	return buf;
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	const unsigned char *p;
-
-	fputc('"', f);
-	for (p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
 }
 
 static const char *access_name(uint32_t flags)
