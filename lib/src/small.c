@@ -163,8 +163,18 @@ static TLS struct {
 	const uint8_t *base;
 	uint64_t ctime;
 	uint64_t theaps;	/* the table's offset when th was found */
+	uint64_t need;		/* end of the table and of every vrun[] run */
 	struct shmk_theap *th;
 	unsigned int idx;
+	/*
+	 * Per class, the current run that run_usable() passed last, as
+	 * r >> RUN_CHUNK_SHIFT (0: none): the fast path checks a run once,
+	 * not at every allocation. What passed stays true while th->run[c]
+	 * names the same run in the same handle: the class table, not the
+	 * run's header, gives the bitmap's size, and tc_valid() checks that
+	 * the memory behind the run is still there (need).
+	 */
+	uint32_t vrun[SHMK_NCLASSES];
 } tc;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -609,20 +619,22 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	tc.theaps = READ_ONCE(hd->theaps);
 	tc.th = theap_at(h, (unsigned int)i);
 	tc.idx = (unsigned int)i;
+	tc.need = tc.theaps + SHMK_THEAPS * sizeof(struct shmk_theap);
+	memset(tc.vrun, 0, sizeof(tc.vrun));
 	return tc.th;
 }
 
 /*
  * The cached heap may be followed: same handle, and the table where it was
- * found, inside memory known to be there (a client that moved the table
- * may have had th point at memory that a shrink took away since).
+ * found and the runs in vrun[] inside memory known to be there (a client
+ * that moved the table may have had th point at memory that a shrink took
+ * away since).
  */
 static inline bool tc_valid(const struct shmk *h)
 {
 	return tc.h == h && tc.base == h->base &&
 	       tc.theaps == READ_ONCE(h->hdr->theaps) &&
-	       tc.theaps + SHMK_THEAPS * sizeof(struct shmk_theap) <=
-	       READ_ONCE(h->backed);
+	       tc.need <= READ_ONCE(h->backed);
 }
 
 /* This thread's heap in @h, or NULL (then the locked path serves it). */
@@ -692,30 +704,28 @@ static int refill(struct shmk *h, struct shmk_theap *th, unsigned int c)
 }
 
 /*
- * The fast path: a slot of class small_class(@size) for this thread, with
- * no lock; 0 when the locked path must serve the request (no thread heap,
- * no run to be had, an error: it finds out which).
+ * The fast path's rest: the current run, checked and remembered, then
+ * refills. Out of line, so that the common case saves few registers.
  */
-uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size)
+static __attribute__((noinline)) uint64_t
+small_alloc_slow(struct shmk *h, struct shmk_theap *th, unsigned int c)
 {
-	unsigned int c = small_class(size), w;
 	const struct shmk_small_class *sc = &shmk__small_classes[c];
-	struct shmk_theap *th;
+	unsigned int w;
 
-	if (unlikely(READ_ONCE(h->hdr->unrecoverable)))
-		return 0;
-	th = theap_get(h);
-	if (unlikely(!th))
-		return 0;
 	for (int tries = 0; tries < 4; tries++) {
-		uint64_t r = READ_ONCE(th->run[c]), p;
+		uint64_t r = READ_ONCE(th->run[c]), p, end;
 
-		if (likely(r)) {
+		if (r) {
 			/* Overwritten: the locked path finds out. */
-			if (unlikely(!run_usable(h, r, c)))
+			if (!run_usable(h, r, c))
 				return 0;
+			end = r - 2 * BLK_HDR + (uint64_t)sc->chunks * RUN_CHUNK;
+			if (end > tc.need)
+				tc.need = end;
+			tc.vrun[c] = (uint32_t)(r >> RUN_CHUNK_SHIFT);
 			p = slot_take(h, r, sc, th->hint[c], &w);
-			if (likely(p)) {
+			if (p) {
 				th->hint[c] = (uint8_t)w;
 				return p;
 			}
@@ -724,6 +734,35 @@ uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size)
 			return 0;
 	}
 	return 0;
+}
+
+/*
+ * The fast path: a slot of class small_class(@size) for this thread, with
+ * no lock; 0 when the locked path must serve the request (no thread heap,
+ * no run to be had, an error: it finds out which).
+ */
+uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size)
+{
+	unsigned int c = small_class(size), w;
+	struct shmk_theap *th;
+	uint64_t r, p;
+
+	if (unlikely(READ_ONCE(h->hdr->unrecoverable)))
+		return 0;
+	th = theap_get(h);
+	if (unlikely(!th))
+		return 0;
+	r = READ_ONCE(th->run[c]);
+	/* A run checked before (run offsets are 2 * BLK_HDR past a chunk). */
+	if (likely(r == ((uint64_t)tc.vrun[c] << RUN_CHUNK_SHIFT) +
+		   2 * BLK_HDR && tc.vrun[c])) {
+		p = slot_take(h, r, &shmk__small_classes[c], th->hint[c], &w);
+		if (likely(p)) {
+			th->hint[c] = (uint8_t)w;
+			return p;
+		}
+	}
+	return small_alloc_slow(h, th, c);
 }
 
 /*
