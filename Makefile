@@ -239,7 +239,9 @@ check-debug: deps
 
 # The uapi fuzzer (fuzz/shmk-fuzz.c). make fuzz: on the debug kernel, with
 # the module built with KCOV_INSTRUMENT=y so that KCOV traces its code (and
-# only its code: the debug kernel has KCOV_INSTRUMENT_ALL off), FUZZ_CALLS
+# only its code: the debug kernel has KCOV_INSTRUMENT_ALL off), booted with
+# nokaslr (KCOV reports PCs minus the KASLR offset, which would put the
+# module's outside its own sections), FUZZ_CALLS
 # calls; new inputs join fuzz/corpus/. fuzz/run.sh fails on any kernel
 # report, the VM rig on anything left allocated, a failed rmmod or a
 # kmemleak report.
@@ -254,7 +256,7 @@ fuzz: deps fuzz-build
 	tools/kernels/build-debug
 	tools/build-module "$$(tools/kernels/build-debug --print-kdir)" \
 		build/ko/fuzz W=1 KCOV_INSTRUMENT=y
-	$(PROJECT)/tools/vm/run --timeout $(DEBUG_VM_TIMEOUT) \
+	SHMK_VM_APPEND=nokaslr $(PROJECT)/tools/vm/run --timeout $(DEBUG_VM_TIMEOUT) \
 		--kernel "$$(tools/kernels/build-debug --print-image)" \
 		--module $(PROJECT)/build/ko/fuzz/kmod/shmk.ko \
 		--log build/vm/fuzz.log \

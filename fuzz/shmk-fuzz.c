@@ -1719,7 +1719,7 @@ int main(int argc, char **argv)
 			close(k.fd);
 			munmap(k.area, KCOV_WORDS * sizeof(unsigned long));
 			if (!hits) {
-				fprintf(stderr, "shmk-fuzz: KCOV shows no PC of shmk.ko (built without KCOV_INSTRUMENT=y?): blind\n");
+				fprintf(stderr, "shmk-fuzz: KCOV shows no PC of shmk.ko (built without KCOV_INSTRUMENT=y, or KASLR on: boot with nokaslr): blind\n");
 				use_kcov = false;
 			}
 		}
