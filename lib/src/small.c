@@ -102,12 +102,16 @@ static unsigned int run_words(const struct shmk_run *run)
  * of class @c inside the segment's memory (a client may have overwritten
  * the name): cheap, enough for the bitmap's atomics to stay in the run.
  */
+static inline uint64_t run_end(uint64_t r, unsigned int c)
+{
+	return r - 2 * BLK_HDR +
+	       (uint64_t)shmk__small_classes[c].chunks * RUN_CHUNK;
+}
+
 static inline bool run_usable(const struct shmk *h, uint64_t r, unsigned int c)
 {
 	if (r % RUN_CHUNK != 2 * BLK_HDR || r < SHMK_HEAP_START ||
-	    r > h->map_size || !shmk__backed(h, r - 2 * BLK_HDR + (uint64_t)
-					     shmk__small_classes[c].chunks *
-					     RUN_CHUNK))
+	    r > h->map_size || !shmk__backed(h, run_end(r, c)))
 		return false;
 	return READ_ONCE(run_at(h, r)->magic) == (RUN_MAGIC ^ r) &&
 	       READ_ONCE(run_at(h, r)->cls) == c;
@@ -714,15 +718,14 @@ small_alloc_slow(struct shmk *h, struct shmk_theap *th, unsigned int c)
 	unsigned int w;
 
 	for (int tries = 0; tries < 4; tries++) {
-		uint64_t r = READ_ONCE(th->run[c]), p, end;
+		uint64_t r = READ_ONCE(th->run[c]), p;
 
 		if (r) {
 			/* Overwritten: the locked path finds out. */
 			if (!run_usable(h, r, c))
 				return 0;
-			end = r - 2 * BLK_HDR + (uint64_t)sc->chunks * RUN_CHUNK;
-			if (end > tc.need)
-				tc.need = end;
+			if (run_end(r, c) > tc.need)
+				tc.need = run_end(r, c);
 			tc.vrun[c] = (uint32_t)(r >> RUN_CHUNK_SHIFT);
 			p = slot_take(h, r, sc, th->hint[c], &w);
 			if (p) {
