@@ -56,6 +56,12 @@ struct shmk_backend {
 	uint64_t (*size)(const struct shmk *h);
 	/* The size of the backing memory, which a crash can leave larger. */
 	uint64_t (*backing_size)(const struct shmk *h);
+	/*
+	 * backing_size() reads memory that only the kernel writes (no system
+	 * call): it is asked again at every lock, so that a shrink by another
+	 * client is seen before any offset is followed (shmk__heap_bounds()).
+	 */
+	bool backing_size_cheap;
 	int (*clients)(struct shmk *h, struct shmk_client *out, size_t max);
 	int (*client_pid)(struct shmk *h, const char *client_name);
 	int (*unlink)(const char *name);

@@ -486,8 +486,12 @@ void shmk__heap_init(struct shmk *h, uint64_t heap_end)
 /*
  * Under the lock, before an operation follows any offset: the heap's bounds
  * inside the memory that backs the segment (a hostile heap_end would have
- * it touch pages past the end: SIGBUS). The backing size is asked of the
- * backend only when heap_end moved past what it said last (a growth).
+ * it touch pages past the end: SIGBUS). A backend whose backing size costs
+ * a system call is asked only when heap_end moved past what it said last
+ * (a growth); its memory shrinks only by a client that cuts the file under
+ * everyone's mappings. The kernel backend's segment can shrink through the
+ * module (any writer's SHMK_IOC_SHRINK), so its status page is read again
+ * at every lock: a forged heap_end above such a cut fails here.
  */
 bool shmk__backed_slow(const struct shmk *h, uint64_t end)
 {
@@ -504,6 +508,8 @@ int shmk__heap_bounds(struct shmk *h)
 	const struct shmk_hdr *hd = h->hdr;
 	uint64_t he = hd->heap_end;
 
+	if (h->be->backing_size_cheap)
+		shmk__backed_slow(h, 0);
 	if (likely(hd->heap_start == SHMK_HEAP_START && shmk__backed(h, he) &&
 		   !(he & (h->page_size - 1)) &&
 		   he >= SHMK_HEAP_START + h->page_size))

@@ -268,6 +268,7 @@ const struct shmk_backend shmk__backend_kernel = {
 	.resize = kernel_resize,
 	.size = kernel_size,
 	.backing_size = kernel_size,
+	.backing_size_cheap = true,
 	.clients = kernel_clients,
 	.client_pid = kernel_client_pid,
 	.unlink = kernel_unlink,

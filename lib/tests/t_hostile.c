@@ -8,7 +8,9 @@
  * segment check clean again. Each case is a crash that make fuzz-lib
  * (fuzz/lib/hostile.c) found, on a fresh segment.
  */
+#include <linux/shmk.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 
 #include "internal.h"
 #include "page_heap.h"
@@ -525,6 +527,35 @@ static void cached_theap(void)
 	done(h);
 }
 
+/*
+ * A writer shrinks a kernel segment through the module (SHMK_IOC_SHRINK,
+ * as any writer may) and leaves heap_end where it was, above the cut. The
+ * library had the backing size cached from the growth, so the heap's
+ * bounds passed and the check walked into the unmapped pages: SIGBUS.
+ */
+static void shrunk_under(void)
+{
+	struct shmk *h = fresh();
+	uint64_t old = h->hdr->heap_end, grown = old + (4 << 20);
+	struct shmk_resize rs = { .size = old };
+
+	if (strcmp(shmk_backend(h), "kernel")) {
+		printf("shrunk under the heap: the kernel backend only\n");
+		done(h);
+		return;
+	}
+	CHECK_OK(shmk_grow(h, grown));
+	CHECK(shmk_alloc(h, 100000));		/* bounds checked at grown */
+	CHECK_OK(shmk_check(h));
+	CHECK_OK(ioctl(h->k.fd, SHMK_IOC_SHRINK, &rs));
+	CHECK(shmk_size(h) == old);
+	CHECK(h->hdr->heap_end == grown);	/* the header says otherwise */
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "x", 10, NULL));
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	done(h);
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -539,6 +570,7 @@ int main(void)
 	queues();
 	stale_flag();
 	cached_theap();
+	shrunk_under();
 	printf("ok\n");
 	return 0;
 }
