@@ -24,9 +24,11 @@
  * outside the segment (ASan, UBSan, and SIGBUS past the segment's backing:
  * the mapping reserves 16 MiB, about 5 times what is backed).
  *
- * Not mutated: the lock and the queue receiver's mutex (a hostile client
- * can always hold them forever; a forged mutex is a denial of service the
- * library cannot tell from a busy one) and the client registry.
+ * Not mutated: the words of the segment lock and of the queue receiver's
+ * lock (a hostile client can always hold them forever; a forged owner is a
+ * denial of service the library cannot tell from a busy one) and the
+ * client registry. Their list links are mutated: the holder must never
+ * write through a link that a client planted (rlock.h).
  *
  * An input is a list of records:
  *
@@ -197,6 +199,7 @@ static void find_regions(void)
 	uint64_t len = hd->run_map_len;
 
 	add_region(0, 64);				/* identity */
+	add_region(HDR_OFF(lock.spare), 32);		/* the lock's links */
 	add_region(128, sizeof(*hd) - 128);		/* all after the lock */
 	add_region(HDR_OFF(tx_state), 16);
 	add_region(HDR_OFF(heap_start), 8 * 5);
@@ -236,11 +239,13 @@ static void find_regions(void)
 		if (strncmp(de->name, "shmk.queue/", 11))
 			continue;
 		/*
-		 * A queue's header and its 16 slots, but not the receiver's
-		 * mutex (64 to 128): see the lock above.
+		 * A queue's header and its 16 slots, and the receiver's
+		 * lock's links (its word and state are at 64): see the lock
+		 * above.
 		 */
 		o = e + dir_obj_delta(de->name_len);
 		add_region(o, 64);
+		add_region(o + 64 + offsetof(struct shmk_rlock, spare), 32);
 		add_region(o + 128, 128 + 16 * 8);
 		add_anchor(o);
 	}

@@ -74,7 +74,7 @@ static int why_set(char *why, size_t len, int err, const char *fmt, ...)
 /* ---- the layout fingerprint ---------------------------------------------- */
 
 /* The lock's kind: a robust, process-shared pthread mutex. */
-#define LOCK_KIND_PTHREAD_ROBUST	1u
+#define LOCK_KIND_SHMK_RLOCK		2u	/* 1: pthread robust mutex */
 
 static const char *const fact_names[SHMK_IMG_NFACTS] = {
 	"the pointer size", "the segment layout version",
@@ -103,8 +103,8 @@ static void layout_facts(uint32_t f[SHMK_IMG_NFACTS])
 		sizeof(struct shmk_log_entry), sizeof(struct shmk_reg_slot),
 		sizeof(struct shmk_registry), sizeof(struct shmk_dir_slot),
 		sizeof(struct shmk_dir_entry), _Alignof(struct shmk_dir_entry),
-		LOCK_KIND_PTHREAD_ROBUST, sizeof(pthread_mutex_t),
-		_Alignof(pthread_mutex_t),
+		LOCK_KIND_SHMK_RLOCK, sizeof(struct shmk_rlock),
+		_Alignof(struct shmk_rlock),
 		SHMK_LOG_OFF, SHMK_REG_OFF, SHMK_HEAP_START, BLK_ALIGN,
 		SHMK_NBINS, SHMK_NCLASSES, SMALL_MAX, RUN_CHUNK, SHMK_LOG_CAP,
 	};
@@ -327,7 +327,7 @@ static int meta_agrees(const struct shmk_image_hdr *ih, const uint8_t *meta)
 	       hd->version == SHMK_LAYOUT_VERSION &&
 	       hd->hdr_size == SHMK_HEAP_START &&
 	       hd->page_size == ih->page_size &&
-	       hd->mutex_size == sizeof(pthread_mutex_t) &&
+	       hd->mutex_size == sizeof(struct shmk_rlock) &&
 	       hd->log_cap == SHMK_LOG_CAP && hd->reg_slots == SHMK_REG_SLOTS &&
 	       hd->heap_start == ih->heap_start &&
 	       hd->heap_end == ih->heap_end && hd->seg_size == ih->seg_size &&

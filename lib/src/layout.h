@@ -39,11 +39,12 @@
 #define SHMK_LAYOUT_H
 
 #include <assert.h>
-#include <pthread.h>
 #include <stdint.h>
 
+#include "rlock.h"
+
 #define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
-#define SHMK_LAYOUT_VERSION	4	/* 4: lock-free thread heaps */
+#define SHMK_LAYOUT_VERSION	5	/* 5: rlocks, not pthread mutexes */
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u
@@ -203,13 +204,13 @@ struct shmk_hdr {
 	uint64_t base_addr;		/* memfd: the creator's mapping */
 	uint64_t ctime_ns;
 	uint32_t page_size;
-	uint32_t mutex_size;		/* sizeof(pthread_mutex_t) */
+	uint32_t mutex_size;		/* sizeof(struct shmk_rlock) */
 	uint32_t log_cap;
 	uint32_t reg_slots;
 	uint64_t pad0[1];
 
-	/* 64: the robust, process-shared lock */
-	pthread_mutex_t lock __attribute__((aligned(64)));
+	/* 64: the robust, process-shared lock (rlock.h) */
+	struct shmk_rlock lock __attribute__((aligned(64)));
 
 	/* 128: sequence counters for lock-free readers (odd: changing) */
 	uint64_t seq __attribute__((aligned(64)));	/* any metadata */

@@ -47,7 +47,8 @@
  * again (and a sender checks that the receiver lives).
  *
  * The receiver's liveness: the receiver holds recv_lock, a robust,
- * process-shared mutex, from shmk_queue_open() to shmk_queue_close(). When
+ * process-shared lock (rlock.h), from shmk_queue_open() to
+ * shmk_queue_close(). When
  * its thread dies the kernel's robust-futex handling clears the owner TID
  * in the mutex word, on both backends, so a sender learns that the
  * receiver is gone from one load of a word that only changes when the
@@ -108,8 +109,8 @@ struct queue_hdr {
 	uint64_t pad1[5];
 
 	/* 64: read by every send, changes only when the receiver does */
-	pthread_mutex_t recv_lock;
-	uint8_t pad2[64 - sizeof(pthread_mutex_t)];
+	struct shmk_rlock recv_lock;
+	uint8_t pad2[64 - sizeof(struct shmk_rlock)];
 
 	/* 128: senders */
 	uint64_t tail;			/* hint: <= the first free position */
@@ -141,6 +142,7 @@ struct shmk_queue {
 	unsigned int shift;
 	bool recv;
 	uint64_t busy_poll_ns;
+	struct shmk_rlock_hold recv_hold;	/* recv: recv_lock's (rlock.h) */
 };
 
 /* ---- slot words -------------------------------------------------------- */
@@ -228,28 +230,25 @@ static void spin_step(uint64_t start, uint64_t now)
 /* ---- liveness ---------------------------------------------------------- */
 
 /*
- * The receiver lives while its thread owns recv_lock: the mutex word holds
- * the owner's TID (glibc's robust mutexes: FUTEX_TID_MASK), cleared by the
- * kernel when that thread dies, and by the receiver's unlock.
+ * The receiver lives while its thread owns recv_lock: the lock word holds
+ * the owner's TID, cleared by the kernel when that thread dies, and by the
+ * receiver's unlock.
  */
 static inline bool receiver_alive(const struct queue_hdr *q)
 {
-	return __atomic_load_n(&q->recv_lock.__data.__lock, __ATOMIC_ACQUIRE) &
-	       FUTEX_TID_MASK;
+	return shmk__rlock_owner(&q->recv_lock) != 0;
 }
 
 /* Take recv_lock without waiting: 0, 1 (its owner died) or -errno. */
-static int take_receiver(struct queue_hdr *q)
+static int take_receiver(struct shmk_queue *qu)
 {
-	static const struct timespec expired = { 0, 0 };
-	int r = pthread_mutex_clocklock(&q->recv_lock, CLOCK_MONOTONIC,
-					&expired);
+	int r = shmk__rlock_lock(&qu->q->recv_lock, &qu->recv_hold, false);
 
 	switch (r) {
 	case 0:
 		return 0;
 	case EOWNERDEAD:
-		pthread_mutex_consistent(&q->recv_lock);
+		shmk__rlock_consistent(&qu->q->recv_lock);
 		return 1;
 	case ETIMEDOUT:
 	case EBUSY:
@@ -355,21 +354,10 @@ static size_t queue_bytes(uint32_t cap)
  * opener to see no magic initializes it under the segment lock, so that a
  * creator killed half way is finished by the next opener.
  */
-/* A fresh, unowned receiver mutex: 0 or a positive errno. */
-static int init_recv_lock(struct queue_hdr *q)
+/* A fresh, unowned receiver lock. */
+static void init_recv_lock(struct queue_hdr *q)
 {
-	pthread_mutexattr_t a;
-	int r = pthread_mutexattr_init(&a);
-
-	if (r)
-		return r;
-	r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	if (!r)
-		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	if (!r)
-		r = pthread_mutex_init(&q->recv_lock, &a);
-	pthread_mutexattr_destroy(&a);
-	return r;
+	shmk__rlock_init(&q->recv_lock);
 }
 
 static int queue_init(struct shmk *h, struct queue_hdr *q, size_t bytes,
@@ -396,9 +384,8 @@ static int queue_init(struct shmk *h, struct queue_hdr *q, size_t bytes,
 	memset(q, 0, queue_bytes(cap));
 	q->capacity = cap;
 	q->shift = (uint32_t)__builtin_ctz(cap);
-	r = -init_recv_lock(q);
-	if (!r)
-		__atomic_store_n(&q->magic, QUEUE_MAGIC, __ATOMIC_RELEASE);
+	init_recv_lock(q);
+	__atomic_store_n(&q->magic, QUEUE_MAGIC, __ATOMIC_RELEASE);
 out:
 	shmk__unlock(h);
 	return r;
@@ -520,7 +507,7 @@ int shmk_queue_open(struct shmk *h, const char *name, int flags,
 	qu->mask = cap - 1;
 	qu->busy_poll_ns = opts ? opts->busy_poll_ns : 0;
 	if (flags & OPEN_FLAGS) {
-		r = take_receiver(q);
+		r = take_receiver(qu);
 		if (r < 0) {
 			free(qu);
 			return r;
@@ -553,7 +540,7 @@ int shmk_queue_close(struct shmk_queue *qu)
 
 		/* Only the thread that holds recv_lock can give it back. */
 		WRITE_ONCE(qu->q->recv_pid, 0);
-		r = pthread_mutex_unlock(&qu->q->recv_lock);
+		r = shmk__rlock_unlock(&qu->q->recv_lock, &qu->recv_hold);
 		if (r) {
 			WRITE_ONCE(qu->q->recv_pid, pid);
 			return -r;

@@ -226,7 +226,7 @@ static int init_segment(struct shmk *h, uint64_t size)
 	hd->base_addr = (uintptr_t)h->base;
 	hd->ctime_ns = shmk__clock_ns(CLOCK_REALTIME);
 	hd->page_size = (uint32_t)h->page_size;
-	hd->mutex_size = sizeof(pthread_mutex_t);
+	hd->mutex_size = sizeof(struct shmk_rlock);
 	hd->log_cap = SHMK_LOG_CAP;
 	hd->reg_slots = SHMK_REG_SLOTS;
 	r = shmk__init_lock(h);
@@ -260,7 +260,7 @@ static int validate_segment(struct shmk *h)
 	if (hd->version != SHMK_LAYOUT_VERSION ||
 	    hd->hdr_size != SHMK_HEAP_START || hd->log_cap != SHMK_LOG_CAP ||
 	    hd->reg_slots != SHMK_REG_SLOTS ||
-	    hd->mutex_size != sizeof(pthread_mutex_t) ||
+	    hd->mutex_size != sizeof(struct shmk_rlock) ||
 	    hd->page_size != h->page_size)
 		return -EPROTO;
 	if (hd->max_size != h->map_size ||

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>

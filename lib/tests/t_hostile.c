@@ -8,12 +8,16 @@
  * segment check clean again. Each case is a crash that make fuzz-lib
  * (fuzz/lib/hostile.c) found, on a fresh segment.
  */
+#include <linux/futex.h>
 #include <linux/shmk.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "page_heap.h"
+#include "queue.h"
 #include "rbtree.h"
 #include "small.h"
 #include "tx.h"
@@ -556,6 +560,68 @@ static void shrunk_under(void)
 	done(h);
 }
 
+/* Aim an rlock's list links, as a client can, at @victim. */
+static void aim_links(struct shmk_rlock *l, uint64_t *victim)
+{
+	l->glibc_prev = (uintptr_t)&victim[0];
+	l->next = (uintptr_t)&victim[2];
+	l->spare[0] = (uintptr_t)&victim[1];
+	l->spare[1] = (uintptr_t)&victim[3];
+}
+
+/*
+ * The segment lock and a receiver's lock, their list links overwritten by
+ * a client while this thread holds them. They were pthread robust mutexes,
+ * whose unlock read the links back and wrote through them: the client
+ * chose where the holder wrote (and what: pointers it had planted). A
+ * glibc robust mutex of the application's is held around them, and one
+ * more taken after them, so that the thread's list mixes both kinds.
+ */
+static void lock_links(void)
+{
+	static uint64_t victim[4];
+	struct robust_list_head *head;
+	pthread_mutex_t outer, inner;
+	pthread_mutexattr_t a;
+	struct shmk_queue *rq;
+	struct shmk *h = fresh();
+	uint8_t *qp;
+	size_t len;
+
+	CHECK_OK(pthread_mutexattr_init(&a));
+	CHECK_OK(pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST));
+	CHECK_OK(pthread_mutex_init(&outer, &a));
+	CHECK_OK(pthread_mutex_init(&inner, &a));
+	CHECK_OK(pthread_mutex_lock(&outer));
+	CHECK_OK(shmk_queue_open(h, "links", SHMK_QUEUE_RECV, NULL, &rq));
+	CHECK_OK(pthread_mutex_lock(&inner));
+	qp = shmk_find(h, QUEUE_PREFIX "links", &len);
+	CHECK(qp);
+
+	CHECK_OK(shmk__lock_raw(h));
+	aim_links(&h->hdr->lock, victim);
+	shmk__unlock(h);
+	CHECK(!victim[0] && !victim[1] && !victim[2] && !victim[3]);
+
+	/* The receiver's lock sits at 64 in the queue's header. */
+	aim_links((struct shmk_rlock *)(qp + 64), victim);
+	CHECK_OK(pthread_mutex_unlock(&inner));
+	CHECK_OK(shmk_queue_close(rq));
+	CHECK(!victim[0] && !victim[1] && !victim[2] && !victim[3]);
+	CHECK_OK(pthread_mutex_unlock(&outer));
+
+	/* The thread's robust list is empty again, and works. */
+	CHECK_OK(syscall(SYS_get_robust_list, 0, &head, &len));
+	CHECK(head->list.next == (void *)head && !head->list_op_pending);
+	CHECK_OK(shmk_queue_open(h, "links", SHMK_QUEUE_RECV, NULL, &rq));
+	CHECK_OK(shmk_queue_close(rq));
+	CHECK_OK(pthread_mutex_lock(&outer));
+	CHECK_OK(pthread_mutex_unlock(&outer));
+	CHECK(head->list.next == (void *)head);
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
 int main(void)
 {
 	seg = test_name("hostile");
@@ -571,6 +637,7 @@ int main(void)
 	stale_flag();
 	cached_theap();
 	shrunk_under();
+	lock_links();
 	printf("ok\n");
 	return 0;
 }

@@ -25,7 +25,7 @@ static int corrupt_and_die(void *arg)
 
 	if (shmk_open(seg, 0, NULL, &h))
 		return 2;
-	if (pthread_mutex_lock(&h->hdr->lock))
+	if (shmk__lock_raw(h))
 		return 3;
 	if ((intptr_t)arg == CORRUPT_INDEX) {
 		/* Lose the large tree and a bin, and garble the bitmap. */
