@@ -41,7 +41,8 @@ _Static_assert(sizeof(struct shmk_rlock) == 40 &&
 	       offsetof(struct shmk_rlock, next) == 32,
 	       "the kernel's view of an rlock: futex word 32 bytes before the link");
 
-static __thread struct {
+/* initial-exec, as small.c's: 32 more bytes of static TLS. */
+static __thread __attribute__((tls_model("initial-exec"))) struct {
 	struct robust_list_head *head;	/* NULL: not looked up yet */
 	pid_t tid;
 	struct shmk_rlock_hold *last;	/* the last rlock taken */
