@@ -899,11 +899,6 @@ static void do_mmap(const struct call *c)
 	map_add(p, len, status, prot & PROT_WRITE);
 }
 
-static bool in_arena(const char *p, size_t len)
-{
-	return p >= arena && p + len <= arena + ARENA_SIZE;
-}
-
 /* PROT_NONE over [p, p + len): replaces whatever was mapped there. */
 static void reserve(char *p, size_t len)
 {
@@ -911,6 +906,24 @@ static void reserve(char *p, size_t len)
 	     MAP_NORESERVE, -1, 0);
 }
 
+/* PROT_NONE over [p, p + len) if nothing is mapped there (else nothing). */
+static void reserve_free(char *p, size_t len)
+{
+	if (len)
+		mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		     MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+}
+
+/*
+ * No range that a table slot ever named goes back to the process's other
+ * users of address space (libc's malloc arenas, thread stacks): another
+ * thread may still hold a copy of the slot, and touch, protect, advise or
+ * unmap through it after the range was unmapped, which would corrupt
+ * whatever libc put there. So an unmap is PROT_NONE mapped over the range
+ * (MAP_FIXED: the old mapping goes in the same step, through the module's
+ * close and split paths as for munmap), and a mremap that moved a mapping
+ * reserves the range it left at once.
+ */
 static void do_munmap(const struct call *c)
 {
 	struct map_slot m;
@@ -928,17 +941,7 @@ static void do_munmap(const struct call *c)
 	}
 	if (len > m.len - off)
 		len = m.len - off;
-	/*
-	 * Unmapped ranges of the arena are reserved again at once, so that
-	 * nothing of libc's lands where a stale table entry still points.
-	 */
-	if ((c->a[2] >> 8) & 1 || !in_arena(m.addr + off, len)) {
-		munmap(m.addr + off, len);
-		if (in_arena(m.addr + off, len))
-			reserve(m.addr + off, len);
-	} else {
-		reserve(m.addr + off, len);
-	}
+	reserve(m.addr + off, len);
 }
 
 static void do_mremap(const struct call *c)
@@ -946,26 +949,42 @@ static void do_mremap(const struct call *c)
 	struct map_slot m;
 	size_t nlen = pick_size(c->a[1]);
 	int flags = (int)(c->a[2] & 3) & (MREMAP_MAYMOVE | MREMAP_FIXED);
-	void *p;
+	bool dontunmap = false;
+	char *p;
 	int i;
 
 	if (!map_pick(c->a[0], &m, &i) || !nlen || nlen > (64UL << 20))
 		return;
 	if (flags & MREMAP_FIXED)
 		flags |= MREMAP_MAYMOVE;
-	if ((c->a[2] >> 2) % 8 == 7)
+	if ((c->a[2] >> 2) % 8 == 7) {
 		flags |= 4;	/* MREMAP_DONTUNMAP */
+		dontunmap = true;
+	}
 	p = mremap(m.addr, m.len, nlen, flags,
 		   arena + ARENA_SIZE / 2 + ((c->a[3] % (ARENA_SIZE / 4)) &
 					     ~(pg - 1)));
-	if (p != MAP_FAILED) {
-		map_forget(i);
-		map_add(p, nlen, m.status, m.writable);
-		/* Reserve the range it left (NOREPLACE: not the new one). */
-		if (in_arena(m.addr, m.len))
-			mmap(m.addr, m.len, PROT_NONE, MAP_PRIVATE |
-			     MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
-			     MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	map_forget(i);
+	map_add(p, nlen, m.status, m.writable);
+	/*
+	 * Reserve what it left: the tail after a shrink in place, the old
+	 * range outside the new one after a move (DONTUNMAP leaves it
+	 * mapped). NOREPLACE: whatever took it in between stays.
+	 */
+	if (p == m.addr) {
+		if (nlen < m.len)
+			reserve_free(m.addr + nlen, m.len - nlen);
+	} else if (!dontunmap) {
+		/* The parts of the old range below and above the new one. */
+		char *end = m.addr + m.len;
+		char *lo = p < m.addr ? m.addr : p > end ? end : p;
+		char *hi = p + nlen < m.addr ? m.addr : p + nlen;
+
+		reserve_free(m.addr, (size_t)(lo - m.addr));
+		if (hi < end)
+			reserve_free(hi, (size_t)(end - hi));
 	}
 }
 
