@@ -3,7 +3,8 @@
  * libshmk against a hostile or corrupted segment (issue 15, item 5): a
  * libFuzzer harness (make fuzz-lib, see fuzz/lib/README).
  *
- * Once per process: a segment on the posix backend, populated with
+ * Once per process: a segment on the posix backend (SHMK_FUZZ_BACKEND=kernel:
+ * on /dev/shmk, in the test VM), populated with
  * allocations of mixed sizes (the small tier's runs, bins, the large tree,
  * aligned blocks), named objects (some removed: tombstones), a queue with
  * messages in it; then a copy of its bytes (the pristine copy) and a list
@@ -54,6 +55,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/shmk.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +79,7 @@ struct region {
 };
 
 static struct shmk *h;
+static const char *backend;
 static char seg_name[64];
 static uint8_t *pristine;
 static uint64_t pristine_len;
@@ -289,12 +293,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct shmk_opts o = {
-		.size = SEG_SIZE, .max_size = SEG_MAX, .backend = "posix",
+		.size = SEG_SIZE, .max_size = SEG_MAX,
 	};
 	int r;
 
 	(void)argc;
 	(void)argv;
+	backend = getenv("SHMK_FUZZ_BACKEND") ? getenv("SHMK_FUZZ_BACKEND") :
+						"posix";
+	o.backend = backend;
 	strict = getenv("SHMK_FUZZ_STRICT") && *getenv("SHMK_FUZZ_STRICT") == '1';
 	debug = getenv("SHMK_FUZZ_DEBUG") != NULL;
 	remove_stale();
@@ -326,6 +333,18 @@ static void restore(void)
 {
 	struct stat st;
 
+	if (!strcmp(backend, "kernel")) {
+		/* Through the module, as any writer may (-EBUSY: no change). */
+		struct shmk_resize rs = { .size = pristine_len };
+		uint64_t cur = h->be->backing_size(h);
+
+		if (cur != pristine_len &&
+		    ioctl(h->k.fd, cur < pristine_len ? SHMK_IOC_GROW :
+			  SHMK_IOC_SHRINK, &rs))
+			die("resize", errno);
+		memcpy(h->base, pristine, pristine_len);
+		return;
+	}
 	if (fstat(h->m.fd, &st))
 		die("fstat", errno);
 	if ((uint64_t)st.st_size != pristine_len) {
@@ -402,7 +421,7 @@ static int count_fn(const char *name, void *ptr, size_t size, void *arg)
 
 static void reopen(void)
 {
-	struct shmk_opts o = { .backend = "posix" };
+	struct shmk_opts o = { .backend = backend };
 	struct shmk *h2;
 	int r;
 
