@@ -73,8 +73,8 @@ static int why_set(char *why, size_t len, int err, const char *fmt, ...)
 
 /* ---- the layout fingerprint ---------------------------------------------- */
 
-/* The lock's kind: a robust, process-shared pthread mutex. */
-#define LOCK_KIND_SHMK_RLOCK		2u	/* 1: pthread robust mutex */
+/* The lock's kind: an rlock (rlock.h); 1 was pthread's robust mutex. */
+#define LOCK_KIND_SHMK_RLOCK		2u
 
 static const char *const fact_names[SHMK_IMG_NFACTS] = {
 	"the pointer size", "the segment layout version",

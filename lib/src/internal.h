@@ -95,8 +95,6 @@ struct shmk {
 	 * fails with -EUCLEAN. Cleared by shmk__tx_begin().
 	 */
 	bool corrupt;
-	/* The segment lock's place in the holding thread's chain (rlock.h). */
-	struct shmk_rlock_hold lock_hold;
 	uint64_t backed;		/* backing memory, as last asked
 					   (shmk__backed()) */
 	char name[SHMK_NAME_MAX];

@@ -22,7 +22,7 @@ int shmk__lock_raw(struct shmk *h)
 {
 	if (unlikely(__atomic_load_n(&h->hdr->unrecoverable, __ATOMIC_ACQUIRE)))
 		return ENOTRECOVERABLE;
-	return shmk__rlock_lock(&h->hdr->lock, &h->lock_hold, true);
+	return shmk__rlock_lock(&h->hdr->lock, NULL, true);
 }
 
 /* The metadata is whole again: EOWNERDEAD is over. */
@@ -33,7 +33,7 @@ void shmk__lock_consistent(struct shmk *h)
 
 void shmk__unlock(struct shmk *h)
 {
-	shmk__rlock_unlock(&h->hdr->lock, &h->lock_hold);
+	shmk__rlock_unlock(&h->hdr->lock, NULL);
 }
 
 int shmk__writable(const struct shmk *h)

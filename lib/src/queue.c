@@ -6,7 +6,7 @@
  *
  * A queue is the named object QUEUE_PREFIX + name:
  *
- *   struct queue_hdr   identity, the receiver's robust mutex, the tail
+ *   struct queue_hdr   identity, the receiver's robust lock, the tail
  *                      hint (senders), the head (receiver), two futex words
  *   uint64_t slot[cap] one word per position modulo cap
  *
@@ -50,10 +50,10 @@
  * process-shared lock (rlock.h), from shmk_queue_open() to
  * shmk_queue_close(). When
  * its thread dies the kernel's robust-futex handling clears the owner TID
- * in the mutex word, on both backends, so a sender learns that the
+ * in the lock word, on both backends, so a sender learns that the
  * receiver is gone from one load of a word that only changes when the
  * receiver changes (no system call and no /proc lookup per message, which
- * the client registries would cost). A new receiver takes the mutex,
+ * the client registries would cost). A new receiver takes the lock,
  * EOWNERDEAD tells it that it replaces a dead one, and it keeps what was
  * queued. Checking before the insert leaves a window: a receiver that dies
  * just after the check gets the message queued, kept for its successor.
@@ -394,10 +394,10 @@ out:
 /*
  * A new session on the segment's bytes: an image just loaded, or a file
  * segment that nobody had open. No receiver of an earlier session lives,
- * but its mutex word can still name its thread (the image was saved, or
+ * but its lock word can still name its thread (the image was saved, or
  * the machine stopped, while it received), which would show a receiver
  * to the senders and keep every new one out (EADDRINUSE) for good: each
- * queue gets a fresh, unowned mutex. The segment is this process's alone.
+ * queue gets a fresh, unowned lock. The segment is this process's alone.
  */
 static int new_session_fn(const char *name, void *ptr, size_t size,
 			  void *arg)

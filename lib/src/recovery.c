@@ -13,7 +13,7 @@
  *     rebuild the free index from the physical chain, and the small tier's
  *     lists, run map and thread heaps' runs from its runs, and validate
  *     again;
- *     if it still fails, leave the mutex unrecoverable (every later locker
+ *     if it still fails, leave the lock unrecoverable (every later locker
  *     gets ENOTRECOVERABLE) rather than hand out a corrupt heap;
  *  4. redo the dead operation when it was a free or a remove, so that no
  *     block is lost (an alloc or a create stays undone);

@@ -7,25 +7,28 @@
  * kernel found its owner dead. The kernel finds a dead thread's locks by
  * walking the list that glibc registered for the thread (set_robust_list)
  * and marks every word that still holds the thread's id. glibc's robust
- * mutexes sit in that list at its head; this code keeps the locks it takes
- * at its tail, in the order taken:
+ * mutexes sit in that list at its head, where glibc inserts them; this code
+ * keeps the rlocks a thread holds behind a sentinel of its own, in the
+ * thread's TLS, linked in once after glibc's last entry:
  *
- *   head -> glibc's mutexes, newest first -> rlock -> rlock -> head
+ *   head -> glibc's mutexes -> sentinel -> rlock (newest) -> ... -> head
  *
- * glibc only ever inserts at the head and unlinks its own mutexes, so the
- * link of an rlock that it could change is never one that this code
- * follows; this code writes the links of its own locks and of the last
- * glibc entry from what it knows (struct shmk_rlock_hold, in the holder's
- * memory), and follows only glibc's links, in the thread's own memory. A
- * client that overwrites an rlock's link can mislead only the kernel's walk
- * at the owner's death, which reads user memory with the care it takes for
- * every process, and changes only words that hold the dead thread's id.
+ * glibc never follows a link past its own entries: it reads the head and
+ * its own mutexes, and writes only the sentinel's previous-entry slot.
+ * This code never follows a link at all once the sentinel is in: it writes
+ * the sentinel's link and its own rlocks' links from what the thread
+ * recorded in its own memory (struct shmk_rlock_hold, one per lock held by
+ * this thread), and reads none back from shared memory. A link a client
+ * overwrites can only mislead the kernel's walk at the holder's death; the
+ * newest rlock (the segment lock, during an operation) is the first one
+ * after the sentinel, so a client of another segment cannot hide it.
  */
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,46 +39,43 @@
 #define RLOCK_SLICE_NS		10000000L
 /* The kernel gives up on a robust list after as many entries. */
 #define RLOCK_WALK_MAX		2048
+/* Segment locks one thread can hold at once (their holds live in TLS). */
+#define RLOCK_TLS_HOLDS		2
 
 _Static_assert(sizeof(struct shmk_rlock) == 40 &&
 	       offsetof(struct shmk_rlock, next) == 32,
 	       "the kernel's view of an rlock: futex word 32 bytes before the link");
 
-/* initial-exec, as small.c's: 32 more bytes of static TLS. */
+/* initial-exec, as small.c's: 128 bytes of static TLS. */
 static __thread __attribute__((tls_model("initial-exec"))) struct {
-	struct robust_list_head *head;	/* NULL: not looked up yet */
+	struct robust_list_head *head;	/* NULL: not set up in this thread */
 	pid_t tid;
-	struct shmk_rlock_hold *last;	/* the last rlock taken */
+	struct shmk_rlock_hold *first;	/* the newest rlock held */
+	struct shmk_rlock sentinel;	/* word 0: the kernel skips it */
+	struct shmk_rlock_hold holds[RLOCK_TLS_HOLDS];
 } rt;
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/*
+ * One byte in a MADV_WIPEONFORK page: 0 in a child of fork() (_Fork() and
+ * clone() too, which run no atfork handler), where glibc gave the thread
+ * a fresh robust list and the thread holds nothing.
+ */
+static volatile uint8_t *forked_marker;
+static pthread_once_t marker_once = PTHREAD_ONCE_INIT;
 
-/* glibc gives the child a fresh robust list; the child holds nothing. */
-static void rlock_atfork_child(void)
+static void marker_init(void)
 {
-	memset(&rt, 0, sizeof(rt));
-}
+	void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE),
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
 
-static void rlock_atfork(void)
-{
-	pthread_atfork(NULL, NULL, rlock_atfork_child);
-}
-
-static int rlock_thread(void)
-{
-	struct robust_list_head *head;
-	size_t len;
-
-	if (likely(rt.head))
-		return 0;
-	pthread_once(&atfork_once, rlock_atfork);
-	if (syscall(SYS_get_robust_list, 0, &head, &len) || !head ||
-	    len != sizeof(*head) ||
-	    head->futex_offset != -(long)offsetof(struct shmk_rlock, next))
-		return ENOTSUP;
-	rt.tid = (pid_t)syscall(SYS_gettid);
-	rt.head = head;
-	return 0;
+	if (p == MAP_FAILED)
+		return;
+	if (madvise(p, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK)) {
+		munmap(p, (size_t)sysconf(_SC_PAGESIZE));
+		return;
+	}
+	forked_marker = p;
 }
 
 static uintptr_t entry_of(const struct shmk_rlock *l)
@@ -84,23 +84,49 @@ static uintptr_t entry_of(const struct shmk_rlock *l)
 }
 
 /*
- * The link that points at @target: the head's, or a glibc entry's. Only
- * glibc's entries, in this thread's memory, are followed.
+ * Set up the thread: its robust list, of glibc's layout, and the sentinel
+ * after glibc's last entry, found by following glibc's links (the thread
+ * holds no rlock yet, so there is nothing else to follow).
  */
-static uintptr_t *link_to(uintptr_t target)
+static int rlock_setup(void)
 {
-	uintptr_t *p = (uintptr_t *)&rt.head->list;
+	struct robust_list_head *head;
+	uintptr_t *p;
+	size_t len;
+	int i;
 
-	for (int i = 0; i < RLOCK_WALK_MAX; i++) {
+	pthread_once(&marker_once, marker_init);
+	if (!forked_marker)
+		return ENOTSUP;
+	memset(&rt, 0, sizeof(rt));
+	if (syscall(SYS_get_robust_list, 0, &head, &len) || !head ||
+	    len != sizeof(*head) ||
+	    head->futex_offset != -(long)offsetof(struct shmk_rlock, next))
+		return ENOTSUP;
+	p = (uintptr_t *)&head->list;
+	for (i = 0; i < RLOCK_WALK_MAX; i++) {
 		uintptr_t nx = *p & ~1UL;
 
-		if (nx == target)
-			return p;
-		if (nx == (uintptr_t)rt.head)
-			return NULL;
+		if (nx == (uintptr_t)head)
+			break;
 		p = (uintptr_t *)nx;
 	}
-	return NULL;
+	if (i == RLOCK_WALK_MAX)
+		return ENOTSUP;
+	rt.sentinel.next = (uintptr_t)head;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	WRITE_ONCE(*p, entry_of(&rt.sentinel));
+	rt.tid = (pid_t)syscall(SYS_gettid);
+	rt.head = head;
+	*forked_marker = 1;
+	return 0;
+}
+
+static inline int rlock_thread(void)
+{
+	if (likely(rt.head && *forked_marker))
+		return 0;
+	return rlock_setup();
 }
 
 static long futex(uint32_t *uaddr, int op, uint32_t val,
@@ -159,6 +185,16 @@ static void release(struct shmk_rlock *l)
 		futex(&l->word, FUTEX_WAKE, 1, NULL);
 }
 
+/* The hold of @l in this thread's chain (@hold itself, if given). */
+static struct shmk_rlock_hold *held(const struct shmk_rlock *l,
+				    const struct shmk_rlock_hold *hold)
+{
+	for (struct shmk_rlock_hold *c = rt.first; c; c = c->next)
+		if (c->lock == l && (!hold || c == hold))
+			return c;
+	return NULL;
+}
+
 void shmk__rlock_init(struct shmk_rlock *l)
 {
 	memset(l, 0, sizeof(*l));
@@ -167,11 +203,20 @@ void shmk__rlock_init(struct shmk_rlock *l)
 int shmk__rlock_lock(struct shmk_rlock *l, struct shmk_rlock_hold *hold,
 		     bool wait)
 {
-	uintptr_t e = entry_of(l), *pred;
+	uintptr_t e = entry_of(l);
 	int r = rlock_thread();
 
 	if (r)
 		return r;
+	if (!hold) {
+		for (int i = 0; i < RLOCK_TLS_HOLDS && !hold; i++)
+			if (!rt.holds[i].lock)
+				hold = &rt.holds[i];
+		if (!hold)
+			return ENOLCK;
+	} else if (hold->lock && held(hold->lock, hold)) {
+		return EBUSY;	/* this hold is in use */
+	}
 	/* The kernel looks at the pending entry too if we die half way. */
 	__atomic_store_n(&rt.head->list_op_pending, (void *)e,
 			 __ATOMIC_RELAXED);
@@ -179,24 +224,21 @@ int shmk__rlock_lock(struct shmk_rlock *l, struct shmk_rlock_hold *hold,
 	r = acquire(l, wait);
 	if (r && r != EOWNERDEAD)
 		goto out;
-	if (r == EOWNERDEAD)
+	if (r == EOWNERDEAD && READ_ONCE(l->state) != RLOCK_NOTRECOVERABLE)
 		WRITE_ONCE(l->state, RLOCK_INCONSISTENT);
-	/* At the tail: after our last rlock, else after glibc's last entry. */
-	pred = rt.last ? (uintptr_t *)entry_of(rt.last->lock) :
-			 link_to((uintptr_t)rt.head);
-	WRITE_ONCE(l->next, (uintptr_t)rt.head);
-	if (pred) {
-		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		WRITE_ONCE(*pred, e);
-	}
+	/* First after the sentinel: our links only, none read back. */
+	WRITE_ONCE(l->next, rt.first ? entry_of(rt.first->lock) :
+					(uintptr_t)rt.head);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	WRITE_ONCE(rt.sentinel.next, e);
 	hold->lock = l;
 	hold->tid = rt.tid;
-	hold->next = NULL;
-	hold->prev = rt.last;
-	if (rt.last)
-		rt.last->next = hold;
-	rt.last = hold;
-	if (r == 0 && READ_ONCE(l->state) == RLOCK_NOTRECOVERABLE) {
+	hold->prev = NULL;
+	hold->next = rt.first;
+	if (rt.first)
+		rt.first->prev = hold;
+	rt.first = hold;
+	if (READ_ONCE(l->state) == RLOCK_NOTRECOVERABLE) {
 		shmk__rlock_unlock(l, hold);
 		return ENOTRECOVERABLE;
 	}
@@ -213,28 +255,29 @@ void shmk__rlock_consistent(struct shmk_rlock *l)
 
 int shmk__rlock_unlock(struct shmk_rlock *l, struct shmk_rlock_hold *hold)
 {
-	uintptr_t e = entry_of(l), succ, *pred;
+	uintptr_t e = entry_of(l), succ;
 
-	if (!rt.head || hold->lock != l || hold->tid != rt.tid)
+	if (rlock_thread() || !(hold = held(l, hold)))
 		return EPERM;
 	__atomic_store_n(&rt.head->list_op_pending, (void *)e,
 			 __ATOMIC_RELAXED);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	succ = hold->next ? entry_of(hold->next->lock) : (uintptr_t)rt.head;
-	pred = hold->prev ? (uintptr_t *)entry_of(hold->prev->lock) :
-			    link_to(e);
-	if (pred)
-		WRITE_ONCE(*pred, succ);
+	if (hold->prev)
+		WRITE_ONCE(hold->prev->lock->next, succ);
+	else
+		WRITE_ONCE(rt.sentinel.next, succ);
 	if (hold->prev)
 		hold->prev->next = hold->next;
+	else
+		rt.first = hold->next;
 	if (hold->next)
 		hold->next->prev = hold->prev;
-	else
-		rt.last = hold->prev;
 	hold->lock = NULL;
 	if (READ_ONCE(l->state) == RLOCK_INCONSISTENT)
 		WRITE_ONCE(l->state, RLOCK_NOTRECOVERABLE);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	/* A client may have handed the word to another thread meanwhile. */
 	if (shmk__rlock_owner(l) == (uint32_t)rt.tid)
 		release(l);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);

@@ -34,9 +34,11 @@ struct shmk_rlock {
 #define RLOCK_NOTRECOVERABLE	2u
 
 /*
- * In the holder's own memory, one per lock held: the thread's chain of
- * held rlocks, which keeps every list link that this code writes known
- * without reading it back from shared memory.
+ * In the holder's own memory, one per lock that a thread holds: the
+ * thread's chain of held rlocks, which keeps every list link that this
+ * code writes known without reading it back from shared memory. Owned by
+ * one thread: a lock held long (a queue's receiver) has one in its handle,
+ * the others take one of the thread's own (NULL @hold).
  */
 struct shmk_rlock_hold {
 	struct shmk_rlock_hold *prev, *next;
@@ -47,13 +49,15 @@ struct shmk_rlock_hold {
 void shmk__rlock_init(struct shmk_rlock *l);
 /*
  * 0, EOWNERDEAD (taken: its owner died), ENOTRECOVERABLE (not taken),
- * EBUSY (@wait false and held), EDEADLK (this thread holds it), or ENOTSUP
- * (the thread has no robust list of glibc's layout).
+ * EBUSY (@wait false and held, or @hold in use), EDEADLK (this thread
+ * holds it), ENOLCK (@hold NULL and the thread holds as many rlocks of its
+ * own holds as it has), or ENOTSUP (the thread has no robust list of
+ * glibc's layout). @hold NULL: one of the thread's own.
  */
 int shmk__rlock_lock(struct shmk_rlock *l, struct shmk_rlock_hold *hold,
 		     bool wait);
 void shmk__rlock_consistent(struct shmk_rlock *l);
-/* 0, or EPERM: this thread does not hold it through @hold. */
+/* 0, or EPERM: this thread does not hold it (through @hold, if given). */
 int shmk__rlock_unlock(struct shmk_rlock *l, struct shmk_rlock_hold *hold);
 
 /* The owner's thread id in its pid namespace, 0 when free. */

@@ -435,10 +435,10 @@ int shmk_close(struct shmk *h)
 	if (!h)
 		return -EINVAL;
 	/*
-	 * A receiver queue holds a robust mutex in the segment, linked into
-	 * its thread's robust list: unmapping it would leave glibc's list
-	 * pointing into nothing (the next lock or unlock of another robust
-	 * mutex by that thread writes there).
+	 * A receiver queue holds a robust lock in the segment, linked into
+	 * its thread's robust list: unmapping it would leave the list
+	 * pointing into nothing (the next rlock that the thread takes or
+	 * gives back writes there).
 	 */
 	if (__atomic_load_n(&h->recv_queues, __ATOMIC_ACQUIRE))
 		return -EBUSY;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -570,6 +571,23 @@ static void aim_links(struct shmk_rlock *l, uint64_t *victim)
 }
 
 /*
+ * The calling thread's robust list holds nothing but the library's
+ * sentinel (an entry whose futex word, 32 bytes before it, is 0).
+ */
+static void list_is_idle(void)
+{
+	struct robust_list_head *head;
+	uintptr_t e;
+	size_t len;
+
+	CHECK_OK(syscall(SYS_get_robust_list, 0, &head, &len));
+	e = (uintptr_t)head->list.next & ~1UL;
+	CHECK(e != (uintptr_t)head && !*(uint32_t *)(e - 32));
+	CHECK((*(uintptr_t *)e & ~1UL) == (uintptr_t)head);
+	CHECK(!head->list_op_pending);
+}
+
+/*
  * The segment lock and a receiver's lock, their list links overwritten by
  * a client while this thread holds them. They were pthread robust mutexes,
  * whose unlock read the links back and wrote through them: the client
@@ -580,7 +598,6 @@ static void aim_links(struct shmk_rlock *l, uint64_t *victim)
 static void lock_links(void)
 {
 	static uint64_t victim[4];
-	struct robust_list_head *head;
 	pthread_mutex_t outer, inner;
 	pthread_mutexattr_t a;
 	struct shmk_queue *rq;
@@ -610,15 +627,103 @@ static void lock_links(void)
 	CHECK(!victim[0] && !victim[1] && !victim[2] && !victim[3]);
 	CHECK_OK(pthread_mutex_unlock(&outer));
 
-	/* The thread's robust list is empty again, and works. */
-	CHECK_OK(syscall(SYS_get_robust_list, 0, &head, &len));
-	CHECK(head->list.next == (void *)head && !head->list_op_pending);
+	list_is_idle();
 	CHECK_OK(shmk_queue_open(h, "links", SHMK_QUEUE_RECV, NULL, &rq));
 	CHECK_OK(shmk_queue_close(rq));
 	CHECK_OK(pthread_mutex_lock(&outer));
 	CHECK_OK(pthread_mutex_unlock(&outer));
-	CHECK(head->list.next == (void *)head);
+	list_is_idle();
 	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+struct two_holders {
+	struct shmk *h;
+	pthread_barrier_t b;
+};
+
+static void *holder_a(void *arg)
+{
+	struct two_holders *t = arg;
+
+	CHECK_OK(shmk__lock_raw(t->h));
+	pthread_barrier_wait(&t->b);	/* 1: A holds it */
+	pthread_barrier_wait(&t->b);	/* 2: the word cleared, B holds it */
+	shmk__unlock(t->h);
+	pthread_barrier_wait(&t->b);	/* 3 */
+	list_is_idle();
+	return NULL;
+}
+
+static void *holder_b(void *arg)
+{
+	struct two_holders *t = arg;
+
+	pthread_barrier_wait(&t->b);	/* 1 */
+	t->h->hdr->lock.word = 0;	/* a client frees it under A */
+	CHECK_OK(shmk__lock_raw(t->h));
+	pthread_barrier_wait(&t->b);	/* 2 */
+	pthread_barrier_wait(&t->b);	/* 3: A has let go */
+	shmk__unlock(t->h);
+	list_is_idle();
+	return NULL;
+}
+
+/*
+ * A client clears the lock word while thread A of a handle holds it, and
+ * thread B of the same handle takes it. The segment lock's hold was the
+ * handle's: B's lock relinked the hold A still had in its chain, and the
+ * unlocks that followed wrote to address 0x20 or into glibc's list.
+ * Each thread now keeps its own holds.
+ */
+static void shared_handle(void)
+{
+	struct two_holders t = { .h = fresh() };
+	pthread_t a, b;
+
+	CHECK_OK(pthread_barrier_init(&t.b, NULL, 2));
+	CHECK_OK(pthread_create(&a, NULL, holder_a, &t));
+	CHECK_OK(pthread_create(&b, NULL, holder_b, &t));
+	CHECK_OK(pthread_join(a, NULL));
+	CHECK_OK(pthread_join(b, NULL));
+	pthread_barrier_destroy(&t.b);
+	CHECK(!t.h->hdr->lock.word);
+	CHECK(shmk_alloc(t.h, 100000));
+	CHECK_OK(shmk_check(t.h));
+	list_is_idle();
+	done(t.h);
+}
+
+/*
+ * A child of _Fork() (no atfork handler runs) takes the lock and dies
+ * holding it. It took it under its parent's thread id, which the kernel
+ * never marks at the child's death: the parent got EDEADLK for good.
+ */
+static void forked_holder(void)
+{
+	struct shmk *h = fresh();
+	int status;
+	pid_t pid;
+
+	CHECK_OK(shmk__lock_raw(h));	/* this thread set up */
+	shmk__unlock(h);
+	pid = _Fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		struct shmk *c;
+
+		/* The segment is not mapped in a child (MADV_DONTFORK). */
+		if (shmk_open(seg, 0, NULL, &c))
+			_exit(2);
+		_exit(shmk__lock_raw(c) ? 1 : 0);	/* dies holding it */
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && !WEXITSTATUS(status));
+	CHECK_EQ(shmk__lock_raw(h), EOWNERDEAD);
+	shmk__lock_consistent(h);
+	shmk__unlock(h);
+	CHECK_OK(shmk_check(h));
+	list_is_idle();
 	done(h);
 }
 
@@ -638,6 +743,8 @@ int main(void)
 	cached_theap();
 	shrunk_under();
 	lock_links();
+	shared_handle();
+	forked_holder();
 	printf("ok\n");
 	return 0;
 }
