@@ -39,6 +39,8 @@
 #define RLOCK_SLICE_NS		10000000L
 /* The kernel gives up on a robust list after as many entries. */
 #define RLOCK_WALK_MAX		2048
+/* Looks at a held word before sleeping on it (about 400 pause instructions). */
+#define RLOCK_SPINS		400
 /* Segment locks one thread can hold at once (their holds live in TLS). */
 #define RLOCK_TLS_HOLDS		2
 
@@ -146,6 +148,7 @@ static int acquire(struct shmk_rlock *l, bool wait)
 	static const struct timespec slice = { 0, RLOCK_SLICE_NS };
 	uint32_t tid = (uint32_t)rt.tid, extra = 0;
 	uint32_t w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
+	unsigned int spins = 0;
 
 	for (;;) {
 		if (!(w & FUTEX_TID_MASK)) {
@@ -162,6 +165,13 @@ static int acquire(struct shmk_rlock *l, bool wait)
 			return EDEADLK;
 		if (!wait)
 			return EBUSY;
+		if (spins < RLOCK_SPINS) {
+			/* A short hold is cheaper to wait out than to sleep. */
+			spins++;
+			shmk__cpu_relax();
+			w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
+			continue;
+		}
 		if (!(w & FUTEX_WAITERS)) {
 			if (!__atomic_compare_exchange_n(&l->word, &w,
 							 w | FUTEX_WAITERS,
