@@ -39,7 +39,8 @@
 #define RLOCK_SLICE_NS		10000000L
 /* The kernel gives up on a robust list after as many entries. */
 #define RLOCK_WALK_MAX		2048
-/* Looks at a held word before sleeping on it (about 400 pause instructions). */
+/* Looks at a held word before announcing itself, and before sleeping. */
+#define RLOCK_PAUSES		100
 #define RLOCK_SPINS		400
 /* Segment locks one thread can hold at once (their holds live in TLS). */
 #define RLOCK_TLS_HOLDS		2
@@ -146,9 +147,10 @@ static long futex(uint32_t *uaddr, int op, uint32_t val,
 static int acquire(struct shmk_rlock *l, bool wait)
 {
 	static const struct timespec slice = { 0, RLOCK_SLICE_NS };
+	static const struct timespec expired = { 0, 0 };
 	uint32_t tid = (uint32_t)rt.tid, extra = 0;
 	uint32_t w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
-	unsigned int spins = 0;
+	unsigned int spins = 0, pauses = 0;
 
 	for (;;) {
 		if (!(w & FUTEX_TID_MASK)) {
@@ -165,13 +167,20 @@ static int acquire(struct shmk_rlock *l, bool wait)
 			return EDEADLK;
 		if (!wait)
 			return EBUSY;
-		if (spins < RLOCK_SPINS) {
+		if (pauses < RLOCK_PAUSES) {
 			/* A short hold is cheaper to wait out than to sleep. */
-			spins++;
+			pauses++;
 			shmk__cpu_relax();
 			w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
 			continue;
 		}
+		/*
+		 * Then announce a waiter: the owner's unlock then wakes,
+		 * and the word stays free for that system call, long enough
+		 * for a spinning waiter to take it (the owner would take it
+		 * back at once otherwise). Others may wait too: whoever
+		 * takes it after us keeps the bit.
+		 */
 		if (!(w & FUTEX_WAITERS)) {
 			if (!__atomic_compare_exchange_n(&l->word, &w,
 							 w | FUTEX_WAITERS,
@@ -180,9 +189,18 @@ static int acquire(struct shmk_rlock *l, bool wait)
 				continue;
 			w |= FUTEX_WAITERS;
 		}
-		futex(&l->word, FUTEX_WAIT, w, &slice);
-		/* Others may sleep too: whoever takes it after us wakes. */
 		extra = FUTEX_WAITERS;
+		/*
+		 * A wait that has already timed out returns at once, with
+		 * EAGAIN if the word moved: while it keeps moving, look
+		 * again; sleep once it stands still.
+		 */
+		if (futex(&l->word, FUTEX_WAIT, w, &expired) && errno == EAGAIN &&
+		    spins++ < RLOCK_SPINS) {
+			w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
+			continue;
+		}
+		futex(&l->word, FUTEX_WAIT, w, &slice);
 		w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
 	}
 }
