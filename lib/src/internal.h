@@ -7,8 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "shmk.h"
 #include "layout.h"
@@ -139,6 +141,24 @@ static inline void shmk__restore_errno(int *saved)
 #define SHMK_KEEP_ERRNO \
 	int shmk__saved_errno __attribute__((cleanup(shmk__restore_errno), \
 					     unused)) = errno
+
+/*
+ * futex(2) on a word that other processes share (no FUTEX_PRIVATE_FLAG):
+ * its result, or a negative errno value; errno is left alone, so that a
+ * call that waited on a lock or a queue and then succeeded leaves it as
+ * the caller had it.
+ */
+static inline long shmk__futex(uint32_t *uaddr, int op, uint32_t val,
+			       const struct timespec *ts, uint32_t val3)
+{
+	int saved = errno;
+	long r = syscall(SYS_futex, uaddr, op, val, ts, NULL, val3);
+
+	if (r < 0)
+		r = -errno;
+	errno = saved;
+	return r;
+}
 
 static inline uint64_t shmk__clock_ns(clockid_t clock)
 {

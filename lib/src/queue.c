@@ -182,20 +182,14 @@ static void futex_wait_until(uint32_t *w, uint32_t v, uint64_t abs_ns)
 {
 	struct timespec ts = { (time_t)(abs_ns / 1000000000ULL),
 			       (long)(abs_ns % 1000000000ULL) };
-	int saved = errno;
 
-	syscall(SYS_futex, w, FUTEX_WAIT_BITSET, v, &ts, NULL,
-		FUTEX_BITSET_MATCH_ANY);
-	errno = saved;
+	shmk__futex(w, FUTEX_WAIT_BITSET, v, &ts, FUTEX_BITSET_MATCH_ANY);
 }
 
 static void futex_wake_all(uint32_t *w)
 {
-	int saved = errno;
-
 	__atomic_fetch_add(w, 1, __ATOMIC_SEQ_CST);
-	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-	errno = saved;
+	shmk__futex(w, FUTEX_WAKE, INT_MAX, NULL, 0);
 }
 
 static inline void wake_if_sleeping(uint32_t *sleeping, uint32_t *futex)

@@ -68,14 +68,14 @@ static pthread_once_t marker_once = PTHREAD_ONCE_INIT;
 
 static void marker_init(void)
 {
-	void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE),
-		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	size_t len = (size_t)sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return;
-	if (madvise(p, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK)) {
-		munmap(p, (size_t)sysconf(_SC_PAGESIZE));
+	if (madvise(p, len, MADV_WIPEONFORK)) {
+		munmap(p, len);
 		return;
 	}
 	forked_marker = p;
@@ -130,12 +130,6 @@ static inline int rlock_thread(void)
 	if (likely(rt.head && *forked_marker))
 		return 0;
 	return rlock_setup();
-}
-
-static long futex(uint32_t *uaddr, int op, uint32_t val,
-		  const struct timespec *ts)
-{
-	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
 }
 
 /*
@@ -195,12 +189,12 @@ static int acquire(struct shmk_rlock *l, bool wait)
 		 * EAGAIN if the word moved: while it keeps moving, look
 		 * again; sleep once it stands still.
 		 */
-		if (futex(&l->word, FUTEX_WAIT, w, &expired) && errno == EAGAIN &&
-		    spins++ < RLOCK_SPINS) {
+		if (shmk__futex(&l->word, FUTEX_WAIT, w, &expired, 0) ==
+		    -EAGAIN && spins++ < RLOCK_SPINS) {
 			w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
 			continue;
 		}
-		futex(&l->word, FUTEX_WAIT, w, &slice);
+		shmk__futex(&l->word, FUTEX_WAIT, w, &slice, 0);
 		w = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
 	}
 }
@@ -210,7 +204,7 @@ static void release(struct shmk_rlock *l)
 	uint32_t w = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
 
 	if (w & FUTEX_WAITERS)
-		futex(&l->word, FUTEX_WAKE, 1, NULL);
+		shmk__futex(&l->word, FUTEX_WAKE, 1, NULL, 0);
 }
 
 /* The hold of @l in this thread's chain (@hold itself, if given). */

@@ -42,6 +42,11 @@ static void *work(void *arg)
 	for (long k = 0; k < nops && !w->err; k++) {
 		uint64_t r = wrnd(w) % 100;
 
+		/* Calls that succeed leave errno alone, contended or not. */
+		if (errno != 4242 && k)
+			w->err = 7;
+		errno = 4242;
+
 		if (r < 45 && n < MAXLIVE) {
 			size_t sz = 1 + wrnd(w) % (wrnd(w) % 8 ? 300 : 20000);
 			uint8_t *p = shmk_alloc(w->h, sz);
