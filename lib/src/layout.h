@@ -44,7 +44,8 @@
 #include "rlock.h"
 
 #define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
-#define SHMK_LAYOUT_VERSION	5	/* 5: rlocks, not pthread mutexes */
+/* 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved */
+#define SHMK_LAYOUT_VERSION	6
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u

@@ -106,7 +106,16 @@ struct queue_hdr {
 	uint32_t shift;			/* log2(capacity) */
 	int32_t recv_pid;		/* informational */
 	uint32_t recv_pidns;		/* recv_pid's pid namespace */
-	uint64_t pad1[5];
+	/*
+	 * Waiting: written only around a sleep. A message in flight reads
+	 * both flags; beside tail and head (up to layout 5) that read
+	 * pulled the other party's line over at every message.
+	 */
+	uint32_t send_futex;
+	uint32_t send_sleeping;
+	uint32_t recv_futex;
+	uint32_t recv_sleeping;
+	uint64_t pad1[3];
 
 	/* 64: read by every send, changes only when the receiver does */
 	struct shmk_rlock recv_lock;
@@ -115,16 +124,12 @@ struct queue_hdr {
 	/* 128: senders */
 	uint64_t tail;			/* hint: <= the first free position */
 	uint64_t blocked;		/* sends that slept for room */
-	uint32_t send_futex;
-	uint32_t send_sleeping;
-	uint64_t pad3[5];
+	uint64_t pad3[6];
 
 	/* 192: the receiver */
 	uint64_t head;
 	uint64_t high_water;
-	uint32_t recv_futex;
-	uint32_t recv_sleeping;
-	uint64_t pad4[5];
+	uint64_t pad4[6];
 
 	/* 256 */
 	uint64_t slot[];
