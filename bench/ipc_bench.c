@@ -19,7 +19,10 @@
  * iceoryx is measured by its peer, ipc_iceoryx (needs RouDi); bench/ipc-run
  * runs both and the report. Output: CSV rows (ipc_common.h).
  *
- *   ipc_bench [-n ITERS] [-t MSGS] [-s SIZE,...] [-x TRANSPORT,...]
+ *   ipc_bench [-n ITERS] [-t MSGS] [-s SIZE,...] [-x TRANSPORT,...] [-r REPS]
+ *
+ * REPS (default IPC_BUSY_REPS): runs of each busy-poll latency case, the
+ * row giving the medians (ipc_common.h).
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -421,6 +424,31 @@ static int run_case(const char *t, bool busy, size_t size, bool lat, long n,
 	return r;
 }
 
+/*
+ * A latency case run @reps times, each run after one of the cache-line
+ * floor when @paired (ipc_common.h): the medians into @lat, @floor_p50
+ * and @ratio.
+ */
+static int lat_case(const char *t, bool busy, size_t size, long iters,
+		    int reps, bool paired, struct ipc_shared *lat,
+		    struct ipc_shared *flo, uint64_t *floor_p50,
+		    double *ratio)
+{
+	struct ipc_reps rl = { 0 };
+	int r = 0;
+
+	for (int j = 0; !r && j < reps; j++) {
+		if (paired)
+			r = run_case("cacheline", true, 8, true, iters, flo);
+		if (!r)
+			r = run_case(t, busy, size, true, iters, lat);
+		if (!r)
+			ipc_reps_add(&rl, lat, paired ? flo->p50 : 0);
+	}
+	ipc_reps_median(&rl, lat, floor_p50, ratio);
+	return r;
+}
+
 static bool listed(const char *list, const char *t)
 {
 	size_t n = strlen(t);
@@ -446,14 +474,15 @@ int main(int argc, char **argv)
 		{ "pipe", false, true, true },
 	};
 	size_t sizes[8] = { 64, 4096, 65536, 1 << 20 };
-	int nsizes = 4, c;
+	int nsizes = 4, reps = IPC_BUSY_REPS, c;
 	long iters = 20000, msgs = 20000;
 	const char *only = NULL;
-	struct ipc_shared *lat, *thr;
+	struct ipc_shared *lat, *thr, *flo;
 
-	while ((c = getopt(argc, argv, "n:t:s:x:")) != -1) {
+	while ((c = getopt(argc, argv, "n:t:s:x:r:")) != -1) {
 		switch (c) {
 		case 'n': iters = atol(optarg); break;
+		case 'r': reps = atoi(optarg); break;
 		case 't': msgs = atol(optarg); break;
 		case 'x': only = optarg; break;
 		case 's':
@@ -464,7 +493,8 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: %s [-n ITERS] [-t MSGS] "
-				"[-s SIZE,...] [-x TRANSPORT,...]\n", argv[0]);
+				"[-s SIZE,...] [-x TRANSPORT,...] [-r REPS]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -472,10 +502,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ipc_bench: at least 1000 iterations\n");
 		return 2;
 	}
+	if (reps < 1 || reps > IPC_MAX_REPS) {
+		fprintf(stderr, "ipc_bench: -r takes 1 to %d\n", IPC_MAX_REPS);
+		return 2;
+	}
 	lat = ipc_shared_new();
 	thr = ipc_shared_new();
-	printf("transport,mode,size,iters,p50_ns,p99_ns,p999_ns,msgs,"
-	       "msgs_per_s,mib_per_s\n");
+	flo = ipc_shared_new();
+	printf(IPC_CSV_HEADER);
 	for (size_t i = 0; i < sizeof(T) / sizeof(T[0]); i++) {
 		if (only && !listed(only, T[i].t))
 			continue;
@@ -486,8 +520,12 @@ int main(int argc, char **argv)
 				continue;
 			for (int k = 0; k < (T[i].sized ? nsizes : 1); k++) {
 				size_t size = T[i].sized ? sizes[k] : 8;
-				int r = run_case(T[i].t, busy, size, true,
-						 iters, lat);
+				uint64_t floor_p50;
+				double ratio;
+				int r = lat_case(T[i].t, busy, size, iters,
+						 busy ? reps : 1,
+						 busy && T[i].sized, lat, flo,
+						 &floor_p50, &ratio);
 
 				/* A floor bounces one word: no stream. */
 				if (!r && T[i].sized)
@@ -505,7 +543,8 @@ int main(int argc, char **argv)
 				}
 				ipc_row(T[i].t, busy ? "busy" : "block", size,
 					iters, lat, msgs,
-					T[i].sized ? thr : NULL);
+					T[i].sized ? thr : NULL, floor_p50,
+					ratio);
 			}
 		}
 	}

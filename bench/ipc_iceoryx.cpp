@@ -7,7 +7,7 @@
 // bench/iceoryx-roudi.toml. Same loops and CSV rows as ipc_bench
 // (ipc_common.h).
 //
-//   ipc_iceoryx [-n ITERS] [-t MSGS] [-s SIZE,...] [-m busy,block]
+//   ipc_iceoryx [-n ITERS] [-t MSGS] [-s SIZE,...] [-m busy,block] [-r REPS]
 #include "ipc_common.h"
 
 #include <string>
@@ -170,11 +170,12 @@ int main(int argc, char **argv)
 	long iters = 20000, msgs = 20000;
 	std::vector<uint32_t> sizes = {64, 4096, 65536, 1 << 20};
 	std::string modes = "busy,block";
-	int c;
+	int c, reps = IPC_BUSY_REPS;
 
-	while ((c = getopt(argc, argv, "n:t:s:m:")) != -1) {
+	while ((c = getopt(argc, argv, "n:t:s:m:r:")) != -1) {
 		switch (c) {
 		case 'n': iters = atol(optarg); break;
+		case 'r': reps = atoi(optarg); break;
 		case 't': msgs = atol(optarg); break;
 		case 'm': modes = optarg; break;
 		case 's': {
@@ -185,25 +186,44 @@ int main(int argc, char **argv)
 		}
 		default:
 			fprintf(stderr, "usage: %s [-n ITERS] [-t MSGS] "
-				"[-s SIZE,...] [-m busy,block]\n", argv[0]);
+				"[-s SIZE,...] [-m busy,block] [-r REPS]\n",
+				argv[0]);
 			return 2;
 		}
+	}
+	if (reps < 1 || reps > IPC_MAX_REPS) {
+		fprintf(stderr, "ipc_iceoryx: -r takes 1 to %d\n",
+			IPC_MAX_REPS);
+		return 2;
 	}
 	struct ipc_shared *lat = ipc_shared_new(), *thr = ipc_shared_new();
 
 	for (const char *mode : {"busy", "block"}) {
 		if (modes.find(mode) == std::string::npos)
 			continue;
+		bool busy = !strcmp(mode, "busy");
+
 		for (uint32_t size : sizes) {
-			if (run_case(mode, size, true, iters, lat) ||
-			    run_case(mode, size, false, msgs, thr)) {
+			struct ipc_reps rl = {};
+			uint64_t floor_p50;
+			double ratio;
+			int r = 0;
+
+			for (int j = 0; !r && j < (busy ? reps : 1); j++) {
+				r = run_case(mode, size, true, iters, lat);
+				if (!r)
+					ipc_reps_add(&rl, lat, 0);
+			}
+			ipc_reps_median(&rl, lat, &floor_p50, &ratio);
+			if (r || run_case(mode, size, false, msgs, thr)) {
 				fprintf(stderr, "ipc_iceoryx: %s %u failed\n",
 					mode, size);
 				continue;
 			}
 			struct ipc_shared l = *lat, t = *thr;
 
-			ipc_row("iceoryx", mode, size, iters, &l, msgs, &t);
+			ipc_row("iceoryx", mode, size, iters, &l, msgs, &t,
+				floor_p50, ratio);
 		}
 	}
 	return 0;
