@@ -641,6 +641,8 @@ int shmk__image_load(struct shmk *h, struct shmk_img_load *ld)
 {
 	struct shmk_hdr *hd = h->hdr;
 	const struct shmk_image_hdr *ih = &ld->ih;
+	const size_t lk = offsetof(struct shmk_hdr, init_lock);
+	const size_t lk_end = lk + sizeof(hd->init_lock);
 	uint32_t c = 0;
 	int r;
 
@@ -655,8 +657,13 @@ int shmk__image_load(struct shmk *h, struct shmk_img_load *ld)
 		return r;
 	if (c != ih->crc_data)
 		return -EBADMSG;
-	/* Everything but the magic, then the session's own fields. */
-	memcpy(h->base + 8, ld->meta + 8, SHMK_IMG_META_LEN - 8);
+	/*
+	 * Everything but the magic and the init_lock that the loader holds
+	 * (segment.c), then the session's own fields.
+	 */
+	memcpy(h->base + 8, ld->meta + 8, lk - 8);
+	memcpy(h->base + lk_end, ld->meta + lk_end,
+	       SHMK_IMG_META_LEN - lk_end);
 	hd->max_size = h->map_size;
 	hd->base_addr = (uintptr_t)h->base;
 	hd->ctime_ns = shmk__clock_ns(CLOCK_REALTIME);

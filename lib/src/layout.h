@@ -44,7 +44,10 @@
 #include "rlock.h"
 
 #define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
-/* 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved */
+/*
+ * 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved, the
+ * header's init_lock
+ */
 #define SHMK_LAYOUT_VERSION	6
 
 #define SHMK_LOG_OFF		(4u << 10)
@@ -270,6 +273,14 @@ struct shmk_hdr {
 	/* Published statistics */
 	uint64_t pub_idx __attribute__((aligned(64)));
 	struct shmk_pub_stats pub[SHMK_PUB_BUFS];
+
+	/*
+	 * Held by whoever initializes the segment, from before its first
+	 * write to after the magic: its creator, or an opener that takes the
+	 * work over from a creator that died half way (segment.c). Used for
+	 * nothing once the magic is set.
+	 */
+	struct shmk_rlock init_lock __attribute__((aligned(64)));
 };
 
 _Static_assert(sizeof(struct shmk_hdr) <= SHMK_LOG_OFF, "header too big");

@@ -5,6 +5,7 @@
  * segment_memfd.c) provide the memory; this file lays out the library's
  * header at offset 0 of it.
  */
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/random.h>
@@ -25,6 +26,8 @@
 #define MIN_SIZE		(SHMK_HEAP_START + (64ULL << 10))
 #define SIZE_LIMIT		(1ULL << 43)	/* SHMK_SIZE_LIMIT */
 #define READY_TIMEOUT_NS	(5ULL * 1000000000ULL)
+/* A creator takes init_lock at once: a clear word this long means it died. */
+#define ORPHAN_GRACE_NS		(1ULL * 1000000000ULL)
 
 #define OPEN_FLAGS	(SHMK_CREATE | SHMK_EXCL | SHMK_RDONLY | SHMK_WRITER | \
 			 SHMK_IMAGE_ONLY)
@@ -215,6 +218,41 @@ int shmk__wait_ready(const uint64_t *magic)
 	}
 }
 
+/*
+ * Claim the initialization of the segment: take init_lock without waiting.
+ * 0: ours, the header scrubbed unless @fresh (its creator, first) and
+ * nobody died holding it; 1: initialized meanwhile, nothing to do;
+ * -EBUSY: a live claimant has it; or another -errno (this thread cannot
+ * take an rlock).
+ */
+static int init_claim(struct shmk *h, bool fresh)
+{
+	struct shmk_hdr *hd = h->hdr;
+	int r = shmk__rlock_lock(&hd->init_lock, NULL, false);
+	size_t lk = offsetof(struct shmk_hdr, init_lock);
+
+	if (r && r != EOWNERDEAD)
+		return -r;
+	if (r == EOWNERDEAD)
+		shmk__rlock_consistent(&hd->init_lock);
+	if (__atomic_load_n(&hd->magic, __ATOMIC_ACQUIRE) == SHMK_HDR_MAGIC) {
+		shmk__rlock_unlock(&hd->init_lock, NULL);
+		return 1;
+	}
+	if (!fresh || r == EOWNERDEAD) {
+		/* What a dead one wrote, but the lock we hold. */
+		memset(h->base, 0, lk);
+		memset(h->base + lk + sizeof(hd->init_lock), 0,
+		       sizeof(*hd) - lk - sizeof(hd->init_lock));
+	}
+	return 0;
+}
+
+static void init_release(struct shmk *h)
+{
+	shmk__rlock_unlock(&h->hdr->init_lock, NULL);
+}
+
 static int init_segment(struct shmk *h, uint64_t size)
 {
 	struct shmk_hdr *hd = h->hdr;
@@ -250,10 +288,62 @@ static int init_segment(struct shmk *h, uint64_t size)
 	return 0;
 }
 
+/*
+ * Wait (bounded, as shmk__wait_ready()) for the header; a writer takes
+ * the initialization over from a claimant that died: 1, init_lock held.
+ * The kernel marks init_lock's word when its holder dies; a creator
+ * killed before it took the lock leaves the word clear for good. A
+ * creator that was only slow finds the lock taken and waits in turn.
+ * Only the kernel backend names a segment before it is whole.
+ */
+static int wait_or_claim(struct shmk *h)
+{
+	const struct shmk_hdr *hd = h->hdr;
+	uint64_t deadline = 0, progress = 0, clear_since = 0;
+
+	for (unsigned int i = 0;; i++) {
+		uint64_t m = __atomic_load_n(&hd->magic, __ATOMIC_ACQUIRE), now;
+		uint32_t w;
+
+		if (m == SHMK_HDR_MAGIC)
+			return 0;
+		if (m == SHMK_HDR_LOADING &&
+		    READ_ONCE(hd->tx_arg) != progress) {
+			progress = READ_ONCE(hd->tx_arg);
+			deadline = 0;
+		} else if (m != 0 && m != SHMK_HDR_LOADING) {
+			return -EPROTO;		/* not a shmk segment */
+		}
+		if (i < 100) {
+			sched_yield();
+			continue;
+		}
+		now = shmk__clock_ns(CLOCK_MONOTONIC);
+		w = __atomic_load_n(&hd->init_lock.word, __ATOMIC_ACQUIRE);
+		if (w)
+			clear_since = 0;
+		else if (!clear_since)
+			clear_since = now;
+		if (!h->rdonly && ((w & FUTEX_OWNER_DIED) ||
+				   (!w && now - clear_since >= ORPHAN_GRACE_NS))) {
+			int c = init_claim(h, false);
+
+			if (c >= 0)
+				return c ? 0 : 1;
+		}
+		if (!deadline)
+			deadline = now + READY_TIMEOUT_NS;
+		else if (now > deadline)
+			return -ETIMEDOUT;
+		nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+	}
+}
+
+/* 0, 1 (ours to initialize: init_lock held) or -errno. */
 static int validate_segment(struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
-	int r = shmk__wait_ready(&hd->magic);
+	int r = wait_or_claim(h);
 
 	if (r)
 		return r;
@@ -343,6 +433,9 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		return r;
 	}
 	for (;;) {
+		uint64_t init_size = size;
+		bool claimed = false;
+
 		created = false;
 		r = be->attach(h, name, flags, opts, size, max, &created);
 		if (r) {
@@ -353,12 +446,32 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		h->hdr = (struct shmk_hdr *)h->base;
 		h->log = (struct shmk_log_entry *)(h->base + SHMK_LOG_OFF);
 		named = !created || !be->publish;
-		if (created && ld.fd >= 0) {
+		/* Whoever initializes holds init_lock (init_claim()). */
+		if (created) {
+			r = init_claim(h, true);
+			claimed = !r;
+			/* Taken over by an opener that judged us dead: wait. */
+			if (r == 1 || r == -EBUSY) {
+				created = false;
+				r = 0;
+			}
+		}
+		if (!r && !claimed) {
+			r = validate_segment(h);
+			if (r == 1) {
+				/* Its creator died half way: ours to make. */
+				claimed = true;
+				init_size = be->size(h);
+				r = 0;
+			}
+		}
+		if (!r && claimed && ld.fd >= 0) {
 			r = shmk__image_load(h, &ld);
 			shmk__image_release(&ld);
 			h->origin = r ? 0 : SHMK_ORIGIN_IMAGE;
 			if (r && !(flags & SHMK_IMAGE_ONLY)) {
 				/* Damaged data: start again, empty. */
+				init_release(h);
 				be->detach(h);
 				if (named)
 					be->unlink(name);
@@ -369,9 +482,14 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 			}
 		} else {
 			shmk__image_release(&ld);
-			r = created ? init_segment(h, size)
-				    : validate_segment(h);
+			if (!r && claimed)
+				r = init_segment(h, init_size);
 		}
+		if (claimed)
+			init_release(h);
+		/* Made here: unlinked again should anything below fail. */
+		if (claimed)
+			created = true;
 		if (r || named)
 			break;
 		/* Whole: only now does the name lead to it. */

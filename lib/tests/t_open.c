@@ -4,6 +4,10 @@
  * sizes, offsets and pointers, the common base, unlink, and the errno
  * convention (int functions never touch errno).
  */
+#include <fcntl.h>
+#include <linux/shmk.h>
+#include <sys/ioctl.h>
+
 #include "internal.h"
 #include "harness.h"
 
@@ -92,7 +96,9 @@ static int create_and_die(void *arg)
 /*
  * A creator killed inside shmk_open() leaves no half-made segment behind:
  * the next shmk_open(SHMK_CREATE) creates it at once (it waited 5 s, then
- * failed with ETIMEDOUT, until someone unlinked the name).
+ * failed with ETIMEDOUT, until someone unlinked the name). The posix
+ * backend publishes a segment only whole; the kernel backend names it at
+ * once, and the next opener takes the work over from the dead creator.
  */
 static void killed_creator(void)
 {
@@ -120,6 +126,45 @@ static void killed_creator(void)
 		CHECK_OK(shmk_close(h));
 		CHECK_OK(shmk_unlink(seg));
 	}
+}
+
+/*
+ * Kernel backend: a creator killed after the module made the segment and
+ * before the library took init_lock (a process that only made it, with
+ * the raw ioctl, and exited) leaves a segment of zeros under the name.
+ * The next writer takes it over once init_lock has stayed clear for a
+ * second; a reader cannot, and waits.
+ */
+static int raw_create(void *arg)
+{
+	struct shmk_attach a = { .flags = SHMK_ATTACH_CREATE |
+					  SHMK_ATTACH_EXCL,
+				 .mode = 0600, .size = 1 << 20,
+				 .max_size = 64 << 20 };
+	int ctl = open("/dev/shmk", O_RDWR | O_CLOEXEC);
+
+	(void)arg;
+	strncpy(a.name, seg, sizeof(a.name) - 1);
+	if (ctl < 0)
+		return 2;
+	return ioctl(ctl, SHMK_IOC_ATTACH, &a) < 0 ? 3 : 0;
+}
+
+static void orphan_before_claim(void)
+{
+	struct shmk *h;
+	uint64_t t0, dt;
+
+	shmk_unlink(seg);
+	CHECK_EQ(test_wait(test_fork(raw_create, NULL)), 0);
+	t0 = shmk__clock_ns(CLOCK_MONOTONIC);
+	CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
+	dt = shmk__clock_ns(CLOCK_MONOTONIC) - t0;
+	CHECK(dt >= 1000000000ULL && dt < 5000000000ULL);
+	CHECK_OK(shmk_check(h));
+	CHECK(shmk_alloc(h, 100));
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
 }
 
 int main(void)
@@ -261,10 +306,10 @@ int main(void)
 	CHECK_ERR(shmk_check_version(SHMK_VERSION_MAJOR + 1, 0), ENOTSUP);
 	CHECK(SHMK_CHECK_VERSION(0, 1));
 
-	/* The kernel backend still has that window (see shmk_open(3)). */
 	racing_creators();
-	if (!strcmp(backend, "posix"))
-		killed_creator();
+	killed_creator();
+	if (!strcmp(backend, "kernel"))
+		orphan_before_claim();
 	test_pass("open");
 	return 0;
 }
