@@ -186,39 +186,6 @@ void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
 }
 
 /*
- * Wait (bounded) for the creator to publish the header. While it loads an
- * image, the bound runs from its last progress (tx_arg, image.c).
- */
-int shmk__wait_ready(const uint64_t *magic)
-{
-	const struct shmk_hdr *hd = (const struct shmk_hdr *)magic;
-	uint64_t deadline = 0, progress = 0;
-
-	for (unsigned int i = 0;; i++) {
-		uint64_t m = __atomic_load_n(magic, __ATOMIC_ACQUIRE);
-
-		if (m == SHMK_HDR_MAGIC)
-			return 0;
-		if (m == SHMK_HDR_LOADING &&
-		    READ_ONCE(hd->tx_arg) != progress) {
-			progress = READ_ONCE(hd->tx_arg);
-			deadline = 0;
-		} else if (m != 0 && m != SHMK_HDR_LOADING) {
-			return -EPROTO;		/* not a shmk segment */
-		}
-		if (i < 100) {
-			sched_yield();
-			continue;
-		}
-		if (!deadline)
-			deadline = shmk__clock_ns(CLOCK_MONOTONIC) + READY_TIMEOUT_NS;
-		else if (shmk__clock_ns(CLOCK_MONOTONIC) > deadline)
-			return -ETIMEDOUT;
-		nanosleep(&(struct timespec){ 0, 200000 }, NULL);
-	}
-}
-
-/*
  * Claim the initialization of the segment: take init_lock without waiting.
  * 0: ours, the header scrubbed unless @fresh (its creator, first) and
  * nobody died holding it; 1: initialized meanwhile, nothing to do;
@@ -289,20 +256,23 @@ static int init_segment(struct shmk *h, uint64_t size)
 }
 
 /*
- * Wait (bounded, as shmk__wait_ready()) for the header; a writer takes
- * the initialization over from a claimant that died: 1, init_lock held.
- * The kernel marks init_lock's word when its holder dies; a creator
- * killed before it took the lock leaves the word clear for good. A
- * creator that was only slow finds the lock taken and waits in turn.
- * Only the kernel backend names a segment before it is whole.
+ * Wait (bounded) for the creator to publish the header. While it loads an
+ * image, the bound runs from its last progress (tx_arg, image.c).
+ *
+ * With @h, a writer's handle, the wait takes the initialization over from
+ * a claimant that died: 1, init_lock held. The kernel marks init_lock's
+ * word when its holder dies; a creator killed before it took the lock
+ * leaves the word clear for good. A creator that was only slow finds the
+ * lock taken and waits in turn. Only the kernel backend names a segment
+ * before it is whole.
  */
-static int wait_or_claim(struct shmk *h)
+static int wait_header(const uint64_t *magic, struct shmk *h)
 {
-	const struct shmk_hdr *hd = h->hdr;
+	const struct shmk_hdr *hd = (const struct shmk_hdr *)magic;
 	uint64_t deadline = 0, progress = 0, clear_since = 0;
 
 	for (unsigned int i = 0;; i++) {
-		uint64_t m = __atomic_load_n(&hd->magic, __ATOMIC_ACQUIRE), now;
+		uint64_t m = __atomic_load_n(magic, __ATOMIC_ACQUIRE), now;
 		uint32_t w;
 
 		if (m == SHMK_HDR_MAGIC)
@@ -324,8 +294,9 @@ static int wait_or_claim(struct shmk *h)
 			clear_since = 0;
 		else if (!clear_since)
 			clear_since = now;
-		if (!h->rdonly && ((w & FUTEX_OWNER_DIED) ||
-				   (!w && now - clear_since >= ORPHAN_GRACE_NS))) {
+		if (h && !h->rdonly &&
+		    ((w & FUTEX_OWNER_DIED) ||
+		     (!w && now - clear_since >= ORPHAN_GRACE_NS))) {
 			int c = init_claim(h, false);
 
 			if (c >= 0)
@@ -339,11 +310,16 @@ static int wait_or_claim(struct shmk *h)
 	}
 }
 
+int shmk__wait_ready(const uint64_t *magic)
+{
+	return wait_header(magic, NULL);
+}
+
 /* 0, 1 (ours to initialize: init_lock held) or -errno. */
 static int validate_segment(struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
-	int r = wait_or_claim(h);
+	int r = wait_header(&hd->magic, h);
 
 	if (r)
 		return r;
