@@ -129,6 +129,8 @@ void shmk__image_sanitize(uint8_t *meta)
 	struct shmk_hdr *hd = (struct shmk_hdr *)meta;
 
 	memset(&hd->lock, 0, sizeof(hd->lock));
+	/* The last initializer's links (addresses of its thread). */
+	memset(&hd->init_lock, 0, sizeof(hd->init_lock));
 	hd->seq = 0;
 	hd->dir_seq = 0;
 	hd->base_addr = 0;

@@ -73,6 +73,12 @@ struct shmk_backend {
 	 * Called on the backend an open does not use (shmk_open()).
 	 */
 	int (*exists)(const char *name);
+	/*
+	 * Optional, for a backend without publish(): whether a segment that
+	 * its creator left half made may be initialized by this caller, who
+	 * would have created it with @mode (owned by the caller, no wider).
+	 */
+	bool (*may_take_over)(struct shmk *h, uint32_t mode);
 };
 
 extern const struct shmk_backend shmk__backend_kernel;
@@ -86,6 +92,7 @@ struct shmk {
 	size_t page_size;
 	const struct shmk_backend *be;
 	int flags;			/* SHMK_* given to shmk_open */
+	uint32_t create_mode;		/* opts.mode, or the default 0600 */
 	bool rdonly;
 	bool at_common_base;
 	bool tx_nolog;			/* recovery's rebuild: no undo log */

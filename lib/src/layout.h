@@ -44,6 +44,8 @@
 #include "rlock.h"
 
 #define SHMK_HDR_MAGIC		0x5944414552484d53ULL	/* "SMHREADY" */
+/* Given up by its creator, which unlinks it next: attach again by name. */
+#define SHMK_HDR_DEAD		0x44414544444d4853ULL	/* "SHMDDEAD" */
 /*
  * 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved, the
  * header's init_lock

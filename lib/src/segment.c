@@ -28,6 +28,8 @@
 #define READY_TIMEOUT_NS	(5ULL * 1000000000ULL)
 /* A creator takes init_lock at once: a clear word this long means it died. */
 #define ORPHAN_GRACE_NS		(1ULL * 1000000000ULL)
+/* Attaches again after SHMK_HDR_DEAD, 10 ms apart, before ETIMEDOUT. */
+#define STALE_RETRIES		500u
 
 #define OPEN_FLAGS	(SHMK_CREATE | SHMK_EXCL | SHMK_RDONLY | SHMK_WRITER | \
 			 SHMK_IMAGE_ONLY)
@@ -186,18 +188,21 @@ void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
 }
 
 /*
- * Claim the initialization of the segment: take init_lock without waiting.
- * 0: ours, the header scrubbed unless @fresh (its creator, first) and
- * nobody died holding it; 1: initialized meanwhile, nothing to do;
- * -EBUSY: a live claimant has it; or another -errno (this thread cannot
- * take an rlock).
+ * Claim the initialization of a segment of a backend without publish():
+ * take init_lock without waiting. 0: ours, the header cleared but for the
+ * lock (a claimant that died may have written it); 1: initialized
+ * meanwhile, nothing to do; -EBUSY: another claimant has it (-EDEADLK
+ * too: one whose tid, in another pid namespace, is ours); or another
+ * -errno (this thread cannot take an rlock).
  */
-static int init_claim(struct shmk *h, bool fresh)
+static int init_claim(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
 	int r = shmk__rlock_lock(&hd->init_lock, NULL, false);
 	size_t lk = offsetof(struct shmk_hdr, init_lock);
 
+	if (r == EDEADLK)
+		return -EBUSY;
 	if (r && r != EOWNERDEAD)
 		return -r;
 	if (r == EOWNERDEAD)
@@ -206,12 +211,9 @@ static int init_claim(struct shmk *h, bool fresh)
 		shmk__rlock_unlock(&hd->init_lock, NULL);
 		return 1;
 	}
-	if (!fresh || r == EOWNERDEAD) {
-		/* What a dead one wrote, but the lock we hold. */
-		memset(h->base, 0, lk);
-		memset(h->base + lk + sizeof(hd->init_lock), 0,
-		       sizeof(*hd) - lk - sizeof(hd->init_lock));
-	}
+	memset(h->base, 0, lk);
+	memset(h->base + lk + sizeof(hd->init_lock), 0,
+	       sizeof(*hd) - lk - sizeof(hd->init_lock));
 	return 0;
 }
 
@@ -259,17 +261,22 @@ static int init_segment(struct shmk *h, uint64_t size)
  * Wait (bounded) for the creator to publish the header. While it loads an
  * image, the bound runs from its last progress (tx_arg, image.c).
  *
- * With @h, a writer's handle, the wait takes the initialization over from
- * a claimant that died: 1, init_lock held. The kernel marks init_lock's
- * word when its holder dies; a creator killed before it took the lock
- * leaves the word clear for good. A creator that was only slow finds the
- * lock taken and waits in turn. Only the kernel backend names a segment
- * before it is whole.
+ * With @h, the handle of an opener that may create the segment
+ * (SHMK_CREATE), on a backend that names a segment before it is whole (the
+ * kernel backend), the wait takes the initialization over from a claimant
+ * that died: 1, init_lock held. The kernel marks init_lock's word when its
+ * holder dies; a creator killed before it took the lock leaves the word
+ * clear for good. A creator that was only slow finds the lock taken and
+ * waits in turn. The segment must be one the opener could have made
+ * (may_take_over()).
  */
 static int wait_header(const uint64_t *magic, struct shmk *h)
 {
 	const struct shmk_hdr *hd = (const struct shmk_hdr *)magic;
 	uint64_t deadline = 0, progress = 0, clear_since = 0;
+	/* 1 yes, 0 no, -1 not asked yet (may_take_over() asks the kernel). */
+	int may_claim = h && (h->flags & SHMK_CREATE) && !h->be->publish &&
+			h->be->may_take_over ? -1 : 0;
 
 	for (unsigned int i = 0;; i++) {
 		uint64_t m = __atomic_load_n(magic, __ATOMIC_ACQUIRE), now;
@@ -277,10 +284,13 @@ static int wait_header(const uint64_t *magic, struct shmk *h)
 
 		if (m == SHMK_HDR_MAGIC)
 			return 0;
+		if (m == SHMK_HDR_DEAD)
+			return -ESTALE;
 		if (m == SHMK_HDR_LOADING &&
 		    READ_ONCE(hd->tx_arg) != progress) {
 			progress = READ_ONCE(hd->tx_arg);
 			deadline = 0;
+			clear_since = 0;	/* a loader that lives */
 		} else if (m != 0 && m != SHMK_HDR_LOADING) {
 			return -EPROTO;		/* not a shmk segment */
 		}
@@ -294,13 +304,18 @@ static int wait_header(const uint64_t *magic, struct shmk *h)
 			clear_since = 0;
 		else if (!clear_since)
 			clear_since = now;
-		if (h && !h->rdonly &&
-		    ((w & FUTEX_OWNER_DIED) ||
-		     (!w && now - clear_since >= ORPHAN_GRACE_NS))) {
-			int c = init_claim(h, false);
+		if (may_claim && ((w & FUTEX_OWNER_DIED) ||
+				  (!w && now - clear_since >= ORPHAN_GRACE_NS))) {
+			int c = -EBUSY;
 
-			if (c >= 0)
-				return c ? 0 : 1;
+			if (may_claim < 0)
+				may_claim = h->be->may_take_over(h,
+								 h->create_mode);
+			if (may_claim)
+				c = init_claim(h);
+
+			if (c != -EBUSY)
+				return c == 1 ? 0 : c ? c : 1;
 		}
 		if (!deadline)
 			deadline = now + READY_TIMEOUT_NS;
@@ -396,6 +411,7 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 	h->be = be;
 	h->schema = opts->schema;
 	h->flags = flags;
+	h->create_mode = opts->mode ? opts->mode : 0600;
 	h->rdonly = flags & SHMK_RDONLY;
 	h->page_size = ps;
 	strcpy(h->name, name);
@@ -408,9 +424,8 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		free(h);
 		return r;
 	}
-	for (;;) {
-		uint64_t init_size = size;
-		bool claimed = false;
+	for (unsigned int stale = 0;; ) {
+		bool make, claimed = false;
 
 		created = false;
 		r = be->attach(h, name, flags, opts, size, max, &created);
@@ -422,32 +437,54 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		h->hdr = (struct shmk_hdr *)h->base;
 		h->log = (struct shmk_log_entry *)(h->base + SHMK_LOG_OFF);
 		named = !created || !be->publish;
-		/* Whoever initializes holds init_lock (init_claim()). */
-		if (created) {
-			r = init_claim(h, true);
+		/*
+		 * A backend that names a segment before it is whole: whoever
+		 * initializes it holds init_lock (init_claim()).
+		 */
+		if (created && !be->publish) {
+			r = init_claim(h);
 			claimed = !r;
 			/* Taken over by an opener that judged us dead: wait. */
 			if (r == 1 || r == -EBUSY) {
 				created = false;
 				r = 0;
+			} else if (r) {
+				/* This thread cannot: given up (see below). */
+				__atomic_store_n(&h->hdr->magic, SHMK_HDR_DEAD,
+						 __ATOMIC_RELEASE);
 			}
 		}
-		if (!r && !claimed) {
+		make = created;
+		if (!r && !make) {
 			r = validate_segment(h);
 			if (r == 1) {
 				/* Its creator died half way: ours to make. */
-				claimed = true;
-				init_size = be->size(h);
+				make = claimed = true;
 				r = 0;
 			}
+			/* Given up by its creator: look the name up again. */
+			if (r == -ESTALE && stale++ < STALE_RETRIES) {
+				be->detach(h);
+				memset(&h->m, 0, sizeof(h->m));
+				nanosleep(&(struct timespec){ 0, 10000000 },
+					  NULL);
+				continue;
+			}
+			if (r == -ESTALE)
+				r = -ETIMEDOUT;
 		}
-		if (!r && claimed && ld.fd >= 0) {
+		/* A taker's image may need more than the dead creator made. */
+		if (!r && claimed && ld.fd >= 0 && be->size(h) < size)
+			r = be->resize(h, size);
+		if (!r && make && ld.fd >= 0) {
 			r = shmk__image_load(h, &ld);
 			shmk__image_release(&ld);
 			h->origin = r ? 0 : SHMK_ORIGIN_IMAGE;
-			if (r && !(flags & SHMK_IMAGE_ONLY)) {
+			if (r && !(flags & SHMK_IMAGE_ONLY) && claimed) {
+				/* Damaged data: start again, empty, here. */
+				r = init_segment(h, be->size(h));
+			} else if (r && !(flags & SHMK_IMAGE_ONLY)) {
 				/* Damaged data: start again, empty. */
-				init_release(h);
 				be->detach(h);
 				if (named)
 					be->unlink(name);
@@ -458,14 +495,23 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 			}
 		} else {
 			shmk__image_release(&ld);
-			if (!r && claimed)
-				r = init_segment(h, init_size);
+			if (!r && make)
+				r = init_segment(h, claimed ? be->size(h) : size);
 		}
-		if (claimed)
+		if (claimed) {
+			/*
+			 * A creator that fails unlinks what it made, as on the
+			 * other backends, and first tells those who wait on it
+			 * to look the name up again rather than take over a
+			 * segment that is about to lose its name; a taker that
+			 * fails leaves it to the next opener.
+			 */
+			if (r && created)
+				__atomic_store_n(&h->hdr->magic, SHMK_HDR_DEAD,
+						 __ATOMIC_RELEASE);
 			init_release(h);
-		/* Made here: unlinked again should anything below fail. */
-		if (claimed)
-			created = true;
+			created = created || !r;
+		}
 		if (r || named)
 			break;
 		/* Whole: only now does the name lead to it. */

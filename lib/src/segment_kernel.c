@@ -82,7 +82,7 @@ static int kernel_attach(struct shmk *h, const char *name, int flags,
 		  ((flags & SHMK_EXCL) ? SHMK_ATTACH_EXCL : 0) |
 		  ((flags & SHMK_RDONLY) ? SHMK_ATTACH_RDONLY : 0) |
 		  ((flags & SHMK_WRITER) ? SHMK_ATTACH_WRITER : 0);
-	a.mode = opts->mode ? opts->mode : 0600;
+	a.mode = h->create_mode;
 	a.size = size;
 	a.max_size = max_size;
 	strncpy(a.name, name, sizeof(a.name) - 1);
@@ -185,6 +185,19 @@ static int kernel_resize(struct shmk *h, uint64_t size)
 	return r < 0 ? r : 0;
 }
 
+/*
+ * Take over a half-made segment only where the caller could have made it
+ * so: its own, with no permission beyond what it asked for (a neighbour
+ * that made the name first, world-readable, gets no image loaded into it).
+ */
+static bool kernel_may_take_over(struct shmk *h, uint32_t mode)
+{
+	struct shmk_info info;
+
+	return !get_info(h->k.fd, &info) && info.uid == geteuid() &&
+	       !(info.mode & 0777 & ~mode);
+}
+
 static int kernel_clients(struct shmk *h, struct shmk_client *out, size_t max)
 {
 	struct shmk_clients c;
@@ -270,6 +283,7 @@ const struct shmk_backend shmk__backend_kernel = {
 	.backing_size = kernel_size,
 	.backing_size_cheap = true,
 	.clients = kernel_clients,
+	.may_take_over = kernel_may_take_over,
 	.client_pid = kernel_client_pid,
 	.unlink = kernel_unlink,
 	.exists = kernel_exists,

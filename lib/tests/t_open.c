@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/shmk.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "harness.h"
@@ -132,18 +133,18 @@ static void killed_creator(void)
  * Kernel backend: a creator killed after the module made the segment and
  * before the library took init_lock (a process that only made it, with
  * the raw ioctl, and exited) leaves a segment of zeros under the name.
- * The next writer takes it over once init_lock has stayed clear for a
- * second; a reader cannot, and waits.
+ * The next opener with SHMK_CREATE takes it over once init_lock has stayed
+ * clear for a second, if it could have made it so: its own, and with no
+ * wider mode than it asks for. Others wait, and time out.
  */
 static int raw_create(void *arg)
 {
 	struct shmk_attach a = { .flags = SHMK_ATTACH_CREATE |
 					  SHMK_ATTACH_EXCL,
-				 .mode = 0600, .size = 1 << 20,
-				 .max_size = 64 << 20 };
+				 .mode = (uint32_t)(intptr_t)arg,
+				 .size = 1 << 20, .max_size = 64 << 20 };
 	int ctl = open("/dev/shmk", O_RDWR | O_CLOEXEC);
 
-	(void)arg;
 	strncpy(a.name, seg, sizeof(a.name) - 1);
 	if (ctl < 0)
 		return 2;
@@ -156,13 +157,77 @@ static void orphan_before_claim(void)
 	uint64_t t0, dt;
 
 	shmk_unlink(seg);
-	CHECK_EQ(test_wait(test_fork(raw_create, NULL)), 0);
+	CHECK_EQ(test_wait(test_fork(raw_create, (void *)0600)), 0);
+	/* Not asked to create: it waits for a creator, in vain. */
+	CHECK_ERR(shmk_open(seg, 0, NULL, &h), ETIMEDOUT);
 	t0 = shmk__clock_ns(CLOCK_MONOTONIC);
 	CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
 	dt = shmk__clock_ns(CLOCK_MONOTONIC) - t0;
 	CHECK(dt >= 1000000000ULL && dt < 5000000000ULL);
+	CHECK_EQ(shmk_origin(h), SHMK_ORIGIN_CREATED);
 	CHECK_OK(shmk_check(h));
 	CHECK(shmk_alloc(h, 100));
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
+
+	/* Made readable by all: not one this opener (0600) would make. */
+	CHECK_EQ(test_wait(test_fork(raw_create, (void *)0666)), 0);
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE, NULL, &h), ETIMEDOUT);
+	CHECK_OK(shmk_unlink(seg));
+}
+
+/*
+ * A kernel-backend creator that gives up marks the header SHMK_HDR_DEAD
+ * before it unlinks the segment: an opener waiting on it attaches again by
+ * name (and creates anew once the name is gone) instead of taking over a
+ * segment without a name. Here the dying creator is played by a process
+ * that makes the segment raw, marks it, and unlinks it 300 ms later.
+ */
+static int raw_dead(void *arg)
+{
+	struct shmk_attach a = { .flags = SHMK_ATTACH_CREATE |
+					  SHMK_ATTACH_EXCL,
+				 .mode = 0600, .size = 1 << 20,
+				 .max_size = 64 << 20 };
+	int ctl = open("/dev/shmk", O_RDWR | O_CLOEXEC), fd;
+	uint64_t *hdr;
+
+	strncpy(a.name, seg, sizeof(a.name) - 1);
+	if (ctl < 0)
+		return 2;
+	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
+	if (fd < 0)
+		return 3;
+	hdr = mmap(NULL, a.max_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		   0);
+	if (hdr == MAP_FAILED)
+		return 4;
+	__atomic_store_n(&hdr[0], SHMK_HDR_DEAD, __ATOMIC_RELEASE);
+	*(volatile int *)arg = 1;
+	usleep(300000);
+	return shmk_unlink(seg) ? 5 : 0;
+}
+
+static void dead_creator(void)
+{
+	volatile int *marked = test_shared(sizeof(int));
+	struct shmk *h, *h2;
+	uint64_t t0;
+	pid_t pid;
+
+	shmk_unlink(seg);
+	pid = test_fork(raw_dead, (void *)marked);
+	while (!*marked)
+		usleep(1000);
+	t0 = shmk__clock_ns(CLOCK_MONOTONIC);
+	CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
+	CHECK(shmk__clock_ns(CLOCK_MONOTONIC) - t0 < 1000000000ULL);
+	CHECK_EQ(test_wait(pid), 0);
+	CHECK_EQ(shmk_origin(h), SHMK_ORIGIN_CREATED);
+	/* Named: another opener finds the same segment. */
+	CHECK_OK(shmk_open(seg, 0, NULL, &h2));
+	CHECK_EQ(shmk_origin(h2), SHMK_ORIGIN_ATTACHED);
+	CHECK_OK(shmk_close(h2));
 	CHECK_OK(shmk_close(h));
 	CHECK_OK(shmk_unlink(seg));
 }
@@ -308,8 +373,10 @@ int main(void)
 
 	racing_creators();
 	killed_creator();
-	if (!strcmp(backend, "kernel"))
+	if (!strcmp(backend, "kernel")) {
 		orphan_before_claim();
+		dead_creator();
+	}
 	test_pass("open");
 	return 0;
 }
