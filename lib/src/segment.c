@@ -28,8 +28,6 @@
 #define READY_TIMEOUT_NS	(5ULL * 1000000000ULL)
 /* A creator takes init_lock at once: a clear word this long means it died. */
 #define ORPHAN_GRACE_NS		(1ULL * 1000000000ULL)
-/* Attaches again after SHMK_HDR_DEAD, 10 ms apart, before ETIMEDOUT. */
-#define STALE_RETRIES		500u
 
 #define OPEN_FLAGS	(SHMK_CREATE | SHMK_EXCL | SHMK_RDONLY | SHMK_WRITER | \
 			 SHMK_IMAGE_ONLY)
@@ -284,8 +282,8 @@ static int wait_header(const uint64_t *magic, struct shmk *h)
 
 		if (m == SHMK_HDR_MAGIC)
 			return 0;
-		if (m == SHMK_HDR_DEAD)
-			return -ESTALE;
+		if (m == SHMK_HDR_DEAD)	/* given up: see shmk_open() */
+			return h && !h->be->publish ? -ESTALE : -EPROTO;
 		if (m == SHMK_HDR_LOADING &&
 		    READ_ONCE(hd->tx_arg) != progress) {
 			progress = READ_ONCE(hd->tx_arg);
@@ -424,7 +422,7 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		free(h);
 		return r;
 	}
-	for (unsigned int stale = 0;; ) {
+	for (uint64_t stale_until = 0;;) {
 		bool make, claimed = false;
 
 		created = false;
@@ -445,14 +443,15 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 			r = init_claim(h);
 			claimed = !r;
 			/* Taken over by an opener that judged us dead: wait. */
-			if (r == 1 || r == -EBUSY) {
-				created = false;
+			if (r == 1 || r == -EBUSY)
 				r = 0;
-			} else if (r) {
-				/* This thread cannot: given up (see below). */
-				__atomic_store_n(&h->hdr->magic, SHMK_HDR_DEAD,
-						 __ATOMIC_RELEASE);
-			}
+			/*
+			 * Not ours but for a claim: a thread that cannot take
+			 * the lock writes nothing and unlinks nothing (the
+			 * segment may be another's already), and leaves it
+			 * to be taken over.
+			 */
+			created = claimed;
 		}
 		make = created;
 		if (!r && !make) {
@@ -463,7 +462,11 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 				r = 0;
 			}
 			/* Given up by its creator: look the name up again. */
-			if (r == -ESTALE && stale++ < STALE_RETRIES) {
+			if (r == -ESTALE && !stale_until)
+				stale_until = shmk__clock_ns(CLOCK_MONOTONIC) +
+					      READY_TIMEOUT_NS;
+			if (r == -ESTALE &&
+			    shmk__clock_ns(CLOCK_MONOTONIC) < stale_until) {
 				be->detach(h);
 				memset(&h->m, 0, sizeof(h->m));
 				nanosleep(&(struct timespec){ 0, 10000000 },
@@ -473,11 +476,13 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 			if (r == -ESTALE)
 				r = -ETIMEDOUT;
 		}
-		/* A taker's image may need more than the dead creator made. */
-		if (!r && claimed && ld.fd >= 0 && be->size(h) < size)
-			r = be->resize(h, size);
 		if (!r && make && ld.fd >= 0) {
-			r = shmk__image_load(h, &ld);
+			/* A taker's image may need more than the dead made. */
+			if (claimed && be->size(h) < size)
+				r = size <= h->map_size ? be->resize(h, size)
+							: -EFBIG;
+			if (!r)
+				r = shmk__image_load(h, &ld);
 			shmk__image_release(&ld);
 			h->origin = r ? 0 : SHMK_ORIGIN_IMAGE;
 			if (r && !(flags & SHMK_IMAGE_ONLY) && claimed) {
@@ -498,20 +503,24 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 			if (!r && make)
 				r = init_segment(h, claimed ? be->size(h) : size);
 		}
-		if (claimed) {
+		if (claimed && r && created) {
 			/*
 			 * A creator that fails unlinks what it made, as on the
 			 * other backends, and first tells those who wait on it
 			 * to look the name up again rather than take over a
-			 * segment that is about to lose its name; a taker that
-			 * fails leaves it to the next opener.
+			 * segment that is losing its name; it holds the lock
+			 * until the name is gone.
 			 */
-			if (r && created)
-				__atomic_store_n(&h->hdr->magic, SHMK_HDR_DEAD,
-						 __ATOMIC_RELEASE);
-			init_release(h);
-			created = created || !r;
+			__atomic_store_n(&h->hdr->magic, SHMK_HDR_DEAD,
+					 __ATOMIC_RELEASE);
+			be->unlink(name);
+			created = false;	/* unlinked already */
+		} else if (claimed && !r && !created) {
+			/* Taken over: made here, but never unlinked here. */
+			h->origin = h->origin ? h->origin : SHMK_ORIGIN_CREATED;
 		}
+		if (claimed)
+			init_release(h);
 		if (r || named)
 			break;
 		/* Whole: only now does the name lead to it. */

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -185,17 +186,36 @@ static int kernel_resize(struct shmk *h, uint64_t size)
 	return r < 0 ? r : 0;
 }
 
+/* The uid that INFO reports for an owner unmapped in our user namespace. */
+static uint32_t overflow_uid(void)
+{
+	unsigned int v = 65534;
+	FILE *f = fopen("/proc/sys/kernel/overflowuid", "re");
+
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 65534;
+		fclose(f);
+	}
+	return v;
+}
+
 /*
  * Take over a half-made segment only where the caller could have made it
- * so: its own, with no permission beyond what it asked for (a neighbour
- * that made the name first, world-readable, gets no image loaded into it).
+ * so: its own, with no permission beyond what it asked for, its group's
+ * bits for its own group (a neighbour that made the name first, readable
+ * by others, gets no image loaded into it). An owner that our user
+ * namespace cannot name reads as the overflow uid, which may be ours too:
+ * never taken over.
  */
 static bool kernel_may_take_over(struct shmk *h, uint32_t mode)
 {
 	struct shmk_info info;
 
-	return !get_info(h->k.fd, &info) && info.uid == geteuid() &&
-	       !(info.mode & 0777 & ~mode);
+	if (get_info(h->k.fd, &info) || info.uid != geteuid() ||
+	    info.uid == overflow_uid() || (info.mode & 0777 & ~mode))
+		return false;
+	return !(info.mode & 0070) || info.gid == getegid();
 }
 
 static int kernel_clients(struct shmk *h, struct shmk_client *out, size_t max)
