@@ -311,9 +311,10 @@ static int wait_header(const uint64_t *magic, struct shmk *h)
 								 h->create_mode);
 			if (may_claim)
 				c = init_claim(h);
-
+			if (c == 1)
+				return 0;	/* whole meanwhile */
 			if (c != -EBUSY)
-				return c == 1 ? 0 : c ? c : 1;
+				return c ? c : 1;
 		}
 		if (!deadline)
 			deadline = now + READY_TIMEOUT_NS;
