@@ -74,13 +74,13 @@ static inline void ipc_percentiles(struct ipc_shared *sh, uint64_t *rtt,
  * A busy-poll latency case is short (ITERS round trips of a few hundred
  * ns), and what it measures moves with where the two processes run: on
  * the 2-vCPU build machines the cache-line floor itself reads about 60 ns
- * for a few seconds, then about 260 ns, as the host places the two vCPUs
- * on one core's hyperthreads or on two cores. So each busy case is run
- * IPC_BUSY_REPS times (-r), each run right after a run of the cache-line
- * floor (ipc_bench; ipc_iceoryx has no floor of its own), and its row
- * gives the median of each percentile over the runs, the median of the
- * paired floors' p50, and the median of the per-run ratios p50 / floor
- * p50: a ratio taken within one placement.
+ * for a few seconds, then about 260 ns (most likely as the host moves the
+ * two vCPUs between one core's hyperthreads and two cores). So each busy
+ * case is run IPC_BUSY_REPS times (-r), each run right after a run of the
+ * cache-line floor (ipc_bench; ipc_iceoryx has no floor of its own), and
+ * its row gives the median of each percentile over the runs, the median
+ * of the paired floors' p50, and the median of the per-run ratios p50 /
+ * floor p50: a ratio taken within one placement.
  */
 #define IPC_BUSY_REPS	5
 #define IPC_MAX_REPS	64
