@@ -189,9 +189,10 @@ void *shmk__map_at(void *hint, size_t len, int prot, int flags, int fd,
  * Claim the initialization of a segment of a backend without publish():
  * take init_lock without waiting. 0: ours, the header cleared but for the
  * lock (a claimant that died may have written it); 1: initialized
- * meanwhile, nothing to do; -EBUSY: another claimant has it (-EDEADLK
- * too: one whose tid, in another pid namespace, is ours); or another
- * -errno (this thread cannot take an rlock).
+ * meanwhile, nothing to do; -ESTALE: given up by its creator (look the
+ * name up again); -EBUSY: another claimant has it (-EDEADLK too: one whose
+ * tid, in another pid namespace, is ours); or another -errno (this thread
+ * cannot take an rlock).
  */
 static int init_claim(struct shmk *h)
 {
@@ -205,9 +206,14 @@ static int init_claim(struct shmk *h)
 		return -r;
 	if (r == EOWNERDEAD)
 		shmk__rlock_consistent(&hd->init_lock);
-	if (__atomic_load_n(&hd->magic, __ATOMIC_ACQUIRE) == SHMK_HDR_MAGIC) {
+	switch (__atomic_load_n(&hd->magic, __ATOMIC_ACQUIRE)) {
+	case SHMK_HDR_MAGIC:
 		shmk__rlock_unlock(&hd->init_lock, NULL);
 		return 1;
+	case SHMK_HDR_DEAD:
+		/* Given up, and unlinked, by a creator killed since. */
+		shmk__rlock_unlock(&hd->init_lock, NULL);
+		return -ESTALE;
 	}
 	memset(h->base, 0, lk);
 	memset(h->base + lk + sizeof(hd->init_lock), 0,
@@ -256,25 +262,34 @@ static int init_segment(struct shmk *h, uint64_t size)
 }
 
 /*
+ * Whether this opener may take a half-made segment over: one that passes
+ * SHMK_CREATE, on a backend that names a segment before it is whole (the
+ * kernel backend), of a segment large enough for a heap and one that it
+ * could have made (may_take_over(): asks the kernel).
+ */
+static bool may_take_over(struct shmk *h)
+{
+	return (h->flags & SHMK_CREATE) && !h->be->publish &&
+	       h->be->may_take_over && h->map_size >= MIN_SIZE &&
+	       h->be->may_take_over(h, h->create_mode);
+}
+
+/*
  * Wait (bounded) for the creator to publish the header. While it loads an
  * image, the bound runs from its last progress (tx_arg, image.c).
  *
- * With @h, the handle of an opener that may create the segment
- * (SHMK_CREATE), on a backend that names a segment before it is whole (the
- * kernel backend), the wait takes the initialization over from a claimant
- * that died: 1, init_lock held. The kernel marks init_lock's word when its
- * holder dies; a creator killed before it took the lock leaves the word
- * clear for good. A creator that was only slow finds the lock taken and
- * waits in turn. The segment must be one the opener could have made
- * (may_take_over()).
+ * With @h, the handle of an opener that may_take_over(), the wait takes
+ * the initialization over from a claimant that died: 1, init_lock held.
+ * The kernel marks init_lock's word when its holder dies; a creator killed
+ * before it took the lock leaves the word clear for good. A creator that
+ * was only slow finds the lock taken and waits in turn.
  */
 static int wait_header(const uint64_t *magic, struct shmk *h)
 {
 	const struct shmk_hdr *hd = (const struct shmk_hdr *)magic;
 	uint64_t deadline = 0, progress = 0, clear_since = 0;
 	/* 1 yes, 0 no, -1 not asked yet (may_take_over() asks the kernel). */
-	int may_claim = h && (h->flags & SHMK_CREATE) && !h->be->publish &&
-			h->be->may_take_over ? -1 : 0;
+	int may_claim = h ? -1 : 0;
 
 	for (unsigned int i = 0;; i++) {
 		uint64_t m = __atomic_load_n(magic, __ATOMIC_ACQUIRE), now;
@@ -307,8 +322,7 @@ static int wait_header(const uint64_t *magic, struct shmk *h)
 			int c = -EBUSY;
 
 			if (may_claim < 0)
-				may_claim = h->be->may_take_over(h,
-								 h->create_mode);
+				may_claim = may_take_over(h);
 			if (may_claim)
 				c = init_claim(h);
 			if (c == 1)
@@ -333,8 +347,21 @@ int shmk__wait_ready(const uint64_t *magic)
 static int validate_segment(struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
-	int r = wait_header(&hd->magic, h);
+	int r;
 
+	/*
+	 * No memory behind the header (a segment another tool made small, or
+	 * a writer cut): not a shmk segment, and not to be read, unless it
+	 * is ours to make.
+	 */
+	if (!h->be->publish && h->be->backing_size(h) < SHMK_HEAP_START) {
+		if (!may_take_over(h))
+			return -EPROTO;
+		r = h->be->resize(h, MIN_SIZE);
+		if (r)
+			return r;
+	}
+	r = wait_header(&hd->magic, h);
 	if (r)
 		return r;
 	if (hd->version != SHMK_LAYOUT_VERSION ||
@@ -427,6 +454,7 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		bool make, claimed = false;
 
 		created = false;
+		h->origin = 0;
 		r = be->attach(h, name, flags, opts, size, max, &created);
 		if (r) {
 			shmk__image_release(&ld);
@@ -443,9 +471,13 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		if (created && !be->publish) {
 			r = init_claim(h);
 			claimed = !r;
-			/* Taken over by an opener that judged us dead: wait. */
+			/*
+			 * Taken over by an opener that judged us dead: wait,
+			 * as an opener does; with SHMK_EXCL the segment is not
+			 * the one we asked for.
+			 */
 			if (r == 1 || r == -EBUSY)
-				r = 0;
+				r = (flags & SHMK_EXCL) ? -EEXIST : 0;
 			/*
 			 * Not ours but for a claim: a thread that cannot take
 			 * the lock writes nothing and unlinks nothing (the
@@ -460,7 +492,9 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 			if (r == 1) {
 				/* Its creator died half way: ours to make. */
 				make = claimed = true;
-				r = 0;
+				/* Made by another tool, perhaps: room for a heap. */
+				r = be->size(h) < MIN_SIZE ?
+				    be->resize(h, MIN_SIZE) : 0;
 			}
 			/* Given up by its creator: look the name up again. */
 			if (r == -ESTALE && !stale_until)
@@ -529,7 +563,13 @@ int shmk_open(const char *name, int flags, const struct shmk_opts *opts,
 		named = !r;
 		if (r != -EEXIST || (flags & SHMK_EXCL))
 			break;
-		/* Another creator was first: open theirs. */
+		/*
+		 * Another creator was first: open theirs, or, should it be
+		 * gone by then, create again, from the image again.
+		 */
+		r = shmk__image_open_prep(be, flags, opts, &ld, &size, &max);
+		if (r)
+			break;
 		be->detach(h);
 		memset(&h->m, 0, sizeof(h->m));
 	}

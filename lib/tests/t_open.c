@@ -137,12 +137,18 @@ static void killed_creator(void)
  * clear for a second, if it could have made it so: its own, and with no
  * wider mode than it asks for. Others wait, and time out.
  */
+struct raw_seg {
+	uint32_t mode;
+	uint64_t size, max_size;
+};
+
 static int raw_create(void *arg)
 {
+	const struct raw_seg *rs = arg;
 	struct shmk_attach a = { .flags = SHMK_ATTACH_CREATE |
 					  SHMK_ATTACH_EXCL,
-				 .mode = (uint32_t)(intptr_t)arg,
-				 .size = 1 << 20, .max_size = 64 << 20 };
+				 .mode = rs->mode, .size = rs->size,
+				 .max_size = rs->max_size };
 	int ctl = open("/dev/shmk", O_RDWR | O_CLOEXEC);
 
 	strncpy(a.name, seg, sizeof(a.name) - 1);
@@ -153,11 +159,15 @@ static int raw_create(void *arg)
 
 static void orphan_before_claim(void)
 {
+	struct raw_seg mine = { 0600, 1 << 20, 64 << 20 };
+	struct raw_seg open_to_all = { 0666, 1 << 20, 64 << 20 };
+	struct raw_seg empty = { 0600, 0, 64 << 20 };
+	struct raw_seg tiny = { 0600, 0, 64 << 10 };
 	struct shmk *h;
 	uint64_t t0, dt;
 
 	shmk_unlink(seg);
-	CHECK_EQ(test_wait(test_fork(raw_create, (void *)0600)), 0);
+	CHECK_EQ(test_wait(test_fork(raw_create, &mine)), 0);
 	/* Not asked to create: it waits for a creator, in vain. */
 	CHECK_ERR(shmk_open(seg, 0, NULL, &h), ETIMEDOUT);
 	t0 = shmk__clock_ns(CLOCK_MONOTONIC);
@@ -171,8 +181,27 @@ static void orphan_before_claim(void)
 	CHECK_OK(shmk_unlink(seg));
 
 	/* Made readable by all: not one this opener (0600) would make. */
-	CHECK_EQ(test_wait(test_fork(raw_create, (void *)0666)), 0);
+	CHECK_EQ(test_wait(test_fork(raw_create, &open_to_all)), 0);
 	CHECK_ERR(shmk_open(seg, SHMK_CREATE, NULL, &h), ETIMEDOUT);
+	CHECK_OK(shmk_unlink(seg));
+
+	/* Made empty: grown to the smallest segment, then taken over. */
+	CHECK_EQ(test_wait(test_fork(raw_create, &empty)), 0);
+	CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
+	CHECK(shmk_size(h) >= 128 << 10);
+	CHECK_OK(shmk_check(h));
+	CHECK(shmk_alloc(h, 100));
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
+
+	/* Too small to hold a heap at all: not a shmk segment. */
+	CHECK_EQ(test_wait(test_fork(raw_create, &tiny)), 0);
+	CHECK_ERR(shmk_open(seg, SHMK_CREATE, NULL, &h), EPROTO);
+	CHECK_OK(shmk_unlink(seg));
+
+	/* Empty and another's to make: not read, not a shmk segment. */
+	CHECK_EQ(test_wait(test_fork(raw_create, &empty)), 0);
+	CHECK_ERR(shmk_open(seg, 0, NULL, &h), EPROTO);
 	CHECK_OK(shmk_unlink(seg));
 }
 
