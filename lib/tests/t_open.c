@@ -94,6 +94,15 @@ static int create_and_die(void *arg)
 	return 0;
 }
 
+/* @h is a whole, working segment: check it, use it, close and unlink it. */
+static void works_then_unlink(struct shmk *h)
+{
+	CHECK_OK(shmk_check(h));
+	CHECK(shmk_alloc(h, 100));
+	CHECK_OK(shmk_close(h));
+	CHECK_OK(shmk_unlink(seg));
+}
+
 /*
  * A creator killed inside shmk_open() leaves no half-made segment behind:
  * the next shmk_open(SHMK_CREATE) creates it at once (it waited 5 s, then
@@ -122,10 +131,7 @@ static void killed_creator(void)
 		t0 = shmk__clock_ns(CLOCK_MONOTONIC);
 		CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
 		CHECK(shmk__clock_ns(CLOCK_MONOTONIC) - t0 < 1000000000ULL);
-		CHECK_OK(shmk_check(h));
-		CHECK(shmk_alloc(h, 100));
-		CHECK_OK(shmk_close(h));
-		CHECK_OK(shmk_unlink(seg));
+		works_then_unlink(h);
 	}
 }
 
@@ -142,9 +148,9 @@ struct raw_seg {
 	uint64_t size, max_size;
 };
 
-static int raw_create(void *arg)
+/* Make the segment with the module alone: its client fd, or -1. */
+static int raw_attach(const struct raw_seg *rs)
 {
-	const struct raw_seg *rs = arg;
 	struct shmk_attach a = { .flags = SHMK_ATTACH_CREATE |
 					  SHMK_ATTACH_EXCL,
 				 .mode = rs->mode, .size = rs->size,
@@ -152,9 +158,18 @@ static int raw_create(void *arg)
 	int ctl = open("/dev/shmk", O_RDWR | O_CLOEXEC);
 
 	strncpy(a.name, seg, sizeof(a.name) - 1);
-	if (ctl < 0)
-		return 2;
-	return ioctl(ctl, SHMK_IOC_ATTACH, &a) < 0 ? 3 : 0;
+	return ctl < 0 ? -1 : ioctl(ctl, SHMK_IOC_ATTACH, &a);
+}
+
+static int raw_create(void *arg)
+{
+	return raw_attach(arg) < 0 ? 3 : 0;
+}
+
+/* A child makes the segment raw and exits: an orphan under the name. */
+static void raw_orphan(const struct raw_seg *rs)
+{
+	CHECK_EQ(test_wait(test_fork(raw_create, (void *)rs)), 0);
 }
 
 static void orphan_before_claim(void)
@@ -167,7 +182,7 @@ static void orphan_before_claim(void)
 	uint64_t t0, dt;
 
 	shmk_unlink(seg);
-	CHECK_EQ(test_wait(test_fork(raw_create, &mine)), 0);
+	raw_orphan(&mine);
 	/* Not asked to create: it waits for a creator, in vain. */
 	CHECK_ERR(shmk_open(seg, 0, NULL, &h), ETIMEDOUT);
 	t0 = shmk__clock_ns(CLOCK_MONOTONIC);
@@ -175,32 +190,26 @@ static void orphan_before_claim(void)
 	dt = shmk__clock_ns(CLOCK_MONOTONIC) - t0;
 	CHECK(dt >= 1000000000ULL && dt < 5000000000ULL);
 	CHECK_EQ(shmk_origin(h), SHMK_ORIGIN_CREATED);
-	CHECK_OK(shmk_check(h));
-	CHECK(shmk_alloc(h, 100));
-	CHECK_OK(shmk_close(h));
-	CHECK_OK(shmk_unlink(seg));
+	works_then_unlink(h);
 
 	/* Made readable by all: not one this opener (0600) would make. */
-	CHECK_EQ(test_wait(test_fork(raw_create, &open_to_all)), 0);
+	raw_orphan(&open_to_all);
 	CHECK_ERR(shmk_open(seg, SHMK_CREATE, NULL, &h), ETIMEDOUT);
 	CHECK_OK(shmk_unlink(seg));
 
 	/* Made empty: grown to the smallest segment, then taken over. */
-	CHECK_EQ(test_wait(test_fork(raw_create, &empty)), 0);
+	raw_orphan(&empty);
 	CHECK_OK(shmk_open(seg, SHMK_CREATE, NULL, &h));
 	CHECK(shmk_size(h) >= 128 << 10);
-	CHECK_OK(shmk_check(h));
-	CHECK(shmk_alloc(h, 100));
-	CHECK_OK(shmk_close(h));
-	CHECK_OK(shmk_unlink(seg));
+	works_then_unlink(h);
 
 	/* Too small to hold a heap at all: not a shmk segment. */
-	CHECK_EQ(test_wait(test_fork(raw_create, &tiny)), 0);
+	raw_orphan(&tiny);
 	CHECK_ERR(shmk_open(seg, SHMK_CREATE, NULL, &h), EPROTO);
 	CHECK_OK(shmk_unlink(seg));
 
 	/* Empty and another's to make: not read, not a shmk segment. */
-	CHECK_EQ(test_wait(test_fork(raw_create, &empty)), 0);
+	raw_orphan(&empty);
 	CHECK_ERR(shmk_open(seg, 0, NULL, &h), EPROTO);
 	CHECK_OK(shmk_unlink(seg));
 }
@@ -214,20 +223,13 @@ static void orphan_before_claim(void)
  */
 static int raw_dead(void *arg)
 {
-	struct shmk_attach a = { .flags = SHMK_ATTACH_CREATE |
-					  SHMK_ATTACH_EXCL,
-				 .mode = 0600, .size = 1 << 20,
-				 .max_size = 64 << 20 };
-	int ctl = open("/dev/shmk", O_RDWR | O_CLOEXEC), fd;
+	const struct raw_seg rs = { 0600, 1 << 20, 64 << 20 };
+	int fd = raw_attach(&rs);
 	uint64_t *hdr;
 
-	strncpy(a.name, seg, sizeof(a.name) - 1);
-	if (ctl < 0)
-		return 2;
-	fd = ioctl(ctl, SHMK_IOC_ATTACH, &a);
 	if (fd < 0)
 		return 3;
-	hdr = mmap(NULL, a.max_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	hdr = mmap(NULL, rs.max_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		   0);
 	if (hdr == MAP_FAILED)
 		return 4;
