@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,8 @@ static inline void ipc_percentiles(struct ipc_shared *sh, uint64_t *rtt,
 #define IPC_MAX_REPS	64
 
 struct ipc_reps {
-	int n, nf;
+	int n;
+	bool paired;			/* floor[] and ratio[] filled */
 	uint64_t p50[IPC_MAX_REPS], p99[IPC_MAX_REPS], p999[IPC_MAX_REPS];
 	uint64_t floor[IPC_MAX_REPS];
 	double ratio[IPC_MAX_REPS];
@@ -99,7 +101,10 @@ static int ipc_cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* A run's percentiles; @floor_p50 the paired floor's p50, or 0. */
+/*
+ * A run's percentiles; @floor_p50 the paired floor's p50, or 0 (the same
+ * for every run of a case).
+ */
 static inline void ipc_reps_add(struct ipc_reps *r,
 				const struct ipc_shared *sh, uint64_t floor_p50)
 {
@@ -108,12 +113,12 @@ static inline void ipc_reps_add(struct ipc_reps *r,
 	r->p50[r->n] = sh->p50;
 	r->p99[r->n] = sh->p99;
 	r->p999[r->n] = sh->p999;
-	r->n++;
 	if (floor_p50) {
-		r->floor[r->nf] = floor_p50;
-		r->ratio[r->nf] = (double)sh->p50 / (double)floor_p50;
-		r->nf++;
+		r->floor[r->n] = floor_p50;
+		r->ratio[r->n] = (double)sh->p50 / (double)floor_p50;
+		r->paired = true;
 	}
+	r->n++;
 }
 
 /*
@@ -133,12 +138,12 @@ static inline void ipc_reps_median(struct ipc_reps *r, struct ipc_shared *sh,
 	sh->p50 = r->p50[r->n / 2];
 	sh->p99 = r->p99[r->n / 2];
 	sh->p999 = r->p999[r->n / 2];
-	if (!r->nf)
+	if (!r->paired)
 		return;
-	qsort(r->floor, (size_t)r->nf, sizeof(uint64_t), ipc_cmp);
-	qsort(r->ratio, (size_t)r->nf, sizeof(double), ipc_cmp_double);
-	*floor_p50 = r->floor[r->nf / 2];
-	*ratio = r->ratio[r->nf / 2];
+	qsort(r->floor, (size_t)r->n, sizeof(uint64_t), ipc_cmp);
+	qsort(r->ratio, (size_t)r->n, sizeof(double), ipc_cmp_double);
+	*floor_p50 = r->floor[r->n / 2];
+	*ratio = r->ratio[r->n / 2];
 }
 
 /* Both sides set up: then A may start. */
