@@ -472,9 +472,10 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
  * @from: new active size
  * @to: old active size
  *
- * Faults beyond the new size raise SIGBUS from the moment i_size drops;
- * shmem's truncation then unmaps the range from every client and frees it,
- * with the page locks ordering it against faults in flight.
+ * Write faults beyond the new size raise SIGBUS from the moment i_size
+ * drops, and read faults map the hole page (shmk_fault_hole()); shmem's
+ * truncation then unmaps the range from every client and frees it, with the
+ * page locks ordering it against faults in flight.
  */
 void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
 {
@@ -527,6 +528,8 @@ static void shmk_resized(struct shmk_segment *seg, u64 size)
 	u64 old = seg->size;
 
 	WRITE_ONCE(seg->size, size);
+	if (size > seg->high_size)
+		WRITE_ONCE(seg->high_size, size);
 	seg->generation++;
 	shmk_status_update(seg);
 	shmk_event_resize(seg, size > old ? SHMK_CMD_SEGMENT_GROWN :
@@ -550,6 +553,7 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 {
 	bool lazy = rs->flags & SHMK_GROW_LAZY;
 	struct shmk_peers *peers = NULL;
+	bool zap;
 	u64 old, size = rs->size;
 	unsigned long nr;
 	int ret;
@@ -575,7 +579,19 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 		goto out;
 	}
 
+	/*
+	 * Faults that map the hole page below the new size hold its lock
+	 * from before they look at i_size until the page is mapped: unmap
+	 * them before the new pages go in. Later ones see the new size.
+	 */
+	lock_page(seg->hole_page);
 	i_size_write(file_inode(seg->shm), size);
+	zap = seg->holes_mapped;
+	seg->holes_mapped = false;
+	unlock_page(seg->hole_page);
+	if (zap)
+		unmap_mapping_range(seg->shm->f_mapping, old,
+				    seg->max_size - old, 1);
 	if (!lazy) {
 		ret = shmk_segment_populate(seg, peers, old >> PAGE_SHIFT,
 					    size >> PAGE_SHIFT);
@@ -670,11 +686,59 @@ int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
 	return 0;
 }
 
+/*
+ * A read fault at @vmf->pgoff, beyond the segment's i_size when the caller
+ * looked: the hole page there when a shrink cut that range off (it lies
+ * below high_size), else SIGBUS. The hole page goes back locked, and the
+ * fault path installs it before it unlocks it; a grow raises i_size under
+ * the same lock. So either the grow comes first (this fault then retries and
+ * finds the new page) or the hole page is mapped before the grow unmaps it
+ * again (see shmk_segment_grow()).
+ */
+static vm_fault_t shmk_fault_hole(struct vm_fault *vmf)
+{
+	struct shmk_client *client = vmf->vma->vm_private_data;
+	struct shmk_segment *seg = client->seg;
+	loff_t pos = (loff_t)vmf->pgoff << PAGE_SHIFT;
+	struct page *page = seg->hole_page;
+
+	if (pos >= READ_ONCE(seg->high_size))
+		return VM_FAULT_SIGBUS;
+	lock_page(page);
+	if (pos < i_size_read(file_inode(seg->shm))) {
+		unlock_page(page);
+		return VM_FAULT_NOPAGE;		/* grown meanwhile: retry */
+	}
+	WRITE_ONCE(seg->holes_mapped, true);
+	get_page(page);
+	vmf->page = page;
+	return VM_FAULT_LOCKED;
+}
+
 static vm_fault_t shmk_fault(struct vm_fault *vmf)
 {
+	struct shmk_client *client = vmf->vma->vm_private_data;
+	struct inode *inode = file_inode(client->seg->shm);
+	loff_t pos = (loff_t)vmf->pgoff << PAGE_SHIFT;
+	/*
+	 * Only loads from user mode may map the hole page: get_user_pages()
+	 * (MAP_POPULATE, MADV_POPULATE_READ, a system call's access to the
+	 * range) fails there as before, rather than filling the cut range
+	 * with mappings that the next grow has to take down again.
+	 */
+	bool load = (vmf->flags & (FAULT_FLAG_WRITE | FAULT_FLAG_USER)) ==
+		    FAULT_FLAG_USER;
+	vm_fault_t ret;
+
 	if (!shmk_vma_usable(vmf->vma))
 		return VM_FAULT_SIGBUS;
-	return shmk_shmem_vm_ops->fault(vmf);
+	if (load && pos >= i_size_read(inode))
+		return shmk_fault_hole(vmf);
+	ret = shmk_shmem_vm_ops->fault(vmf);
+	/* A shrink that lowered i_size since. */
+	if (ret == VM_FAULT_SIGBUS && load && pos >= i_size_read(inode))
+		return shmk_fault_hole(vmf);
+	return ret;
 }
 
 /*

@@ -123,6 +123,9 @@ static void shmk_segment_free(struct shmk_segment *seg)
 		fput(seg->shm);
 	}
 	shmk_status_free(seg);
+	/* Mappings of it hold references of their own. */
+	if (seg->hole_page)
+		put_page(seg->hole_page);
 	if (seg->user) {
 		if (seg->charged)
 			shmk_uncharge_pages(seg, seg->charged);
@@ -166,6 +169,11 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 	ret = shmk_status_init(seg);
 	if (ret)
 		goto err;
+	seg->hole_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!seg->hole_page) {
+		ret = -ENOMEM;
+		goto err;
+	}
 	/* Limits before any page is allocated. */
 	user = shmk_user_get(seg->uid);
 	if (!user) {
@@ -218,6 +226,7 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 			goto err;
 		}
 		seg->size = req->size;
+		seg->high_size = req->size;
 	}
 	return seg;
 err:

@@ -5,6 +5,8 @@
  * Lock order, outermost first:
  *   shmk_registry_lock -> segment.lock -> peer mmap_lock (read, trylock
  *   only) -> i_mmap_rwsem, page locks
+ *   segment.lock -> hole_page's lock (a grow's i_size update); a fault
+ *   takes that page lock under its mmap_lock (or VMA lock) alone
  *   segment.status_lock and shmk_users_lock are innermost (spinlocks).
  * segment.lock is never taken with an mmap_lock held, so ->mmap and ->fault
  * read the active size locklessly: it is the backing file's i_size. A kick
@@ -34,7 +36,7 @@ struct pid_namespace;
 #define SHMK_FEATURES	(SHMK_FEATURE_LAZY_GROW | SHMK_FEATURE_SHMEM_MAPPING | \
 			 SHMK_FEATURE_STATUS_PIDNS | \
 			 SHMK_FEATURE_EXTENSIBLE_IOCTLS | \
-			 SHMK_FEATURE_HUGE_PAGES)
+			 SHMK_FEATURE_HUGE_PAGES | SHMK_FEATURE_CUT_READS_ZERO)
 
 /*
  * Whether @cmd is @ref, whatever struct size it encodes: the number, type
@@ -97,6 +99,19 @@ struct shmk_segment {
 	 */
 	struct file *shm;
 	unsigned long max_size;
+
+	/*
+	 * A read fault between the active size and @high_size (the largest
+	 * active size so far: the range that shrinks cut off) maps
+	 * @hole_page, zeroed and the segment's own, rather than raising
+	 * SIGBUS: a lock-free reader holding an offset there sees the shrink
+	 * and retries. The hole page's lock orders those faults against the
+	 * i_size update of a grow, which then unmaps them (@holes_mapped
+	 * says whether any may exist) before it installs the new pages.
+	 */
+	struct page *hole_page;
+	unsigned long high_size;	/* READ_ONCE outside seg->lock */
+	bool holes_mapped;		/* written under hole_page's lock */
 
 	struct mutex lock;		/* size changes, clients, generation */
 	unsigned long size;		/* active size; READ_ONCE outside lock */

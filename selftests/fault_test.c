@@ -370,6 +370,22 @@ static long fi_bad_page(const char *base, unsigned int first,
 	return -1;
 }
 
+/*
+ * Page @i of a mapping at @base lies beyond the active size: a read raises
+ * SIGBUS where the segment never reached (@was_active false), and sees
+ * zeroes where a shrink cut it off. 0 if so, -1 if not.
+ */
+static int fi_cut_page(const char *base, unsigned int i, bool was_active)
+{
+	const char *p = base + (size_t)i * page_size();
+
+	if (!was_active)
+		return shmk_probe_read(p) == SIGBUS ? 0 : -1;
+	if (shmk_probe_read(p))
+		return -1;
+	return fi_bad_page(base, i, i + 1, 0) < 0 ? 0 : -1;
+}
+
 #define SALT_A		0xa5a5f00d00000000ULL
 #define SALT_B		0x5a5acafe00000000ULL
 
@@ -665,7 +681,7 @@ struct fi_nl_seen {
 static struct fi_nl_seen fi_seen;
 
 /* Peer commands. */
-enum { PEER_CHECK = 1, PEER_SIGBUS, PEER_QUIT };
+enum { PEER_CHECK = 1, PEER_CUT, PEER_QUIT };
 
 struct fi_peer_cmd {
 	int op;
@@ -682,6 +698,7 @@ FIXTURE(fault) {
 	size_t map_len;
 	bool lazy;
 	__u64 gen;
+	unsigned int high;		/* the most pages the segment had */
 	/* the peer */
 	pid_t peer;
 	int peer_cmd, peer_reply;
@@ -1260,8 +1277,8 @@ static int fi_peer_main(fi_self *self, int cmd_fd, int reply_fd)
 				fprintf(stderr, "# peer: page %ld of [%u, %u) is wrong\n",
 					bad, c.first, c.last);
 			break;
-		case PEER_SIGBUS:
-			ok = shmk_probe_read(p + c.first * pg) == SIGBUS ? 0 : 1;
+		case PEER_CUT:
+			ok = fi_cut_page(p, c.first, c.salt) ? 1 : 0;
 			break;
 		case PEER_QUIT:
 			return 0;
@@ -1337,6 +1354,7 @@ static int fi_resize_setup(fi_self *self, unsigned int pages)
 	CHK_EQ(pages, fi_nl_pages(&self->nl, self->name));
 	CHK_EQ(0, shmk_get_info(self->fd, &info));
 	self->gen = info.generation;
+	self->high = pages;
 	return fi_counters(1, pages, 2);
 }
 
@@ -1399,9 +1417,15 @@ static int fi_check_grow(fi_self *self, const struct fi_result *r)
 	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, 0, RS_S0, SALT_A));
 
 	if (pages == RS_S0) {
-		/* Still cut at the old size; a retry without injection works. */
-		CHK_EQ(SIGBUS, shmk_probe_read(self->map + RS_S0 * pg));
-		CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S0, 0, 0));
+		/*
+		 * Still cut at the old size (zeroes when an earlier attempt
+		 * grew it, SIGBUS when none did); a retry without injection
+		 * works.
+		 */
+		CHK_EQ(SIGBUS, shmk_probe_write(self->map + RS_S0 * pg, 1));
+		CHK_EQ(0, fi_cut_page(self->map, RS_S0, self->high > RS_S0));
+		CHK_EQ(0, fi_peer_cmd(self, PEER_CUT, RS_S0, 0,
+				      self->high > RS_S0));
 		CHK_EQ(0, shmk_grow(self->fd, RS_S1 * pg,
 				       self->lazy ? SHMK_GROW_LAZY : 0, NULL));
 		CHK_EQ(self->lazy ? RS_S0 : RS_S1,
@@ -1414,6 +1438,7 @@ static int fi_check_grow(fi_self *self, const struct fi_result *r)
 	CHK_EQ(0, fi_peer_cmd(self, PEER_CHECK, RS_S0, RS_S1, SALT_B));
 	CHK_EQ(RS_S1, fi_nl_pages(&self->nl, self->name));
 	CHK(fi_counters(1, RS_S1, 2) == 0);
+	self->high = RS_S1;
 
 	/* Back to the start for the next attempt. */
 	CHK_EQ(0, shmk_shrink(self->fd, RS_S0 * pg, NULL));
@@ -1476,10 +1501,12 @@ static int fi_check_shrink(fi_self *self, const struct fi_result *r)
 		CHK_EQ(0, shmk_shrink(self->fd, RS_S0 * pg, NULL));
 		CHK_EQ(RS_S0, fi_nl_pages(&self->nl, self->name));
 	}
-	/* Cut everywhere. */
-	CHK_EQ(SIGBUS, shmk_probe_read(self->map + RS_S0 * pg));
-	CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S0, 0, 0));
-	CHK_EQ(0, fi_peer_cmd(self, PEER_SIGBUS, RS_S1 - 1, 0, 0));
+	/* Cut everywhere: writes raise SIGBUS, reads see zeroes. */
+	CHK_EQ(SIGBUS, shmk_probe_write(self->map + RS_S0 * pg, 1));
+	CHK_EQ(0, fi_cut_page(self->map, RS_S0, true));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CUT, RS_S0, 0, 1));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CUT, RS_S1 - 1, 0, 1));
+	CHK_EQ(0, fi_peer_cmd(self, PEER_CUT, RS_MAX - 1, 0, 0));
 
 	/* Back to the start for the next attempt. */
 	CHK_EQ(0, shmk_grow(self->fd, RS_S1 * pg, 0, NULL));

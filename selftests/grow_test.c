@@ -2,8 +2,9 @@
 /*
  * shmk grow and shrink across processes: eager grows reach every peer's
  * page tables before the ioctl returns (zero minor faults), lazy grows
- * fault, shrinks cut the range everywhere (SIGBUS) and leave the rest
- * alone, and concurrent resizes keep data and generations consistent.
+ * fault, shrinks cut the range everywhere (its data is gone: reads there
+ * see zeros, writes raise SIGBUS) and leave the rest alone, and concurrent
+ * resizes keep data and generations consistent.
  */
 #include "shmk_test.h"
 
@@ -76,6 +77,17 @@ FIXTURE_TEARDOWN(grow)
 		close(self->fd);
 	shmk_cleanup();
 	close(self->ctl);
+}
+
+static bool page_is_zero(const char *page)
+{
+	const volatile __u64 *w = (const volatile __u64 *)page;
+	size_t k;
+
+	for (k = 0; k < page_size() / sizeof(__u64); k++)
+		if (w[k])
+			return false;
+	return true;
 }
 
 static inline __u64 word_val(size_t pg, int writer)
@@ -294,16 +306,24 @@ static int shrink_peer(int idx, void *arg)
 	CHK_EQ(0, touch_pages(p, 0, all_pg, idx, TOUCH_WRITE));
 
 	CHK(shmk_barrier_arrive(ga->b) >= 0);
-	/* Shrunk to ga->cut: everything above raises SIGBUS. */
-
+	/*
+	 * Shrunk to ga->cut: above it, a write raises SIGBUS and a read
+	 * sees zeros (the data is gone); beyond the old size, both raise
+	 * SIGBUS.
+	 */
 	for (k = cut_pg; k < all_pg; k++) {
-		CHK_EQ(SIGBUS, shmk_probe_read(p + k * page_size()));
 		CHK_EQ(SIGBUS, shmk_probe_write(p + k * page_size() + 8, 1));
+		CHK_EQ(0, shmk_probe_read(p + k * page_size()));
+		CHK(page_is_zero(p + k * page_size()));
 	}
+	CHK_EQ(SIGBUS, shmk_probe_read(p + ga->init));
 	CHK_EQ(0, touch_pages(p, 0, cut_pg, idx, TOUCH_CHECK));
 
 	CHK(shmk_barrier_arrive(ga->b) >= 0);
-	/* Grown back: fresh zero pages above, no faults, old data below. */
+	/*
+	 * Grown back: fresh zero pages above, installed in place of the
+	 * zero page that the reads mapped (no faults), old data below.
+	 */
 
 	warm_up(p, idx);
 	CHK_EQ(0, measure(p, cut_pg, all_pg - cut_pg, idx, TOUCH_WRITE,
@@ -316,7 +336,7 @@ static int shrink_peer(int idx, void *arg)
 	return 0;
 }
 
-TEST_F_TIMEOUT(grow, shrink_sigbus, 120)
+TEST_F_TIMEOUT(grow, shrink_cuts, 120)
 {
 	const __u64 size = MiB(4), cut = MiB(2);
 	size_t all_pg = size / page_size(), cut_pg = cut / page_size();
@@ -345,8 +365,10 @@ TEST_F_TIMEOUT(grow, shrink_sigbus, 120)
 	ASSERT_EQ(0, shmk_get_info(self->fd, &info));
 	EXPECT_EQ(cut, info.size);
 
-	for (k = cut_pg; k < all_pg; k++)
-		ASSERT_EQ(SIGBUS, shmk_probe_read(self->p + k * page_size()));
+	for (k = cut_pg; k < all_pg; k++) {
+		ASSERT_EQ(0, shmk_probe_read(self->p + k * page_size()));
+		ASSERT_TRUE(page_is_zero(self->p + k * page_size()));
+	}
 	EXPECT_EQ(0, touch_pages(self->p, 0, cut_pg, GROWER, TOUCH_CHECK));
 
 	ASSERT_EQ(0, shmk_barrier_release(&self->b, NPEERS, 1));
@@ -364,7 +386,108 @@ TEST_F_TIMEOUT(grow, shrink_sigbus, 120)
 
 	EXPECT_EQ(0, shmk_wait_children(NPEERS, self->pids, 30000));
 	memset(self->pids, 0, sizeof(self->pids));
-	EXPECT_EQ(0, touch_pages(self->p, 0, cut_pg, GROWER, TOUCH_CHECK));
+	/*
+	 * Every page holds every writer's word for that page: had a zero
+	 * page stayed mapped anywhere, the writes to it would have gone to
+	 * one page shared by all offsets.
+	 */
+	EXPECT_EQ(0, touch_pages(self->p, 0, all_pg, GROWER, TOUCH_CHECK));
+}
+
+/*
+ * A reader (read-only handle) that reads a cut range maps the zero page
+ * there; the next grow replaces it with the new pages in every mapping, an
+ * eager grow without a fault, a lazy one at the reader's next fault.
+ */
+static int hole_reader(int idx, void *arg)
+{
+	struct grow_args *ga = arg;
+	size_t pg = page_size(), k;
+	const char *p;
+	long f0;
+	int fd;
+
+	(void)idx;
+	shmk_probe_setup();
+	fd = shmk_open_simple(ga->name, SHMK_ATTACH_RDONLY, NULL);
+	CHK(fd >= 0);
+	p = shmk_map(fd, MAX_SIZE, PROT_READ);
+	CHK(p != MAP_FAILED);
+	for (k = 0; k < ga->init / pg; k++)
+		CHK_EQ(word_val(k, GROWER), *(const volatile __u64 *)(p + k * pg));
+
+	CHK(shmk_barrier_arrive(ga->b) >= 0);
+	/* Cut to ga->cut, from ga->init: zeros above, SIGBUS past init. */
+	for (k = ga->cut / pg; k < ga->init / pg; k++) {
+		CHK_EQ(0, shmk_probe_read(p + k * pg));
+		CHK(page_is_zero(p + k * pg));
+	}
+	CHK_EQ(SIGBUS, shmk_probe_read(p + ga->init));
+	CHK_EQ(SIGSEGV, shmk_probe_write((char *)p + ga->cut, 1));
+
+	CHK(shmk_barrier_arrive(ga->b) >= 0);
+	/* Grown back to ga->init, and the grower wrote every page. */
+	f0 = minflt();
+	for (k = ga->cut / pg; k < ga->init / pg; k++)
+		CHK_EQ(word_val(k, GROWER),
+		       *(const volatile __u64 *)(p + k * pg));
+	if (!ga->lazy)
+		CHK_EQ(0, minflt() - f0);
+	return 0;
+}
+
+static void hole_round(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(grow) *self, bool lazy)
+{
+	const __u64 size = MiB(4), cut = MiB(1) + 3 * page_size();
+	size_t pg = page_size(), k;
+	struct shmk_info info;
+
+	grow_create(_metadata, self, size, MAX_SIZE, &info);
+	for (k = 0; k < size / pg; k++)
+		*(__u64 *)(self->p + k * pg) = word_val(k, GROWER);
+	self->ga.init = size;
+	self->ga.cut = cut;
+	self->ga.lazy = lazy;
+	ASSERT_EQ(0, shmk_fork_children(1, self->pids, &self->b, hole_reader,
+					&self->ga));
+	ASSERT_EQ(0, shmk_barrier_wait(&self->b, 1, 30000));
+	ASSERT_EQ(0, shmk_shrink(self->fd, cut, NULL));
+	ASSERT_EQ(0, shmk_barrier_release(&self->b, 1, 1));
+	ASSERT_EQ(0, shmk_barrier_wait(&self->b, 1, 30000));
+
+	ASSERT_EQ(0, shmk_grow(self->fd, size, lazy ? SHMK_GROW_LAZY : 0,
+			       NULL));
+	for (k = cut / pg; k < size / pg; k++) {
+		ASSERT_TRUE(page_is_zero(self->p + k * pg));
+		*(__u64 *)(self->p + k * pg) = word_val(k, GROWER);
+	}
+	ASSERT_EQ(0, shmk_barrier_release(&self->b, 1, 2));
+	EXPECT_EQ(0, shmk_wait_children(1, self->pids, 30000));
+	memset(self->pids, 0, sizeof(self->pids));
+
+	/*
+	 * A new cut: a first write there raises SIGBUS, and the zero page
+	 * stayed zero. A writer's read maps it writable; what it writes
+	 * there stays in this segment's zero page, out of the next grow.
+	 */
+	ASSERT_EQ(0, shmk_shrink(self->fd, cut, NULL));
+	EXPECT_EQ(SIGBUS, shmk_probe_write(self->p + size - 1, 1));
+	for (k = cut / pg; k < size / pg; k++)
+		ASSERT_TRUE(page_is_zero(self->p + k * pg));
+	EXPECT_EQ(0, shmk_probe_write(self->p + size - 1, 1));
+	ASSERT_EQ(0, shmk_grow(self->fd, size, 0, NULL));
+	EXPECT_TRUE(page_is_zero(self->p + size - pg));
+}
+
+TEST_F_TIMEOUT(grow, cut_reads_zero, 60)
+{
+	hole_round(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(grow, cut_reads_zero_lazy, 60)
+{
+	hole_round(_metadata, self, true);
 }
 
 /* The reservation beyond the active size faults with SIGBUS. */
@@ -748,16 +871,20 @@ static int race_mapper(int idx, void *arg)
 			break;
 		/*
 		 * The segment is RACE_FLOOR long now and nobody grows it
-		 * until this round ends: everything above must fault.
+		 * until this round ends: above, no page may be mapped (a
+		 * write raises SIGBUS, a read then maps the zero page).
 		 */
 		probe[0] = 0;
 		probe[1] = npg - 1;
 		for (i = 2; i < 8; i++)
 			probe[i] = rnd_range(&rnd, npg);
-		for (i = 0; i < 8; i++) {
-			size_t off = RACE_FLOOR + probe[i] * pg;
+		for (i = 0; i < 16; i++) {
+			size_t off = RACE_FLOOR + probe[i % 8] * pg;
+			bool ok = i < 8 ?
+				shmk_probe_write(p + off, 1) == SIGBUS :
+				!shmk_probe_read(p + off) && !p[off];
 
-			if (shmk_probe_read(p + off) != SIGBUS &&
+			if (!ok &&
 			    !__atomic_fetch_add(&sh->bad, 1, __ATOMIC_RELAXED))
 				sh->bad_off = off;
 		}

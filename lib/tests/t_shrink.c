@@ -4,9 +4,10 @@
  * that grow the heap, removing them and shrinking the segment back, while
  * two read-only clients look the names up and iterate over the directory
  * without the lock. A reader may hold an offset that a shrink has just
- * cut off; it must see the change and retry, never fault (SIGBUS on the
- * memfd backend, when the shrink truncated the file under it). Skipped on
- * the kernel backend, whose shrink still unmaps the pages (shmk_shrink(3)).
+ * cut off; it must see the change and retry, never fault: the posix
+ * backend punches a hole instead of truncating the file, and shmk.ko maps
+ * a zeroed page where a reader loads from a cut range
+ * (SHMK_FEATURE_CUT_READS_ZERO).
  */
 #include "harness.h"
 
@@ -14,6 +15,7 @@
 #define OBJ	(256 << 10)
 
 struct shared {
+	volatile int held, cut;		/* held_reader()'s handshake */
 	volatile int stop;
 	volatile long rounds, finds, iters;
 	size_t floor;			/* what the writer shrinks to */
@@ -82,6 +84,49 @@ static int reader(void *arg)
 	return shmk_close(h) ? 4 : 0;
 }
 
+/*
+ * A reader that still holds a pointer into an object when the writer
+ * removes it and shrinks the segment below the object's end: its next load
+ * there must see zeros, not fault.
+ */
+static int held_reader(void *arg)
+{
+	const volatile unsigned char *p;
+	struct shmk *h;
+	size_t size;
+
+	(void)arg;
+	if (shmk_open(seg, SHMK_RDONLY, NULL, &h))
+		return 2;
+	p = shmk_find(h, "held", &size);
+	if (!p || size != OBJ || p[OBJ - 1] != 0x5a)
+		return 3;
+	sh->held = 1;
+	while (!sh->cut)
+		usleep(1000);
+	if (p[OBJ - 1])		/* SIGBUS here: exit status 135 */
+		return 4;
+	return shmk_close(h) ? 5 : 0;
+}
+
+static void held_pointer(struct shmk *h, size_t floor)
+{
+	unsigned char *obj = shmk_find_or_alloc(h, "held", OBJ, NULL);
+	pid_t r;
+
+	CHECK(obj && shmk_off(h, obj) + OBJ > floor + (64 << 10));
+	memset(obj, 0x5a, OBJ);
+	sh->held = sh->cut = 0;
+	r = test_fork(held_reader, NULL);
+	while (!sh->held)
+		usleep(1000);
+	CHECK_OK(shmk_remove(h, "held"));
+	CHECK_OK(shmk_shrink(h, floor));
+	CHECK(shmk_size(h) <= shmk_off(h, obj) + OBJ - 1);
+	sh->cut = 1;
+	CHECK_EQ(test_wait(r), 0);
+}
+
 int main(void)
 {
 	const int secs = test_small() ? 3 : 2;
@@ -93,11 +138,6 @@ int main(void)
 	seg = test_name("shrink");
 	sh = test_shared(sizeof(*sh));
 	h = test_open(seg, SHMK_CREATE, 256 << 10, 64 << 20);
-	if (strcmp(shmk_backend(h), "posix")) {
-		/* shmk.ko unmaps what a shrink cuts: see shmk_shrink(3) */
-		CHECK_OK(shmk_close(h));
-		test_skip("the kernel backend's shrink can still fault a reader");
-	}
 	/*
 	 * A free hole low in the heap, for the directory's table when it is
 	 * rehashed: otherwise it lands above the objects and no shrink can
@@ -108,6 +148,7 @@ int main(void)
 	CHECK(hole && keep);
 	shmk_free(h, hole);
 	sh->floor = shmk_off(h, keep) + (16 << 10);
+	held_pointer(h, sh->floor);
 	w = test_fork(writer, NULL);
 	r[0] = test_fork(reader, NULL);
 	r[1] = test_fork(reader, NULL);

@@ -125,6 +125,14 @@ struct shmk_unlink {
  * the flag, even on a machine without huge pages (seg_flags tells).
  */
 #define SHMK_FEATURE_HUGE_PAGES		_BITULL(4)
+/*
+ * A read inside a range that a shrink cut off (between the active size and
+ * the largest the segment has been) maps a zeroed page of the segment's own
+ * instead of raising SIGBUS, so that a reader that still holds an offset
+ * there can notice the shrink and retry; a first access that writes still
+ * raises SIGBUS.
+ */
+#define SHMK_FEATURE_CUT_READS_ZERO	_BITULL(5)
 
 /* struct shmk_info.seg_flags */
 #define SHMK_SEG_HUGE_PAGES		0x1U /* may use 2 MiB pages */
