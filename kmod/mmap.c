@@ -472,15 +472,17 @@ int shmk_segment_populate(struct shmk_segment *seg, struct shmk_peers *peers,
  * @from: new active size
  * @to: old active size
  *
- * Write faults beyond the new size raise SIGBUS from the moment i_size
- * drops, and read faults map the hole page (shmk_fault_hole()); shmem's
- * truncation then unmaps the range from every client and frees it, with the
- * page locks ordering it against faults in flight.
+ * Faults beyond the new size raise SIGBUS from the moment i_size drops,
+ * loads excepted (shmk_fault_hole()); shmem's truncation then unmaps the
+ * range from every client and frees it, with the page locks ordering it
+ * against faults in flight.
  */
 void shmk_segment_cut(struct shmk_segment *seg, u64 from, u64 to)
 {
 	struct inode *inode = file_inode(seg->shm);
 
+	WRITE_ONCE(seg->resize_seq, seg->resize_seq + 1);
+	smp_wmb();	/* before i_size: see shmk_fault() */
 	i_size_write(inode, from);
 	unmap_mapping_range(seg->shm->f_mapping, from, to - from, 1);
 	shmem_truncate_range(inode, from, to - 1);
@@ -580,14 +582,19 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 	}
 
 	/*
-	 * Faults that map the hole page below the new size hold its lock
-	 * from before they look at i_size until the page is mapped: unmap
-	 * them before the new pages go in. Later ones see the new size.
+	 * Faults that map the hole or the scratch page below the new size
+	 * hold its lock from before they look at i_size until the page is
+	 * mapped: unmap them before the new pages go in. Later ones see the
+	 * new size.
 	 */
 	lock_page(seg->hole_page);
+	lock_page(seg->scratch_page);
+	WRITE_ONCE(seg->resize_seq, seg->resize_seq + 1);
+	smp_wmb();	/* before i_size: see shmk_fault() */
 	i_size_write(file_inode(seg->shm), size);
 	zap = seg->holes_mapped;
 	seg->holes_mapped = false;
+	unlock_page(seg->scratch_page);
 	unlock_page(seg->hole_page);
 	if (zap)
 		unmap_mapping_range(seg->shm->f_mapping, old,
@@ -687,27 +694,43 @@ int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
 }
 
 /*
- * A read fault at @vmf->pgoff, beyond the segment's i_size when the caller
- * looked: the hole page there when a shrink cut that range off (it lies
- * below high_size), else SIGBUS. The hole page goes back locked, and the
- * fault path installs it before it unlocks it; a grow raises i_size under
- * the same lock. So either the grow comes first (this fault then retries and
- * finds the new page) or the hole page is mapped before the grow unmaps it
- * again (see shmk_segment_grow()).
+ * A load at @vmf->pgoff, beyond the segment's i_size when the caller
+ * looked: a page of the segment's own there when a shrink cut that range
+ * off (it lies below high_size), else SIGBUS. A mapping that can never
+ * write gets the hole page, which stays zero; one that may write gets the
+ * scratch page, writable as shmem's pages are after a read fault, so that
+ * what a writer stores through a stale pointer reaches neither read-only
+ * clients nor a later grow. The page goes back locked, and the fault path
+ * installs it before it unlocks it; a grow raises i_size under the same
+ * lock. So either the grow comes first (this fault then retries and finds
+ * the new page) or the page is mapped before the grow unmaps it again (see
+ * shmk_segment_grow()).
  */
 static vm_fault_t shmk_fault_hole(struct vm_fault *vmf)
 {
-	struct shmk_client *client = vmf->vma->vm_private_data;
+	struct vm_area_struct *vma = vmf->vma;
+	struct shmk_client *client = vma->vm_private_data;
 	struct shmk_segment *seg = client->seg;
 	loff_t pos = (loff_t)vmf->pgoff << PAGE_SHIFT;
-	struct page *page = seg->hole_page;
+	struct page *page;
 
 	if (pos >= READ_ONCE(seg->high_size))
 		return VM_FAULT_SIGBUS;
+	page = vma->vm_flags & VM_MAYWRITE ? seg->scratch_page :
+					     seg->hole_page;
 	lock_page(page);
 	if (pos < i_size_read(file_inode(seg->shm))) {
 		unlock_page(page);
 		return VM_FAULT_NOPAGE;		/* grown meanwhile: retry */
+	}
+	/*
+	 * A poisoned page would send __do_fault() to unmap it through its
+	 * (absent) mapping; and each mapping takes a reference, which must
+	 * not be allowed to overflow.
+	 */
+	if (PageHWPoison(page) || page_ref_count(page) > INT_MAX / 2) {
+		unlock_page(page);
+		return VM_FAULT_SIGBUS;
 	}
 	WRITE_ONCE(seg->holes_mapped, true);
 	get_page(page);
@@ -718,7 +741,8 @@ static vm_fault_t shmk_fault_hole(struct vm_fault *vmf)
 static vm_fault_t shmk_fault(struct vm_fault *vmf)
 {
 	struct shmk_client *client = vmf->vma->vm_private_data;
-	struct inode *inode = file_inode(client->seg->shm);
+	struct shmk_segment *seg = client->seg;
+	struct inode *inode = file_inode(seg->shm);
 	loff_t pos = (loff_t)vmf->pgoff << PAGE_SHIFT;
 	/*
 	 * Only loads from user mode may map the hole page: get_user_pages()
@@ -728,17 +752,26 @@ static vm_fault_t shmk_fault(struct vm_fault *vmf)
 	 */
 	bool load = (vmf->flags & (FAULT_FLAG_WRITE | FAULT_FLAG_USER)) ==
 		    FAULT_FLAG_USER;
+	unsigned long seq;
 	vm_fault_t ret;
 
 	if (!shmk_vma_usable(vmf->vma))
 		return VM_FAULT_SIGBUS;
+	seq = READ_ONCE(seg->resize_seq);
+	smp_rmb();	/* pairs with the resizes' smp_wmb() */
 	if (load && pos >= i_size_read(inode))
 		return shmk_fault_hole(vmf);
 	ret = shmk_shmem_vm_ops->fault(vmf);
-	/* A shrink that lowered i_size since. */
-	if (ret == VM_FAULT_SIGBUS && load && pos >= i_size_read(inode))
+	if (ret != VM_FAULT_SIGBUS || !load)
+		return ret;
+	/*
+	 * A shrink lowered i_size since: the hole, or, when a grow raised
+	 * it again meanwhile, another try.
+	 */
+	if (pos >= i_size_read(inode))
 		return shmk_fault_hole(vmf);
-	return ret;
+	smp_rmb();	/* i_size raised again: so was resize_seq, before */
+	return READ_ONCE(seg->resize_seq) != seq ? VM_FAULT_NOPAGE : ret;
 }
 
 /*

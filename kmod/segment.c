@@ -123,9 +123,11 @@ static void shmk_segment_free(struct shmk_segment *seg)
 		fput(seg->shm);
 	}
 	shmk_status_free(seg);
-	/* Mappings of it hold references of their own. */
+	/* Mappings of them hold references of their own. */
 	if (seg->hole_page)
 		put_page(seg->hole_page);
+	if (seg->scratch_page)
+		put_page(seg->scratch_page);
 	if (seg->user) {
 		if (seg->charged)
 			shmk_uncharge_pages(seg, seg->charged);
@@ -170,7 +172,8 @@ static struct shmk_segment *shmk_segment_alloc(const struct shmk_attach *req)
 	if (ret)
 		goto err;
 	seg->hole_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!seg->hole_page) {
+	seg->scratch_page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!seg->hole_page || !seg->scratch_page) {
 		ret = -ENOMEM;
 		goto err;
 	}

@@ -5,8 +5,9 @@
  * Lock order, outermost first:
  *   shmk_registry_lock -> segment.lock -> peer mmap_lock (read, trylock
  *   only) -> i_mmap_rwsem, page locks
- *   segment.lock -> hole_page's lock (a grow's i_size update); a fault
- *   takes that page lock under its mmap_lock (or VMA lock) alone
+ *   segment.lock -> hole_page's lock -> scratch_page's lock (a grow's
+ *   i_size update); a fault takes one of them under its mmap_lock (or
+ *   VMA lock) alone
  *   segment.status_lock and shmk_users_lock are innermost (spinlocks).
  * segment.lock is never taken with an mmap_lock held, so ->mmap and ->fault
  * read the active size locklessly: it is the backing file's i_size. A kick
@@ -101,16 +102,22 @@ struct shmk_segment {
 	unsigned long max_size;
 
 	/*
-	 * A read fault between the active size and @high_size (the largest
-	 * active size so far: the range that shrinks cut off) maps
-	 * @hole_page, zeroed and the segment's own, rather than raising
-	 * SIGBUS: a lock-free reader holding an offset there sees the shrink
-	 * and retries. The hole page's lock orders those faults against the
+	 * A load between the active size and @high_size (the largest active
+	 * size so far: the range that shrinks cut off) maps a page of the
+	 * segment's own rather than raising SIGBUS, so that a lock-free
+	 * reader holding an offset there sees the shrink and retries:
+	 * @hole_page, zeroed, in mappings that can never write, and
+	 * @scratch_page in those that may (what they store there stays
+	 * among them). The hole page's lock orders those faults against the
 	 * i_size update of a grow, which then unmaps them (@holes_mapped
 	 * says whether any may exist) before it installs the new pages.
+	 * @resize_seq changes before i_size does, so that a fault can tell
+	 * a resize in between from a failure of its own.
 	 */
 	struct page *hole_page;
+	struct page *scratch_page;
 	unsigned long high_size;	/* READ_ONCE outside seg->lock */
+	unsigned long resize_seq;	/* written under seg->lock */
 	bool holes_mapped;		/* written under hole_page's lock */
 
 	struct mutex lock;		/* size changes, clients, generation */

@@ -404,8 +404,8 @@ static int hole_reader(int idx, void *arg)
 	struct grow_args *ga = arg;
 	size_t pg = page_size(), k;
 	const char *p;
+	int fd, pfd[2];
 	long f0;
-	int fd;
 
 	(void)idx;
 	shmk_probe_setup();
@@ -417,7 +417,13 @@ static int hole_reader(int idx, void *arg)
 		CHK_EQ(word_val(k, GROWER), *(const volatile __u64 *)(p + k * pg));
 
 	CHK(shmk_barrier_arrive(ga->b) >= 0);
-	/* Cut to ga->cut, from ga->init: zeros above, SIGBUS past init. */
+	/*
+	 * Cut to ga->cut, from ga->init: loads see zeros above, SIGBUS past
+	 * init; the kernel's own accesses fault there (EFAULT).
+	 */
+	CHK(pipe(pfd) == 0);
+	CHK_EQ(-1, write(pfd[1], p + ga->cut, 1));
+	CHK_EQ(EFAULT, errno);
 	for (k = ga->cut / pg; k < ga->init / pg; k++) {
 		CHK_EQ(0, shmk_probe_read(p + k * pg));
 		CHK(page_is_zero(p + k * pg));
@@ -433,6 +439,24 @@ static int hole_reader(int idx, void *arg)
 		       *(const volatile __u64 *)(p + k * pg));
 	if (!ga->lazy)
 		CHK_EQ(0, minflt() - f0);
+	return 0;
+}
+
+/* A read-only client's load in a cut range where a writer stored. */
+static int scratch_reader(int idx, void *arg)
+{
+	struct grow_args *ga = arg;
+	const char *p;
+	int fd;
+
+	(void)idx;
+	shmk_probe_setup();
+	fd = shmk_open_simple(ga->name, SHMK_ATTACH_RDONLY, NULL);
+	CHK(fd >= 0);
+	p = shmk_map(fd, MAX_SIZE, PROT_READ);
+	CHK(p != MAP_FAILED);
+	CHK_EQ(0, shmk_probe_read(p + ga->init - 1));
+	CHK(page_is_zero(p + ga->init - page_size()));
 	return 0;
 }
 
@@ -467,15 +491,20 @@ static void hole_round(struct __test_metadata *_metadata,
 	memset(self->pids, 0, sizeof(self->pids));
 
 	/*
-	 * A new cut: a first write there raises SIGBUS, and the zero page
-	 * stayed zero. A writer's read maps it writable; what it writes
-	 * there stays in this segment's zero page, out of the next grow.
+	 * A new cut: a first store there raises SIGBUS, a load sees zeros
+	 * and maps the writers' scratch page, writable: what a store then
+	 * leaves there reaches neither a read-only client nor the next grow.
 	 */
 	ASSERT_EQ(0, shmk_shrink(self->fd, cut, NULL));
 	EXPECT_EQ(SIGBUS, shmk_probe_write(self->p + size - 1, 1));
 	for (k = cut / pg; k < size / pg; k++)
 		ASSERT_TRUE(page_is_zero(self->p + k * pg));
 	EXPECT_EQ(0, shmk_probe_write(self->p + size - 1, 1));
+	EXPECT_EQ(1, self->p[size - 1]);
+	ASSERT_EQ(0, shmk_fork_children(1, self->pids, NULL, scratch_reader,
+					&self->ga));
+	EXPECT_EQ(0, shmk_wait_children(1, self->pids, 30000));
+	memset(self->pids, 0, sizeof(self->pids));
 	ASSERT_EQ(0, shmk_grow(self->fd, size, 0, NULL));
 	EXPECT_TRUE(page_is_zero(self->p + size - pg));
 }
@@ -937,6 +966,106 @@ TEST_F_TIMEOUT(grow, mmap_shrink_race, 120)
 	EXPECT_EQ(0, sh->bad) TH_LOG("page at offset %#llx still mapped after the shrink",
 				     sh->bad_off);
 	munmap(sh, sizeof(*sh));
+}
+
+/*
+ * Loads in the cut range racing with the grow that ends it: once a grow
+ * has returned and the grower stamped the pages, every reader sees the
+ * stamps, never the hole or scratch page a racing load mapped before the
+ * grow. One read-only reader (hole page) and one writer (scratch page).
+ */
+struct hole_race {
+	int round;		/* stamped and published by the grower */
+	int acks;		/* readers done checking a round */
+	int stop;
+	int bad;
+	int holes;		/* loads that saw a cut page */
+};
+
+static int hole_racer(int idx, void *arg)
+{
+	struct race_args *ra = arg;
+	struct hole_race *hr = (struct hole_race *)ra->sh;
+	size_t pg = page_size(), npg = (RACE_MAX - RACE_FLOOR) / pg, k;
+	__u64 rnd = (__u64)(idx + 1) * 0x9e3779b97f4a7c15ULL;
+	int fd, seen = 0, round;
+	const char *p;
+
+	shmk_probe_setup();
+	fd = shmk_open_simple(ra->name, idx ? 0 : SHMK_ATTACH_RDONLY, NULL);
+	CHK(fd >= 0);
+	p = shmk_map(fd, RACE_MAX, idx ? PROT_READ | PROT_WRITE : PROT_READ);
+	CHK(p != MAP_FAILED);
+	while (!__atomic_load_n(&hr->stop, __ATOMIC_ACQUIRE)) {
+		round = __atomic_load_n(&hr->round, __ATOMIC_ACQUIRE);
+		if (round == seen) {
+			const volatile __u64 *w = (const volatile __u64 *)
+				(p + RACE_FLOOR + rnd_range(&rnd, npg) * pg);
+
+			if (!*w)
+				__atomic_fetch_add(&hr->holes, 1,
+						   __ATOMIC_RELAXED);
+			continue;
+		}
+		for (k = 0; k < npg; k++) {
+			const volatile __u64 *w = (const volatile __u64 *)
+				(p + RACE_FLOOR + k * pg);
+
+			if (*w != (__u64)round)
+				__atomic_fetch_add(&hr->bad, 1,
+						   __ATOMIC_RELAXED);
+		}
+		seen = round;
+		__atomic_fetch_add(&hr->acks, 1, __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+TEST_F_TIMEOUT(grow, hole_grow_race, 120)
+{
+	size_t pg = page_size(), k;
+	struct hole_race *hr;
+	struct race_args ra;
+	__u64 end, rnd = 7;
+	int round;
+
+	hr = mmap(NULL, sizeof(*hr), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hr);
+	strcpy(ra.name, self->name);
+	ra.sh = (struct race_shared *)hr;
+	self->fd = shmk_create(self->ctl, self->name, RACE_MAX, RACE_MAX);
+	ASSERT_LE(0, self->fd);
+	self->plen = RACE_MAX;
+	self->p = shmk_map(self->fd, RACE_MAX, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, self->p);
+	for (k = RACE_FLOOR / pg; k < RACE_MAX / pg; k++)
+		*(__u64 *)(self->p + k * pg) = ~0ULL;
+	ASSERT_EQ(0, shmk_fork_children(2, self->pids, NULL, hole_racer, &ra));
+
+	end = mono_ms() + RACE_SECS * 1000;
+	for (round = 1; mono_ms() < end; round++) {
+		ASSERT_EQ(0, shmk_shrink(self->fd, RACE_FLOOR, NULL));
+		if (rnd_range(&rnd, 4))
+			usleep((useconds_t)rnd_range(&rnd, 2000));
+		ASSERT_EQ(0, shmk_grow(self->fd, RACE_MAX,
+				       round % 3 ? 0 : SHMK_GROW_LAZY, NULL));
+		for (k = RACE_FLOOR / pg; k < RACE_MAX / pg; k++)
+			*(volatile __u64 *)(self->p + k * pg) = (__u64)round;
+		__atomic_store_n(&hr->round, round, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&hr->acks, __ATOMIC_ACQUIRE) <
+		       2 * round) {
+			ASSERT_LT(mono_ms(), end + 30000);
+			sched_yield();
+		}
+	}
+	__atomic_store_n(&hr->stop, 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(0, shmk_wait_children(2, self->pids, 30000));
+	memset(self->pids, 0, sizeof(self->pids));
+	TH_LOG("%d rounds, %d loads in a cut range", round - 1, hr->holes);
+	EXPECT_EQ(0, hr->bad);
+	EXPECT_LT(0, hr->holes);
+	munmap(hr, sizeof(*hr));
 }
 
 TEST_HARNESS_MAIN
