@@ -584,8 +584,8 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 	/*
 	 * Faults that map the hole or the scratch page below the new size
 	 * hold its lock from before they look at i_size until the page is
-	 * mapped: unmap them before the new pages go in. Later ones see the
-	 * new size.
+	 * mapped: unmap them (they all lie in [old, high_size)) before the
+	 * new pages go in. Later ones see the new size.
 	 */
 	lock_page(seg->hole_page);
 	lock_page(seg->scratch_page);
@@ -596,9 +596,17 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 	seg->holes_mapped = false;
 	unlock_page(seg->scratch_page);
 	unlock_page(seg->hole_page);
-	if (zap)
+	if (zap && seg->high_size > old)
 		unmap_mapping_range(seg->shm->f_mapping, old,
-				    seg->max_size - old, 1);
+				    seg->high_size - old, 1);
+	/*
+	 * No mapping of the scratch page is left unless a fault made one
+	 * since (and said so under its lock): start it over from zeros.
+	 */
+	lock_page(seg->scratch_page);
+	if (!READ_ONCE(seg->holes_mapped))
+		clear_highpage(seg->scratch_page);
+	unlock_page(seg->scratch_page);
 	if (!lazy) {
 		ret = shmk_segment_populate(seg, peers, old >> PAGE_SHIFT,
 					    size >> PAGE_SHIFT);
@@ -700,7 +708,8 @@ int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
  * write gets the hole page, which stays zero; one that may write gets the
  * scratch page, writable as shmem's pages are after a read fault, so that
  * what a writer stores through a stale pointer reaches neither read-only
- * clients nor a later grow. The page goes back locked, and the fault path
+ * clients nor a later grow's pages (a grow clears it when it is no longer
+ * mapped). The page goes back locked, and the fault path
  * installs it before it unlocks it; a grow raises i_size under the same
  * lock. So either the grow comes first (this fault then retries and finds
  * the new page) or the page is mapped before the grow unmaps it again (see
@@ -725,8 +734,9 @@ static vm_fault_t shmk_fault_hole(struct vm_fault *vmf)
 	}
 	/*
 	 * A poisoned page would send __do_fault() to unmap it through its
-	 * (absent) mapping; and each mapping takes a reference, which must
-	 * not be allowed to overflow.
+	 * (absent) mapping (memory_failure() does not take the page lock, so
+	 * poison that arrives right after this check still could); and each
+	 * mapping takes a reference, which must not be allowed to overflow.
 	 */
 	if (PageHWPoison(page) || page_ref_count(page) > INT_MAX / 2) {
 		unlock_page(page);

@@ -108,17 +108,19 @@ struct shmk_segment {
 	 * reader holding an offset there sees the shrink and retries:
 	 * @hole_page, zeroed, in mappings that can never write, and
 	 * @scratch_page in those that may (what they store there stays
-	 * among them). The hole page's lock orders those faults against the
-	 * i_size update of a grow, which then unmaps them (@holes_mapped
-	 * says whether any may exist) before it installs the new pages.
-	 * @resize_seq changes before i_size does, so that a fault can tell
-	 * a resize in between from a failure of its own.
+	 * among them until a grow clears it). The lock of the page a fault
+	 * maps orders it against the i_size update of a grow, which holds
+	 * both and then unmaps them (@holes_mapped says whether any may
+	 * exist) before it installs the new pages. @resize_seq changes
+	 * before i_size does, so that a fault can tell a resize in between
+	 * from a failure of its own.
 	 */
 	struct page *hole_page;
 	struct page *scratch_page;
 	unsigned long high_size;	/* READ_ONCE outside seg->lock */
 	unsigned long resize_seq;	/* written under seg->lock */
-	bool holes_mapped;		/* written under hole_page's lock */
+	/* Set under either page's lock, cleared under both. */
+	bool holes_mapped;
 
 	struct mutex lock;		/* size changes, clients, generation */
 	unsigned long size;		/* active size; READ_ONCE outside lock */

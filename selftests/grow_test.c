@@ -466,6 +466,7 @@ static void hole_round(struct __test_metadata *_metadata,
 	const __u64 size = MiB(4), cut = MiB(1) + 3 * page_size();
 	size_t pg = page_size(), k;
 	struct shmk_info info;
+	char *q;
 
 	grow_create(_metadata, self, size, MAX_SIZE, &info);
 	for (k = 0; k < size / pg; k++)
@@ -501,12 +502,24 @@ static void hole_round(struct __test_metadata *_metadata,
 		ASSERT_TRUE(page_is_zero(self->p + k * pg));
 	EXPECT_EQ(0, shmk_probe_write(self->p + size - 1, 1));
 	EXPECT_EQ(1, self->p[size - 1]);
+	/* A writer's read-only mapping loads from the same page. */
+	q = shmk_map(self->fd, MAX_SIZE, PROT_READ);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_EQ(0, shmk_probe_read(q + size - 1));
+	EXPECT_EQ(1, q[size - 1]);
+	EXPECT_EQ(SIGSEGV, shmk_probe_write(q + size - 1, 2));
 	ASSERT_EQ(0, shmk_fork_children(1, self->pids, NULL, scratch_reader,
 					&self->ga));
 	EXPECT_EQ(0, shmk_wait_children(1, self->pids, 30000));
 	memset(self->pids, 0, sizeof(self->pids));
-	ASSERT_EQ(0, shmk_grow(self->fd, size, 0, NULL));
+	ASSERT_EQ(0, shmk_grow(self->fd, size, lazy ? SHMK_GROW_LAZY : 0,
+			       NULL));
 	EXPECT_TRUE(page_is_zero(self->p + size - pg));
+	EXPECT_TRUE(page_is_zero(q + size - pg));
+	/* The grow cleared the writers' page: a new cut reads zeros. */
+	ASSERT_EQ(0, shmk_shrink(self->fd, cut, NULL));
+	EXPECT_TRUE(page_is_zero(self->p + size - pg));
+	munmap(q, MAX_SIZE);
 }
 
 TEST_F_TIMEOUT(grow, cut_reads_zero, 60)
@@ -975,6 +988,7 @@ TEST_F_TIMEOUT(grow, mmap_shrink_race, 120)
  * grow. One read-only reader (hole page) and one writer (scratch page).
  */
 struct hole_race {
+	int cut;		/* 1 from a shrink's return to the grow */
 	int round;		/* stamped and published by the grower */
 	int acks;		/* readers done checking a round */
 	int stop;
@@ -991,7 +1005,6 @@ static int hole_racer(int idx, void *arg)
 	int fd, seen = 0, round;
 	const char *p;
 
-	shmk_probe_setup();
 	fd = shmk_open_simple(ra->name, idx ? 0 : SHMK_ATTACH_RDONLY, NULL);
 	CHK(fd >= 0);
 	p = shmk_map(fd, RACE_MAX, idx ? PROT_READ | PROT_WRITE : PROT_READ);
@@ -1001,8 +1014,11 @@ static int hole_racer(int idx, void *arg)
 		if (round == seen) {
 			const volatile __u64 *w = (const volatile __u64 *)
 				(p + RACE_FLOOR + rnd_range(&rnd, npg) * pg);
+			int cut = __atomic_load_n(&hr->cut, __ATOMIC_ACQUIRE);
 
-			if (!*w)
+			/* Zero, and cut all along: a hole or scratch page. */
+			if (!*w && cut &&
+			    __atomic_load_n(&hr->cut, __ATOMIC_ACQUIRE))
 				__atomic_fetch_add(&hr->holes, 1,
 						   __ATOMIC_RELAXED);
 			continue;
@@ -1046,8 +1062,10 @@ TEST_F_TIMEOUT(grow, hole_grow_race, 120)
 	end = mono_ms() + RACE_SECS * 1000;
 	for (round = 1; mono_ms() < end; round++) {
 		ASSERT_EQ(0, shmk_shrink(self->fd, RACE_FLOOR, NULL));
+		__atomic_store_n(&hr->cut, 1, __ATOMIC_RELEASE);
 		if (rnd_range(&rnd, 4))
 			usleep((useconds_t)rnd_range(&rnd, 2000));
+		__atomic_store_n(&hr->cut, 0, __ATOMIC_RELEASE);
 		ASSERT_EQ(0, shmk_grow(self->fd, RACE_MAX,
 				       round % 3 ? 0 : SHMK_GROW_LAZY, NULL));
 		for (k = RACE_FLOOR / pg; k < RACE_MAX / pg; k++)

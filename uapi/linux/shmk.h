@@ -126,11 +126,12 @@ struct shmk_unlink {
  */
 #define SHMK_FEATURE_HUGE_PAGES		_BITULL(4)
 /*
- * A read inside a range that a shrink cut off (between the active size and
- * the largest the segment has been) maps a zeroed page of the segment's own
+ * A load inside a range that a shrink cut off (between the active size and
+ * the largest the segment has been) maps a page of the segment's own
  * instead of raising SIGBUS, so that a reader that still holds an offset
- * there can notice the shrink and retry; a first access that writes still
- * raises SIGBUS.
+ * there can notice the shrink and retry: zeroes in a read-only client, and
+ * in a writer zeroes or what a writer stored there since the last grow. A
+ * first access that stores still raises SIGBUS.
  */
 #define SHMK_FEATURE_CUT_READS_ZERO	_BITULL(5)
 
