@@ -23,6 +23,12 @@
  * 2 MiB-aligned mapping with one PMD entry (do_set_pmd()): one call per
  * peer per 2 MiB. Where the folio is small, fault-around maps the batch's
  * page table in one go instead (shmk_map_pages()).
+ *
+ * A shrink lowers i_size and unmaps and frees the cut range. A load from
+ * user mode there then maps one of two pages of the segment's own instead
+ * of raising SIGBUS (shmk_fault_hole()), so that lock-free readers that
+ * still hold an offset there retry rather than die; the next grow unmaps
+ * those before it installs the new pages.
  */
 #include <linux/cgroup.h>
 #include <linux/cpumask.h>

@@ -399,20 +399,30 @@ TEST_F_TIMEOUT(grow, shrink_cuts, 120)
  * there; the next grow replaces it with the new pages in every mapping, an
  * eager grow without a fault, a lazy one at the reader's next fault.
  */
+/* A child's read-only attach and mapping of the segment, or NULL. */
+static const char *map_reader(const struct grow_args *ga)
+{
+	void *p;
+	int fd;
+
+	shmk_probe_setup();
+	fd = shmk_open_simple(ga->name, SHMK_ATTACH_RDONLY, NULL);
+	if (fd < 0)
+		return NULL;
+	p = shmk_map(fd, MAX_SIZE, PROT_READ);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static int hole_reader(int idx, void *arg)
 {
 	struct grow_args *ga = arg;
+	const char *p = map_reader(ga);
 	size_t pg = page_size(), k;
-	const char *p;
-	int fd, pfd[2];
+	int pfd[2];
 	long f0;
 
 	(void)idx;
-	shmk_probe_setup();
-	fd = shmk_open_simple(ga->name, SHMK_ATTACH_RDONLY, NULL);
-	CHK(fd >= 0);
-	p = shmk_map(fd, MAX_SIZE, PROT_READ);
-	CHK(p != MAP_FAILED);
+	CHK(p);
 	for (k = 0; k < ga->init / pg; k++)
 		CHK_EQ(word_val(k, GROWER), *(const volatile __u64 *)(p + k * pg));
 
@@ -446,15 +456,10 @@ static int hole_reader(int idx, void *arg)
 static int scratch_reader(int idx, void *arg)
 {
 	struct grow_args *ga = arg;
-	const char *p;
-	int fd;
+	const char *p = map_reader(ga);
 
 	(void)idx;
-	shmk_probe_setup();
-	fd = shmk_open_simple(ga->name, SHMK_ATTACH_RDONLY, NULL);
-	CHK(fd >= 0);
-	p = shmk_map(fd, MAX_SIZE, PROT_READ);
-	CHK(p != MAP_FAILED);
+	CHK(p);
 	CHK_EQ(0, shmk_probe_read(p + ga->init - 1));
 	CHK(page_is_zero(p + ga->init - page_size()));
 	return 0;
