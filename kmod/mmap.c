@@ -715,10 +715,10 @@ int shmk_evict_mm(struct shmk_segment *seg, struct mm_struct *mm,
  * scratch page, writable as shmem's pages are after a read fault, so that
  * what a writer stores through a stale pointer reaches neither read-only
  * clients nor a later grow's pages (a grow clears it when it is no longer
- * mapped). The page goes back locked, and the fault path
- * installs it before it unlocks it; a grow raises i_size under the same
- * lock. So either the grow comes first (this fault then retries and finds
- * the new page) or the page is mapped before the grow unmaps it again (see
+ * mapped). The page goes back locked, and the fault path installs it
+ * before it unlocks it; a grow raises i_size under the same lock. So either
+ * the grow comes first (this fault then retries and finds the new page) or
+ * the page is mapped before the grow unmaps it again (see
  * shmk_segment_grow()).
  */
 static vm_fault_t shmk_fault_hole(struct vm_fault *vmf)
