@@ -418,7 +418,7 @@ static int hole_reader(int idx, void *arg)
 	struct grow_args *ga = arg;
 	const char *p = map_reader(ga);
 	size_t pg = page_size(), k;
-	int pfd[2];
+	int pfd[2], mem;
 	long f0;
 
 	(void)idx;
@@ -440,6 +440,12 @@ static int hole_reader(int idx, void *arg)
 	}
 	CHK_EQ(SIGBUS, shmk_probe_read(p + ga->init));
 	CHK_EQ(SIGSEGV, shmk_probe_write((char *)p + ga->cut, 1));
+	/* Nor does a forced write (ptrace's path) reach the zero page. */
+	mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	CHK(mem >= 0);
+	CHK_EQ(-1, pwrite(mem, "x", 1, (off_t)(uintptr_t)(p + ga->cut)));
+	close(mem);
+	CHK(page_is_zero(p + ga->cut));
 
 	CHK(shmk_barrier_arrive(ga->b) >= 0);
 	/* Grown back to ga->init, and the grower wrote every page. */
@@ -450,6 +456,16 @@ static int hole_reader(int idx, void *arg)
 	if (!ga->lazy)
 		CHK_EQ(0, minflt() - f0);
 	return 0;
+}
+
+/* A child that inherited the writer's mapping (MADV_DOFORK). */
+static int dofork_loader(int idx, void *arg)
+{
+	const char *p = arg;
+
+	(void)idx;
+	shmk_probe_setup();
+	return shmk_probe_read(p) == SIGBUS ? 0 : 1;
 }
 
 /* A read-only client's load in a cut range where a writer stored. */
@@ -471,6 +487,7 @@ static void hole_round(struct __test_metadata *_metadata,
 	const __u64 size = MiB(4), cut = MiB(1) + 3 * page_size();
 	size_t pg = page_size(), k;
 	struct shmk_info info;
+	pid_t child;
 	char *q;
 
 	grow_create(_metadata, self, size, MAX_SIZE, &info);
@@ -513,6 +530,12 @@ static void hole_round(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, shmk_probe_read(q + size - 1));
 	EXPECT_EQ(1, q[size - 1]);
 	EXPECT_EQ(SIGSEGV, shmk_probe_write(q + size - 1, 2));
+	/* A child that inherits the mapping is no client: SIGBUS there. */
+	ASSERT_EQ(0, madvise(self->p, MAX_SIZE, MADV_DOFORK));
+	child = shmk_fork(NULL, dofork_loader, 0, self->p + size - 1);
+	ASSERT_EQ(0, madvise(self->p, MAX_SIZE, MADV_DONTFORK));
+	ASSERT_LT(0, child);
+	EXPECT_EQ(0, shmk_wait(child, 30000));
 	ASSERT_EQ(0, shmk_fork_children(1, self->pids, NULL, scratch_reader,
 					&self->ga));
 	EXPECT_EQ(0, shmk_wait_children(1, self->pids, 30000));
