@@ -602,17 +602,20 @@ int shmk_segment_grow(struct shmk_segment *seg, struct shmk_resize *rs)
 	seg->holes_mapped = false;
 	unlock_page(seg->scratch_page);
 	unlock_page(seg->hole_page);
-	if (zap && seg->high_size > old)
-		unmap_mapping_range(seg->shm->f_mapping, old,
-				    seg->high_size - old, 1);
-	/*
-	 * No mapping of the scratch page is left unless a fault made one
-	 * since (and said so under its lock): start it over from zeros.
-	 */
-	lock_page(seg->scratch_page);
-	if (!READ_ONCE(seg->holes_mapped))
-		clear_highpage(seg->scratch_page);
-	unlock_page(seg->scratch_page);
+	if (zap) {
+		if (seg->high_size > old)
+			unmap_mapping_range(seg->shm->f_mapping, old,
+					    seg->high_size - old, 1);
+		/*
+		 * No mapping of the scratch page is left unless a fault made
+		 * one since (and said so under its lock): start it over from
+		 * zeros. Without zap, nothing mapped it since the last clear.
+		 */
+		lock_page(seg->scratch_page);
+		if (!READ_ONCE(seg->holes_mapped))
+			clear_highpage(seg->scratch_page);
+		unlock_page(seg->scratch_page);
+	}
 	if (!lazy) {
 		ret = shmk_segment_populate(seg, peers, old >> PAGE_SHIFT,
 					    size >> PAGE_SHIFT);
