@@ -22,7 +22,7 @@ int shmk__free_locked(struct shmk *h, uint64_t payload)
 
 	if (!run)
 		return shmk__heap_free(h, payload);
-	return shmk__small_free(h, run, payload, true);
+	return shmk__small_free(h, run, payload, SMALL_FREE_LOCKED);
 }
 
 static void *alloc_common(struct shmk *h, size_t size, size_t align)
@@ -67,7 +67,8 @@ void *shmk_alloc_aligned(struct shmk *h, size_t size, size_t align)
 	return alloc_common(h, size, align < BLK_ALIGN ? BLK_ALIGN : align);
 }
 
-void shmk_free(struct shmk *h, void *ptr)
+static inline void free_common(struct shmk *h, void *ptr,
+			       unsigned int flags)
 {
 	uint8_t *p = ptr;
 	uint64_t off, run;
@@ -81,7 +82,7 @@ void shmk_free(struct shmk *h, void *ptr)
 	run = small_run_of(h, off);
 	if (run) {
 		/* Lock-free; keeps errno even when it takes the lock. */
-		shmk__small_free(h, run, off, false);
+		shmk__small_free(h, run, off, flags);
 		return;
 	}
 	saved = errno;
@@ -95,6 +96,16 @@ void shmk_free(struct shmk *h, void *ptr)
 	shmk__unlock(h);
 out:
 	errno = saved;
+}
+
+void shmk_free(struct shmk *h, void *ptr)
+{
+	free_common(h, ptr, 0);
+}
+
+void shmk__free_msg(struct shmk *h, void *block)
+{
+	free_common(h, block, SMALL_FREE_REMOTE);
 }
 
 size_t shmk_usable_size(const struct shmk *h, const void *ptr)

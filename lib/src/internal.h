@@ -250,6 +250,12 @@ int shmk__heap_free(struct shmk *h, uint64_t payload);
 int shmk__heap_valid_used(const struct shmk *h, uint64_t payload);
 /* Free an allocation of either tier; -EINVAL (and nothing done) if invalid. */
 int shmk__free_locked(struct shmk *h, uint64_t payload);
+/*
+ * shmk_free() of a message's block by its last reference (queue.c): the
+ * caller vouches that it is allocated and freed once, so a slot of another
+ * thread's run is freed without taking its cache line (small.c).
+ */
+void shmk__free_msg(struct shmk *h, void *block);
 int shmk__heap_extend(struct shmk *h, uint64_t new_end);
 /* Under the lock: 0 when the heap's bounds are sane, else -EUCLEAN. */
 int shmk__heap_bounds(struct shmk *h);

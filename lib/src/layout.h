@@ -48,9 +48,9 @@
 #define SHMK_HDR_DEAD		0x44414544444d4853ULL	/* "SHMDDEAD" */
 /*
  * 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved, the
- * header's init_lock
+ * header's init_lock; 7: a run's bitmap of slots freed by other threads
  */
-#define SHMK_LAYOUT_VERSION	6
+#define SHMK_LAYOUT_VERSION	7
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u
@@ -97,8 +97,14 @@
 /*
  * A run's header, at the payload of its block. map has one bit per slot,
  * set when the slot is allocated, changed only by atomic OR (an alloc) and
- * AND (a free), never logged: the bitmaps are the truth, every count is
- * derived from them. state (written under the lock, logged) says who may
+ * AND (a free), never logged. After it, on a cache line of its own, xmap
+ * (at the class's xmap offset from the header) has a bit per slot for a
+ * message freed by a thread other than the run's owner: set by an atomic
+ * OR, the slot is free but still set in map until the owner, when map has
+ * no clear bit left, or anyone under the lock, folds xmap into map (AND
+ * map, then AND xmap). A slot is allocated when its map bit is set and its
+ * xmap bit clear. The bitmaps are the truth, every count is derived from
+ * them. state (written under the lock, logged) says who may
  * allocate from the run: the thread heap it is the current run of
  * (RUN_OWNED | index << 8), anyone under the lock (RUN_LISTED: on its
  * class's list, hdr->runs[class], linked by next and prev, payload offsets,

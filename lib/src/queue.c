@@ -306,7 +306,7 @@ static void msg_put(struct shmk *h, struct msg_hdr *m)
 					      __ATOMIC_RELAXED));
 	if (refs == 1) {
 		WRITE_ONCE(m->magic, 0);
-		shmk_free(h, m);
+		shmk__free_msg(h, m);
 	}
 }
 
@@ -719,7 +719,7 @@ int shmk_broadcast(struct shmk_queue *const *qs, size_t n, void *msg,
 	if (__atomic_sub_fetch(&m->refs, (uint32_t)(n - sent),
 			       __ATOMIC_ACQ_REL) == 0) {
 		WRITE_ONCE(m->magic, 0);
-		shmk_free(qs[0]->h, m);
+		shmk__free_msg(qs[0]->h, m);
 	}
 	return (int)sent;
 }

@@ -52,23 +52,45 @@
 
 #define RECIP(size)	(((1ULL << RUN_RECIP_SHIFT) + (size) - 1) / (size))
 
+/*
+ * { size, chunks, nslots, first, xmap, recip }: after the 64-byte header,
+ * map; xmap from the next cache line (a run's header is 16 bytes past a
+ * 64 KiB boundary); slot 0 from the cache line after xmap; as many slots
+ * as fit.
+ */
 const struct shmk_small_class shmk__small_classes[SHMK_NCLASSES] = {
-	{ 16, 1, 4059, 576, RECIP(16) }, { 32, 1, 2037, 320, RECIP(32) },
-	{ 48, 1, 1360, 240, RECIP(48) }, { 64, 1, 1020, 192, RECIP(64) },
-	{ 80, 1, 816, 176, RECIP(80) }, { 96, 1, 680, 160, RECIP(96) },
-	{ 112, 1, 583, 144, RECIP(112) }, { 128, 1, 510, 128, RECIP(128) },
-	{ 160, 1, 408, 128, RECIP(160) }, { 192, 1, 340, 112, RECIP(192) },
-	{ 224, 1, 292, 112, RECIP(224) }, { 256, 1, 255, 96, RECIP(256) },
-	{ 320, 1, 204, 96, RECIP(320) }, { 384, 1, 170, 96, RECIP(384) },
-	{ 448, 1, 146, 96, RECIP(448) }, { 512, 1, 127, 80, RECIP(512) },
-	{ 640, 1, 102, 80, RECIP(640) }, { 768, 1, 85, 80, RECIP(768) },
-	{ 896, 1, 73, 80, RECIP(896) }, { 1024, 1, 63, 80, RECIP(1024) },
-	{ 1280, 4, 204, 96, RECIP(1280) }, { 1536, 4, 170, 96, RECIP(1536) },
-	{ 1792, 4, 146, 96, RECIP(1792) }, { 2048, 4, 127, 80, RECIP(2048) },
-	{ 2560, 4, 102, 80, RECIP(2560) }, { 3072, 4, 85, 80, RECIP(3072) },
-	{ 3584, 4, 73, 80, RECIP(3584) }, { 4096, 4, 63, 80, RECIP(4096) },
-	{ 5120, 4, 51, 80, RECIP(5120) }, { 6144, 4, 42, 80, RECIP(6144) },
-	{ 7168, 4, 36, 80, RECIP(7168) }, { 8192, 4, 31, 80, RECIP(8192) },
+	{ 16, 1, 4024, 1136, 624, RECIP(16) },
+	{ 32, 1, 2028, 624, 368, RECIP(32) },
+	{ 48, 1, 1356, 432, 240, RECIP(48) },
+	{ 64, 1, 1018, 368, 240, RECIP(64) },
+	{ 80, 1, 815, 304, 176, RECIP(80) },
+	{ 96, 1, 679, 304, 176, RECIP(96) },
+	{ 112, 1, 582, 304, 176, RECIP(112) },
+	{ 128, 1, 510, 240, 176, RECIP(128) },
+	{ 160, 1, 408, 240, 176, RECIP(160) },
+	{ 192, 1, 340, 176, 112, RECIP(192) },
+	{ 224, 1, 291, 176, 112, RECIP(224) },
+	{ 256, 1, 255, 176, 112, RECIP(256) },
+	{ 320, 1, 204, 176, 112, RECIP(320) },
+	{ 384, 1, 170, 176, 112, RECIP(384) },
+	{ 448, 1, 145, 176, 112, RECIP(448) },
+	{ 512, 1, 127, 176, 112, RECIP(512) },
+	{ 640, 1, 102, 176, 112, RECIP(640) },
+	{ 768, 1, 85, 176, 112, RECIP(768) },
+	{ 896, 1, 72, 176, 112, RECIP(896) },
+	{ 1024, 1, 63, 176, 112, RECIP(1024) },
+	{ 1280, 4, 204, 176, 112, RECIP(1280) },
+	{ 1536, 4, 170, 176, 112, RECIP(1536) },
+	{ 1792, 4, 146, 176, 112, RECIP(1792) },
+	{ 2048, 4, 127, 176, 112, RECIP(2048) },
+	{ 2560, 4, 102, 176, 112, RECIP(2560) },
+	{ 3072, 4, 85, 176, 112, RECIP(3072) },
+	{ 3584, 4, 73, 176, 112, RECIP(3584) },
+	{ 4096, 4, 63, 176, 112, RECIP(4096) },
+	{ 5120, 4, 51, 176, 112, RECIP(5120) },
+	{ 6144, 4, 42, 176, 112, RECIP(6144) },
+	{ 7168, 4, 36, 176, 112, RECIP(7168) },
+	{ 8192, 4, 31, 176, 112, RECIP(8192) },
 };
 
 #define RUN_OFF(r, field) \
@@ -132,10 +154,18 @@ static uint64_t run_word_empty(const struct shmk_run *run, unsigned int w)
 	return w == run_words(run) - 1 ? small_pad_bits(run->nslots) : 0;
 }
 
+/* Bitmap word @w's allocated slots: set in map, not freed through xmap. */
+static uint64_t run_word_used(const struct shmk_run *run, unsigned int w)
+{
+	uint64_t m = __atomic_load_n(&run->map[w], __ATOMIC_ACQUIRE);
+
+	return m & ~__atomic_load_n(&small_xmap(run)[w], __ATOMIC_ACQUIRE);
+}
+
 static bool run_has_free(const struct shmk_run *run)
 {
 	for (unsigned int w = 0; w < run_words(run); w++)
-		if (__atomic_load_n(&run->map[w], __ATOMIC_ACQUIRE) != ~0ULL)
+		if (run_word_used(run, w) != ~0ULL)
 			return true;
 	return false;
 }
@@ -143,10 +173,43 @@ static bool run_has_free(const struct shmk_run *run)
 static bool run_empty(const struct shmk_run *run)
 {
 	for (unsigned int w = 0; w < run_words(run); w++)
-		if (__atomic_load_n(&run->map[w], __ATOMIC_ACQUIRE) !=
-		    run_word_empty(run, w))
+		if (run_word_used(run, w) != run_word_empty(run, w))
 			return false;
 	return true;
+}
+
+/*
+ * Fold the run's remote frees into its allocation bitmap: whatever xmap
+ * holds is cleared in map, then in xmap. Only the run's owner (lock-free,
+ * on its current run) or a thread that holds the lock (on a run that has
+ * no live owner) folds, so that no slot is allocated between the two
+ * ANDs by anyone but the folder. A folder killed between them leaves bits
+ * set in xmap over free slots; the next fold clears them, and one comes
+ * before anyone allocates from the run again (the owner is dead: its heap
+ * is reaped, which folds). True when a slot came back.
+ */
+static bool run_fold(struct shmk_run *run)
+{
+	const struct shmk_small_class *sc =
+		&shmk__small_classes[READ_ONCE(run->cls) % SHMK_NCLASSES];
+	unsigned int words = (sc->nslots + 63) / 64;
+	uint64_t *x = (uint64_t *)((uint8_t *)run + sc->xmap);
+	bool any = false;
+
+	for (unsigned int w = 0; w < words; w++) {
+		uint64_t f = __atomic_load_n(&x[w], __ATOMIC_ACQUIRE);
+
+		if (w == words - 1)	/* never the padding bits */
+			f &= ~small_pad_bits(sc->nslots);
+		if (!f)
+			continue;
+		SHMK_FAULT_POINT();
+		__atomic_fetch_and(&run->map[w], ~f, __ATOMIC_ACQ_REL);
+		SHMK_FAULT_POINT();
+		__atomic_fetch_and(&x[w], ~f, __ATOMIC_ACQ_REL);
+		any = true;
+	}
+	return any;
 }
 
 /* ---- thread identity ---------------------------------------------------- */
@@ -390,6 +453,7 @@ static int run_new(struct shmk *h, unsigned int c, uint64_t state,
 	run->pad = 0;
 	memset(run->map, 0, words * 8);
 	run->map[words - 1] = small_pad_bits(sc->nslots);
+	memset(small_xmap(run), 0, words * 8);
 	map_mark(h, r, sc->chunks, true);
 	if (state == RUN_LISTED)
 		list_push(h, c, r);
@@ -453,6 +517,7 @@ static void run_settle(struct shmk *h, uint64_t r)
 	}
 	if (st != RUN_FULL && st != RUN_LISTED)
 		return;
+	run_fold(run);
 	if (run_empty(run))
 		run_release(h, r);
 	else if (st == RUN_FULL && run_has_free(run))
@@ -466,9 +531,11 @@ static inline uint64_t slot_take(const struct shmk *h, uint64_t r,
 {
 	struct shmk_run *run = run_at(h, r);
 	unsigned int words = (sc->nslots + 63) / 64;
+	bool folded = false;
 
 	if (w >= words)
 		w = 0;
+again:
 	for (unsigned int n = 0; n < words; n++) {
 		uint64_t m = __atomic_load_n(&run->map[w], __ATOMIC_RELAXED);
 
@@ -488,6 +555,11 @@ static inline uint64_t slot_take(const struct shmk *h, uint64_t r,
 		}
 		if (++w == words)
 			w = 0;
+	}
+	/* Slots that other threads freed come back when none is left. */
+	if (!folded && run_fold(run)) {
+		folded = true;
+		goto again;
 	}
 	return 0;
 }
@@ -510,6 +582,7 @@ int shmk__small_alloc(struct shmk *h, uint64_t size, uint64_t *payload)
 			shmk__corrupt(h);
 			return -EUCLEAN;
 		}
+		run_fold(run_at(h, r));	/* no bit left over a free slot */
 		p = slot_take(h, r, sc, 0, &w);
 		if (p) {
 			*payload = p;
@@ -536,14 +609,18 @@ static void theap_reap(struct shmk *h, unsigned int i)
 		}
 		shmk__tx_set(h, TH_OFF(h, i, run[c]), 0);
 		SHMK_FAULT_POINT();
-		if (run_empty(run_at(h, r))) {
-			shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+		/*
+		 * Owned no more, then folded: a remote free that still saw
+		 * the run owned is folded here, one that did not folds
+		 * under the lock (shmk__small_free()).
+		 */
+		shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		run_fold(run_at(h, r));
+		if (run_empty(run_at(h, r)))
 			run_release(h, r);
-		} else if (run_has_free(run_at(h, r))) {
+		else if (run_has_free(run_at(h, r)))
 			list_push(h, c, r);
-		} else {
-			shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
-		}
 	}
 	shmk__tx_set(h, TH_OFF(h, i, owner), 0);
 }
@@ -677,6 +754,7 @@ static int theap_refill(struct shmk *h, unsigned int i, unsigned int c)
 			return -EUCLEAN;
 		}
 		list_remove(h, c, r);
+		run_fold(run_at(h, r));	/* no bit left over a free slot */
 		shmk__tx_set(h, RUN_OFF(r, state),
 			     RUN_OWNED | (uint64_t)i << RUN_OWNER_SHIFT);
 	} else if ((e = run_new(h, c, RUN_OWNED |
@@ -769,18 +847,52 @@ uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size)
 }
 
 /*
- * Free the slot at @off of the run at @r (small_run_of()): one atomic AND,
- * then, when the run has no owner, settle it under the lock. @locked: the
- * caller holds the lock and is inside a transaction. -EINVAL, and nothing
- * done, for an offset that is not an allocated slot (inside one, a double
- * free, a corrupt run).
+ * A message's slot in another thread's current run: one atomic OR in the
+ * run's xmap, a cache line that the owner's allocations do not touch until
+ * they need the slot back (run_fold()). The caller vouches that the slot
+ * is allocated: only its map bit could tell, and reading that line would
+ * take it from the owner at every message. A run whose owner let it go
+ * before it could see the bit (a retire or a reap: both mark the run, then
+ * fold) is folded and settled here, under the lock.
  */
-int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
+static int small_free_remote(struct shmk *h, uint64_t r, struct shmk_run *run,
+			     uint64_t *x, uint64_t bit)
+{
+	uint64_t old, st;
+	int saved;
+
+	SHMK_FAULT_POINT();
+	old = __atomic_fetch_or(x, bit, __ATOMIC_SEQ_CST);
+	SHMK_FAULT_POINT();
+	if (unlikely(old & bit))
+		return -EINVAL;
+	st = __atomic_load_n(&run->state, __ATOMIC_SEQ_CST);
+	if ((st & RUN_STATE_MASK) == RUN_OWNED)
+		return 0;
+	saved = errno;
+	if (!shmk__lock(h)) {
+		shmk__tx_begin(h, TX_SMALL, r);
+		run_settle(h, r);	/* folds, unless owned again */
+		shmk__tx_commit(h);
+		shmk__unlock(h);
+	}
+	errno = saved;
+	return 0;
+}
+
+/*
+ * Free the slot at @off of the run at @r (small_run_of()): one atomic AND
+ * (or OR, small_free_remote()), then, when the run has no owner, settle
+ * it under the lock. -EINVAL, and nothing done, for an offset that is not
+ * an allocated slot (inside one, a double free, a corrupt run).
+ */
+int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
+		     unsigned int flags)
 {
 	struct shmk_run *run = run_at(h, r);
 	uint32_t cls = READ_ONCE(run->cls);
 	const struct shmk_small_class *sc;
-	uint64_t bit, old, st, d, i;
+	uint64_t bit, old, st, d, i, *x;
 	unsigned int w;
 
 	/*
@@ -799,6 +911,17 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 		return -EINVAL;
 	w = (unsigned int)(i / 64);
 	bit = 1ULL << (i % 64);
+	x = (uint64_t *)((uint8_t *)run + sc->xmap) + w;
+	if (flags & SMALL_FREE_REMOTE) {
+		st = __atomic_load_n(&run->state, __ATOMIC_RELAXED);
+		if ((st & RUN_STATE_MASK) == RUN_OWNED &&
+		    !(tc_valid(h) && st >> RUN_OWNER_SHIFT == tc.idx) &&
+		    !(flags & SMALL_FREE_LOCKED))
+			return small_free_remote(h, r, run, x, bit);
+	}
+	/* Freed through xmap already, not yet folded: a double free. */
+	if (unlikely(__atomic_load_n(x, __ATOMIC_RELAXED) & bit))
+		return -EINVAL;
 	SHMK_FAULT_POINT();
 	old = __atomic_fetch_and(&run->map[w], ~bit, __ATOMIC_SEQ_CST);
 	SHMK_FAULT_POINT();
@@ -816,7 +939,7 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked)
 			       (old & ~bit) != run_word_empty(run, w) ||
 			       !run_empty(run)))
 		return 0;
-	if (locked) {
+	if (flags & SMALL_FREE_LOCKED) {
 		run_settle(h, r);
 	} else {
 		int saved = errno;
@@ -946,7 +1069,8 @@ static uint64_t run_used_slots(const struct shmk_run *run)
 	uint64_t words = (run->nslots + 63) / 64, n = 0;
 
 	for (uint64_t i = 0; i < words; i++)
-		n += (uint64_t)__builtin_popcountll(READ_ONCE(run->map[i]));
+		n += (uint64_t)__builtin_popcountll(READ_ONCE(run->map[i]) &
+						   ~READ_ONCE(small_xmap(run)[i]));
 	return n - (uint64_t)__builtin_popcountll(small_pad_bits(run->nslots));
 }
 
@@ -1068,6 +1192,7 @@ static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 	map_mark(h, r, shmk__small_classes[run->cls].chunks, true);
 	if (run_owner(h, r, run->state, run->cls) >= 0)
 		return 0;
+	run_fold(run);
 	if (run_has_free(run))
 		list_push(h, run->cls, r);
 	else
@@ -1147,6 +1272,8 @@ static int run_check(const struct shmk *h, uint64_t r)
 	if ((READ_ONCE(run->map[words - 1]) & small_pad_bits(run->nslots)) !=
 	    small_pad_bits(run->nslots))
 		return bad("run bitmap padding", r);
+	if (READ_ONCE(small_xmap(run)[words - 1]) & small_pad_bits(run->nslots))
+		return bad("run remote-free bitmap padding", r);
 	st = READ_ONCE(run->state);
 	if (st != RUN_LISTED && st != RUN_FULL &&
 	    run_owner(h, r, st, run->cls) < 0)

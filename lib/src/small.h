@@ -14,6 +14,7 @@ struct shmk_small_class {
 	uint32_t chunks;	/* run size in RUN_CHUNKs */
 	uint32_t nslots;
 	uint32_t first;		/* slot 0, from the run's payload */
+	uint32_t xmap;		/* the bitmap of remote frees, from there */
 	uint64_t recip;		/* small_recip(size) */
 };
 
@@ -103,9 +104,24 @@ static inline int64_t small_slot(const struct shmk_run *run, uint64_t r,
 	return (int64_t)i;
 }
 
+/*
+ * The bitmap of slots freed by other threads (layout.h), of a run checked
+ * before; inside its first chunk whatever its class now says.
+ */
+static inline uint64_t *small_xmap(const struct shmk_run *run)
+{
+	uint32_t c = READ_ONCE(run->cls) % SHMK_NCLASSES;
+
+	return (uint64_t *)((uintptr_t)run + shmk__small_classes[c].xmap);
+}
+
+/* Allocated: set in map, not freed since through xmap. */
 static inline bool small_slot_used(const struct shmk_run *run, uint64_t i)
 {
-	return READ_ONCE(run->map[i / 64]) & (1ULL << (i % 64));
+	uint64_t bit = 1ULL << (i % 64);
+
+	return READ_ONCE(run->map[i / 64]) & bit &&
+	       !(READ_ONCE(small_xmap(run)[i / 64]) & bit);
 }
 
 /* Bits past nslots in the last bitmap word: set, so never handed out. */
@@ -147,12 +163,20 @@ static inline uint64_t small_meta_bytes(uint64_t map_size)
 
 /* Lock-free (small.c): a slot for this thread, or 0 (take the lock). */
 uint64_t shmk__small_alloc_fast(struct shmk *h, uint64_t size);
+/* shmk__small_free()'s flags */
+#define SMALL_FREE_LOCKED	1u	/* under the lock, inside a transaction */
+#define SMALL_FREE_REMOTE	2u	/* a message: may go through xmap */
+
 /*
  * Free the slot at @off of the run at @r (small_run_of()); -EINVAL (and
- * nothing done) if it is no allocated slot. @locked: under the lock,
- * inside a transaction; else lock-free.
+ * nothing done) if it is no allocated slot. Lock-free unless
+ * SMALL_FREE_LOCKED. With SMALL_FREE_REMOTE, the caller guarantees that the
+ * slot is allocated and freed once (a message's last reference): a slot of
+ * another thread's current run is then freed in xmap, which its owner does
+ * not read until it needs the slot.
  */
-int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off, bool locked);
+int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
+		     unsigned int flags);
 /* Used slot bytes and their count, from the bitmaps (shmk_stats()). */
 void shmk__small_usage(const struct shmk *h, uint64_t heap_end,
 		       uint64_t *used, uint64_t *live);

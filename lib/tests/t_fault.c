@@ -9,11 +9,16 @@
  * shmk_check() passes, and the heap's allocated blocks are exactly those
  * before the operation or exactly those after it (after it, always, for a
  * page-heap free and a remove, which recovery redoes; a slot's free is done
- * once its atomic AND is); the directory agrees. Recovery itself is then
- * killed at each of its own fault points, and the next recovery must still
- * get it right, and count once. The reference run is a child too, so that
- * each run starts with a thread heap of its own.
+ * once its atomic AND is, a message's once its atomic OR in the run's
+ * xmap is); the directory agrees. Recovery itself is then killed at each of
+ * its own fault points, and the next recovery must still get it right, and
+ * count once. The reference run is a child too, so that each run starts
+ * with a thread heap of its own. Last, the owner of a run is killed at
+ * each fault point of the fold that takes back what other threads freed
+ * through xmap: no slot is lost, none is handed out twice.
  */
+#include <pthread.h>
+
 #include "internal.h"
 #include "page_heap.h"
 #include "small.h"
@@ -25,7 +30,7 @@
 enum op {
 	OP_ALLOC_SMALL, OP_ALLOC_NEW_RUN, OP_ALLOC_FILLS_RUN, OP_ALLOC_LARGE,
 	OP_ALLOC_GROW, OP_ALLOC_ALIGNED, OP_FREE_SLOT, OP_FREE_SLOT_FULL_RUN,
-	OP_FREE_LAST_SLOT, OP_FREE_MERGE, OP_FREE_ALONE, OP_CREATE,
+	OP_FREE_LAST_SLOT, OP_FREE_MSG, OP_FREE_MERGE, OP_FREE_ALONE, OP_CREATE,
 	OP_CREATE_REHASH, OP_REMOVE, OP_GROW, OP_SHRINK, NOPS
 };
 
@@ -33,6 +38,7 @@ static const char *const op_names[NOPS] = {
 	"alloc small", "alloc small, new run", "alloc small, run fills",
 	"alloc large", "alloc with growth", "alloc aligned",
 	"free slot", "free slot of a full run", "free slot, run released",
+	"free message slot (xmap)",
 	"free with both neighbours free", "free alone", "create",
 	"create with rehash", "remove", "grow", "shrink and trim",
 };
@@ -209,6 +215,10 @@ static void do_op(struct shmk *h, enum op op, const struct ctx *c)
 	case OP_FREE_LAST_SLOT:
 		shmk_free(h, shmk_ptr(h, c->last_slot));
 		break;
+	case OP_FREE_MSG:
+		/* A slot of the parent's current run: through its xmap */
+		shmk__free_msg(h, shmk_ptr(h, c->slot));
+		break;
 	case OP_ALLOC_LARGE:
 		shmk_alloc(h, 20000);
 		break;
@@ -313,6 +323,7 @@ static void verify(struct shmk *h, enum op op, const struct state *pre,
 	case OP_FREE_SLOT:
 	case OP_FREE_SLOT_FULL_RUN:
 	case OP_FREE_LAST_SLOT:
+	case OP_FREE_MSG:
 		/* Lock-free: done once the atomic AND is, else not begun. */
 		CHECK(now.heap_end == post->heap_end);
 		break;
@@ -339,6 +350,129 @@ static void verify(struct shmk *h, enum op op, const struct state *pre,
 	if (op == OP_CREATE || op == OP_CREATE_REHASH)
 		CHECK(!!shmk_find(h, "the-new-one", &sz) == is_post);
 	CHECK(shmk_find(h, "obj-9", &sz) && sz == 109);
+}
+
+/* Fold (below): one class, a run of its own; the owner's live slots. */
+#define FOLD_SIZE	5120
+struct fold_arg {
+	long countdown;
+	long hits;
+	uint64_t live[64];	/* the owner's slots still allocated */
+	uint32_t nlive;
+};
+
+static struct shmk *fold_h;
+
+/* Another thread: free every other slot through the owner's xmap. */
+static void *fold_freer(void *arg)
+{
+	struct fold_arg *a = arg;
+	const struct shmk_small_class *sc =
+		&shmk__small_classes[small_class(FOLD_SIZE)];
+	uint64_t r = small_run_of(fold_h, a->live[0]);
+
+	for (uint32_t i = 0; i < a->nlive; i += 2) {
+		shmk__free_msg(fold_h, shmk_ptr(fold_h, a->live[i]));
+		CHECK(small_xmap((const void *)(fold_h->base + r))[0] &
+		      1ULL << ((a->live[i] - r - sc->first) / sc->size));
+	}
+	return NULL;
+}
+
+/*
+ * In a child: fill a run, have another thread free half of it through
+ * xmap, then allocate once more (the fold), dying at fault point
+ * @countdown of that allocation.
+ */
+static int fold_owner(void *arg)
+{
+	struct fold_arg *a = arg;
+	const struct shmk_small_class *sc =
+		&shmk__small_classes[small_class(FOLD_SIZE)];
+	uint32_t n = 0;
+	pthread_t t;
+	void *p;
+
+	if (shmk_open(seg, 0, NULL, &fold_h))
+		return 2;
+	for (uint32_t i = 0; i < sc->nslots; i++) {
+		CHECK(p = shmk_alloc(fold_h, FOLD_SIZE));
+		a->live[i] = shmk_off(fold_h, p);
+		CHECK(small_run_of(fold_h, a->live[i]) ==
+		      small_run_of(fold_h, a->live[0]));
+	}
+	a->nlive = sc->nslots;
+	CHECK_OK(pthread_create(&t, NULL, fold_freer, a));
+	CHECK_OK(pthread_join(t, NULL));
+	for (uint32_t i = 1; i < a->nlive; i += 2)
+		a->live[n++] = a->live[i];
+	a->nlive = n;
+	shmk__fault_hits = 0;
+	shmk__fault_countdown = a->countdown;
+	CHECK(p = shmk_alloc(fold_h, FOLD_SIZE));
+	a->hits = shmk__fault_hits;
+	a->live[a->nlive++] = shmk_off(fold_h, p);
+	return 0;
+}
+
+/*
+ * The owner killed at each fault point of its fold: afterwards the heap
+ * checks, the owner's slots are those before the allocation or one more,
+ * and, its heap reaped, every other slot of the run is handed out once.
+ */
+static long fold_kills(void)
+{
+	const struct shmk_small_class *sc =
+		&shmk__small_classes[small_class(FOLD_SIZE)];
+	struct fold_arg *a = test_shared(sizeof(*a));
+	long n;
+
+	CHECK(sc->nslots <= 64);
+	shmk_close(fresh());
+	a->countdown = 0;
+	CHECK_EQ(test_wait(test_fork(fold_owner, a)), 0);
+	n = a->hits;
+	CHECK(n >= 4);		/* both ANDs of the fold, the slot's OR */
+	for (long k = 1; k <= n; k++) {
+		struct shmk *h = fresh();
+		struct shmk_stats st;
+		uint64_t got[64];
+		uint32_t before;
+
+		memset(a, 0, sizeof(*a));
+		a->countdown = k;
+		CHECK_EQ(test_wait(test_fork(fold_owner, a)), 128 + SIGKILL);
+		before = a->nlive;
+		CHECK_EQ(before, sc->nslots / 2);
+		CHECK_OK(shmk_check(h));
+		CHECK_OK(shmk_stats(h, &st));
+		CHECK(st.live_allocs == before || st.live_allocs == before + 1);
+		if (st.live_allocs == before + 1)
+			before++;	/* the slot was taken: in flight */
+		/* Reap the dead owner (which folds), then take the rest */
+		CHECK_OK(shmk_shrink(h, shmk_size(h)));
+		CHECK_OK(shmk_check(h));
+		for (uint32_t i = 0; i < sc->nslots - before; i++) {
+			void *p = shmk_alloc(h, FOLD_SIZE);
+
+			CHECK(p);
+			got[i] = shmk_off(h, p);
+			CHECK(small_run_of(h, got[i]) ==
+			      small_run_of(h, a->live[0]));
+			for (uint32_t j = 0; j < a->nlive; j++)
+				CHECK(got[i] != a->live[j]);
+			for (uint32_t j = 0; j < i; j++)
+				CHECK(got[i] != got[j]);
+		}
+		/* the run is full now: the next slot is elsewhere */
+		CHECK(got[0] = shmk_off(h, shmk_alloc(h, FOLD_SIZE)));
+		CHECK(small_run_of(h, got[0]) != small_run_of(h, a->live[0]));
+		CHECK_OK(shmk_check(h));
+		CHECK_OK(shmk_stats(h, &st));
+		CHECK_EQ(st.live_allocs, (uint64_t)sc->nslots + 1);
+		CHECK_OK(shmk_close(h));
+	}
+	return n;
 }
 
 int main(void)
@@ -418,6 +552,8 @@ int main(void)
 		}
 		printf("%-32s %3ld fault points\n", op_names[op], n);
 	}
+	printf("%-32s %3ld fault points\n", "fold of a run's xmap",
+	       fold_kills());
 	printf("%ld crashes inside operations, %ld inside recoveries\n", total,
 	       recovery_total);
 	test_pass("fault");

@@ -6,9 +6,11 @@
  * and freed by the parent and the other way round; double and interior
  * frees refused; more threads than thread heaps at once (the rest use the
  * lists under the lock); threads that exit with slots still allocated,
- * whose heaps are reaped when the table runs out and by shmk_shrink().
- * After each part shmk_check() passes, the statistics are exact, and
- * every block's contents survived.
+ * whose heaps are reaped when the table runs out and by shmk_shrink();
+ * messages freed by another process through the run's xmap, which the
+ * owner takes back when its run has no other free slot, and double frees
+ * of them refused. After each part shmk_check() passes, the statistics
+ * are exact, and every block's contents survived.
  */
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -124,6 +126,113 @@ static int child(void *arg)
 	return 0;		/* exits with its thread heap claimed */
 }
 
+/* A child: free the parent's messages, each twice (the second ignored). */
+static int msg_freer(void *arg)
+{
+	uint64_t *offs = arg;
+	struct shmk *ch;
+
+	if (shmk_open(seg, 0, NULL, &ch))
+		return 2;
+	for (int i = 0; offs[i]; i++) {
+		uint8_t *m = shmk_ptr(ch, offs[i]);
+
+		if (m[0] != (uint8_t)i)
+			return 3;
+		shmk_msg_free(ch, m);
+		shmk_msg_free(ch, m);
+	}
+	return 0;
+}
+
+/* The slot that holds message @m: its run, and its index there. */
+static const struct shmk_run *slot_of(const void *m, uint64_t *r,
+				      uint64_t *i)
+{
+	const struct shmk_run *run;
+	uint64_t off = shmk_off(h, m);
+
+	*r = small_run_of(h, off);
+	CHECK(*r);
+	run = (const void *)(h->base + *r);
+	*i = (off - *r - run->first) / run->slot_size;
+	return run;
+}
+
+static bool xmap_empty(const struct shmk_run *run)
+{
+	for (uint32_t w = 0; w < (run->nslots + 63) / 64; w++)
+		if (small_xmap(run)[w])
+			return false;
+	return true;
+}
+
+/*
+ * Messages of the parent's current run, freed by a child: set in the
+ * run's xmap, still in map, counted free; a shmk_free() of the slot is
+ * refused; the parent's allocations take them back only when the run has
+ * no other free slot, all from the same run.
+ */
+static void msg_frees(void)
+{
+	enum { MSGS = 150, SIZE = 700 };
+	uint64_t *offs = test_shared((MSGS + 1) * sizeof(*offs));
+	const struct shmk_run *run;
+	uint64_t r, r0, i, used = 0;
+	uint32_t nfree;
+
+	for (int k = 0; k < MSGS; k++) {
+		uint8_t *m = shmk_msg_alloc(h, SIZE);
+
+		CHECK(m);
+		m[0] = (uint8_t)k;
+		offs[k] = shmk_off(h, m);
+	}
+	offs[MSGS] = 0;
+	run = slot_of(shmk_ptr(h, offs[MSGS - 1]), &r0, &i);
+	CHECK_EQ(run->state & RUN_STATE_MASK, RUN_OWNED);
+	check_empty(MSGS);
+	CHECK_EQ(test_wait(test_fork(msg_freer, offs)), 0);
+	check_empty(0);
+	for (int k = 0; k < MSGS; k++) {
+		uint64_t bit;
+
+		/* The runs let go before (empty now, released): the U path */
+		if (small_run_of(h, offs[k]) != r0)
+			continue;
+		run = slot_of(shmk_ptr(h, offs[k]), &r, &i);
+		bit = 1ULL << (i % 64);
+		CHECK(run->map[i / 64] & bit);
+		CHECK(small_xmap(run)[i / 64] & bit);
+		/* the slot's block, by shmk_free(): a double free, refused */
+		shmk_free(h, h->base + r + run->first + i * run->slot_size);
+		CHECK(run->map[i / 64] & bit);
+		used++;
+	}
+	CHECK(used > 1);
+	check_empty(0);
+	/* The run's free slots first, then the ones freed through xmap */
+	run = (const void *)(h->base + r0);
+	nfree = run->nslots;
+	for (uint64_t w = 0; w < (run->nslots + 63) / 64; w++)
+		nfree -= (uint32_t)__builtin_popcountll(run->map[w]);
+	nfree += (uint32_t)__builtin_popcountll(small_pad_bits(run->nslots));
+	for (uint32_t k = 0; k < nfree + used; k++) {
+		uint8_t *m = shmk_msg_alloc(h, SIZE);
+
+		CHECK(m);
+		slot_of(m, &r, &i);
+		CHECK_EQ(r, r0);
+		/* xmap is folded only once map is full */
+		CHECK(xmap_empty(run) == (k >= nfree));
+		offs[k] = shmk_off(h, m);
+	}
+	check_empty(nfree + used);
+	for (uint32_t k = 0; k < nfree + used; k++)
+		shmk_msg_free(h, shmk_ptr(h, offs[k]));
+	check_empty(0);
+}
+
 /* Whether the calling thread holds a thread heap (its tid in a tag). */
 static bool have_heap(void)
 {
@@ -218,6 +327,8 @@ int main(void)
 		shmk_free(h, p);
 	}
 	check_empty(0);
+
+	msg_frees();
 
 	/* More threads than thread heaps at once */
 	CHECK_OK(pthread_barrier_init(&bar, NULL, MANY + 1));
