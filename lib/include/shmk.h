@@ -103,7 +103,8 @@ struct shmk_stats {
 	uint64_t clients;		/* attached clients (see shmk_clients) */
 	uint64_t grows;			/* segment growths by the allocator */
 	uint64_t recoveries;		/* recoveries after a dead lock owner */
-	uint64_t cached_bytes;		/* free slots in the small tier's runs */
+	uint64_t cached_bytes;		/* free slots in the small tier's runs,
+					   kept message blocks */
 	uint64_t reserved[3];
 };
 

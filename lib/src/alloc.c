@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "msg_cache.h"
 #include "page_heap.h"
 #include "small.h"
 #include "tx.h"
@@ -85,10 +86,13 @@ static inline void free_common(struct shmk *h, void *ptr,
 		shmk__small_free(h, run, off, flags);
 		return;
 	}
+	/* A message's block: kept for the next message, if there is room */
+	if ((flags & SMALL_FREE_REMOTE) && shmk__msg_park(h, off))
+		return;
 	saved = errno;
 	if (shmk__lock(h))
 		goto out;
-	if (!shmk__heap_valid_used(h, off)) {
+	if (!shmk__heap_valid_used(h, off) && !shmk__msg_parked(h, off)) {
 		shmk__tx_begin(h, TX_FREE, off);
 		shmk__heap_free_valid(h, off);
 		shmk__tx_commit(h);
@@ -122,7 +126,8 @@ size_t shmk_usable_size(const struct shmk *h, const void *ptr)
 		return small_slot_of(h, r, off) >= 0 ?
 		       ((const struct shmk_run *)(h->base + r))->slot_size : 0;
 	w = READ_ONCE(*(const uint64_t *)(p - BLK_HDR));
-	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) || blk_kind(w))
+	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) || blk_kind(w) ||
+	    shmk__msg_parked(h, off))
 		return 0;
 	return blk_size(w) - BLK_HDR;
 }
@@ -171,6 +176,9 @@ int shmk_shrink(struct shmk *h, size_t size)
 	if ((r = shmk__lock(h)))
 		return r;
 	old_end = h->hdr->heap_end;
+	shmk__tx_begin(h, TX_FREE_KEPT, 0);
+	shmk__msg_flush(h);
+	shmk__tx_commit(h);
 	shmk__small_trim(h);
 	if (target < old_end) {
 		shmk__tx_begin(h, TX_SHRINK, target);
@@ -267,6 +275,7 @@ int shmk_stats(struct shmk *h, struct shmk_stats *st)
 	const struct shmk_hdr *hd;
 	struct shmk_pub_stats c;
 	uint64_t live, internal, sused = 0, slive = 0, deadline = 0;
+	uint64_t kbytes, kept;
 	uint64_t last_idx = UINT64_MAX;
 	unsigned int i, stuck = 0;
 	bool ok;
@@ -331,14 +340,18 @@ int shmk_stats(struct shmk *h, struct shmk_stats *st)
 #endif
 	if (sused > c.small_bytes)
 		sused = c.small_bytes;
-	live = c.nallocs + slive;
+	/* Kept message blocks: cached, not allocated (msg_cache.c) */
+	shmk__msg_usage(h, &kbytes, &kept);
+	if (kbytes > c.used_bytes - c.run_bytes || kept > c.nallocs)
+		kbytes = kept = 0;
+	live = c.nallocs - kept + slive;
 	internal = c.internal + c.run_blocks;
 	st->total_size = c.seg_size;
 	st->max_size = h->map_size;
 	st->heap_size = c.heap_end - SHMK_HEAP_START;
-	st->used_bytes = c.used_bytes - c.run_bytes + sused;
+	st->used_bytes = c.used_bytes - c.run_bytes - kbytes + sused;
 	st->free_bytes = c.free_bytes;
-	st->cached_bytes = c.small_bytes - sused;
+	st->cached_bytes = c.small_bytes - sused + kbytes;
 	st->free_blocks = c.free_blocks;
 	st->largest_free = c.largest_free;
 	st->live_allocs = live >= internal ? live - internal : 0;

@@ -10,6 +10,7 @@
  *    bins hold their size only, the bitmap matches, and the trees together
  *    hold exactly the free blocks of the chain, each once;
  *  - small tier: see shmk__small_check();
+ *  - message cache: each entry a used block of the page heap, once;
  *  - directory: the table is a live block, each entry is a live block with
  *    its magic, name, hash, guard and object inside it, each name is found
  *    by a probe at its own slot, and the counts match.
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "directory.h"
+#include "msg_cache.h"
 #include "page_heap.h"
 #include "rbtree.h"
 #include "small.h"
@@ -271,6 +273,8 @@ int shmk__check_locked(const struct shmk *h, bool quiescent)
 		r = bad(h, "bytes do not add up", 0);
 	if (!r)
 		r = shmk__small_check(h);
+	if (!r)
+		r = shmk__msg_check(h);
 	if (!r)
 		r = dir_check(h, &ninternal);
 	if (!r && ninternal > c.nalloc)

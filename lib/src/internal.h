@@ -97,6 +97,8 @@ struct shmk {
 	bool at_common_base;
 	bool tx_nolog;			/* recovery's rebuild: no undo log */
 	bool free_index_changed;	/* since the last publication */
+	bool msg_flushing;		/* the transaction flushed the message
+					   cache (msg_cache.c) */
 	/*
 	 * Under the lock: the operation in progress found the metadata it
 	 * follows corrupt (a hostile or broken client wrote it). It stops

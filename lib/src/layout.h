@@ -48,7 +48,8 @@
 #define SHMK_HDR_DEAD		0x44414544444d4853ULL	/* "SHMDDEAD" */
 /*
  * 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved, the
- * header's init_lock; 7: a run's bitmap of slots freed by other threads
+ * header's init_lock; 7: a run's bitmap of slots freed by other threads,
+ * the message cache
  */
 #define SHMK_LAYOUT_VERSION	7
 
@@ -187,6 +188,8 @@ struct shmk_pub_stats {
 	uint64_t pad;
 };
 
+#define SHMK_MSG_CACHE		8u
+
 /* Transaction record: tx_state = count << TX_COUNT_SHIFT | op, 0 when idle */
 #define TX_COUNT_SHIFT		8
 #define TX_OP_MASK		0xffULL
@@ -200,6 +203,7 @@ enum shmk_tx_op {
 	TX_DIR_CREATE,	/* rolled back */
 	TX_DIR_REMOVE,	/* rolled back, then replayed: tx_name */
 	TX_SMALL,	/* rolled back: a run or a thread heap changes hands */
+	TX_FREE_KEPT,	/* rolled back: the message cache is flushed */
 };
 
 struct shmk_log_entry {
@@ -281,6 +285,13 @@ struct shmk_hdr {
 	/* Published statistics */
 	uint64_t pub_idx __attribute__((aligned(64)));
 	struct shmk_pub_stats pub[SHMK_PUB_BUFS];
+
+	/*
+	 * The message cache (msg_cache.c): payload offsets of page-heap
+	 * blocks freed as messages, kept for the next message of about their
+	 * size; 0 when empty. Changed by compare-and-swap, never logged.
+	 */
+	uint64_t msg_cache[SHMK_MSG_CACHE] __attribute__((aligned(64)));
 
 	/*
 	 * Held by whoever initializes the segment, from before its first

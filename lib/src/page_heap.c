@@ -26,6 +26,7 @@
  */
 #include <string.h>
 
+#include "msg_cache.h"
 #include "page_heap.h"
 #include "rbtree.h"
 #include "tx.h"
@@ -293,6 +294,8 @@ static int fit_or_grow(struct shmk *h, uint64_t need, uint64_t *blk)
 	int r;
 
 	*blk = find_fit(h, need);
+	if (!*blk && !h->corrupt && shmk__msg_flush(h))
+		*blk = find_fit(h, need);	/* kept messages first */
 	if (*blk)
 		return free_blk_ok(h, *blk, need) ? 0 : -EUCLEAN;
 	if (h->corrupt)

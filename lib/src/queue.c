@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "msg_cache.h"
 #include "queue.h"
 
 #define QUEUE_MAGIC		0x31455545554b4d53ULL	/* "SMKQUEUE1" */
@@ -284,7 +285,16 @@ void *shmk_msg_alloc(struct shmk *h, size_t size)
 		return shmk__fail_ptr(-EINVAL);
 	if (size > SIZE_MAX - MSG_HDR)
 		return shmk__fail_ptr(-ENOMEM);
-	m = shmk_alloc(h, size + MSG_HDR);
+	m = NULL;
+	if (size + MSG_HDR > SMALL_MAX) {
+		/* A large message's block, kept by the last one's free */
+		uint64_t off = shmk__msg_take(h, size + MSG_HDR);
+
+		if (off)
+			m = (struct msg_hdr *)(h->base + off);
+	}
+	if (!m)
+		m = shmk_alloc(h, size + MSG_HDR);
 	if (!m)
 		return NULL;
 	m->size = size;

@@ -7,7 +7,8 @@
  * When the lock's owner died, the next locker gets EOWNERDEAD and, before
  * it marks the lock consistent, brings the metadata back to a proven state:
  *
- *  1. roll the undo log back: the state before the dead operation;
+ *  1. roll the undo log back: the state before the dead operation (and
+ *     give back, or empty, the message cache entries it was flushing);
  *  2. recompute the derived counters (the small tier's from its runs);
  *  3. validate everything with the shmk_check() walker; if that fails,
  *     rebuild the free index from the physical chain, and the small tier's
@@ -29,6 +30,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include "msg_cache.h"
 #include "page_heap.h"
 #include "small.h"
 #include "tx.h"
@@ -84,6 +86,8 @@ static int recover(struct shmk *h, bool owner_dead)
 	barrier();
 	h->corrupt = false;
 	shmk__tx_rollback(h);
+	/* A flush of the message cache: undone with its transaction, or done. */
+	shmk__msg_settle(h, op == TX_NONE);
 	shmk__heap_recount(h);
 	shmk__small_recount(h);
 	r = shmk__check_locked(h, false);

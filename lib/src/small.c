@@ -46,6 +46,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "msg_cache.h"
 #include "page_heap.h"
 #include "small.h"
 #include "tx.h"
@@ -1035,7 +1036,8 @@ static int alloc_walk_fn(uint64_t b, uint64_t w, void *arg)
 	if (blk_tag(w) != BLK_TAG_USED)
 		return 0;
 	if (!blk_kind(w))
-		return aw->fn(r, blk_size(w) - BLK_HDR, aw->arg);
+		return shmk__msg_parked(aw->h, r) ? 0 :
+		       aw->fn(r, blk_size(w) - BLK_HDR, aw->arg);
 	if (blk_kind(w) != BLK_F_RUN)
 		return 0;
 	run = small_run_ok(aw->h, r);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "msg_cache.h"
 #include "tx.h"
 
 void shmk__tx_overflow(void)
@@ -53,9 +54,10 @@ void shmk__dir_changing(struct shmk *h)
 void shmk__tx_commit(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
+	bool undone = h->corrupt;
 
 	/* An operation that found corrupt metadata leaves things as they were. */
-	if (unlikely(h->corrupt)) {
+	if (unlikely(undone)) {
 		shmk__tx_rollback(h);
 		h->corrupt = false;	/* the next one, untransacted too */
 	}
@@ -64,6 +66,8 @@ void shmk__tx_commit(struct shmk *h)
 	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */
 	barrier();
 	SHMK_FAULT_POINT();
+	if (unlikely(h->msg_flushing))
+		shmk__msg_settle(h, !undone);
 	shmk__stats_publish(h);
 	seq_make_even(&hd->dir_seq);
 	seq_make_even(&hd->seq);

@@ -30,15 +30,17 @@
 enum op {
 	OP_ALLOC_SMALL, OP_ALLOC_NEW_RUN, OP_ALLOC_FILLS_RUN, OP_ALLOC_LARGE,
 	OP_ALLOC_GROW, OP_ALLOC_ALIGNED, OP_FREE_SLOT, OP_FREE_SLOT_FULL_RUN,
-	OP_FREE_LAST_SLOT, OP_FREE_MSG, OP_FREE_MERGE, OP_FREE_ALONE, OP_CREATE,
-	OP_CREATE_REHASH, OP_REMOVE, OP_GROW, OP_SHRINK, NOPS
+	OP_FREE_LAST_SLOT, OP_FREE_MSG, OP_MSG_KEEP, OP_MSG_TAKE, OP_GROW_FLUSH,
+	OP_FREE_MERGE, OP_FREE_ALONE, OP_CREATE, OP_CREATE_REHASH, OP_REMOVE,
+	OP_GROW, OP_SHRINK, NOPS
 };
 
 static const char *const op_names[NOPS] = {
 	"alloc small", "alloc small, new run", "alloc small, run fills",
 	"alloc large", "alloc with growth", "alloc aligned",
 	"free slot", "free slot of a full run", "free slot, run released",
-	"free message slot (xmap)",
+	"free message slot (xmap)", "free message block (kept)",
+	"alloc message (a kept block)", "alloc with growth, cache flushed",
 	"free with both neighbours free", "free alone", "create",
 	"create with rehash", "remove", "grow", "shrink and trim",
 };
@@ -48,6 +50,7 @@ static const char *const op_names[NOPS] = {
 #define FILL_CLASS_SIZE		7168	/* one run, one slot free */
 #define RELEASE_CLASS_SIZE	6144	/* a run with room, and one with a
 					   single slot */
+#define MSG_BIG			20000	/* a message of the page heap */
 
 struct state {
 	uint64_t heap_end;
@@ -59,6 +62,7 @@ struct state {
 struct ctx {
 	uint64_t merge, alone;		/* payload offsets to free */
 	uint64_t slot, full_slot, last_slot;
+	uint64_t msg;			/* a large message's payload */
 	size_t big;			/* a size that needs growth */
 };
 
@@ -189,6 +193,18 @@ static void setup(struct shmk *h, enum op op, struct ctx *c)
 		snprintf(name, sizeof(name), "obj-%d", i);
 		CHECK(shmk_find_or_alloc(h, name, 100 + (size_t)i, NULL));
 	}
+	/* Large messages: one to free, one or two kept (the message cache) */
+	if (op == OP_MSG_KEEP || op == OP_MSG_TAKE || op == OP_GROW_FLUSH) {
+		void *m1 = shmk_msg_alloc(h, MSG_BIG), *m2, *m3;
+
+		m2 = shmk_msg_alloc(h, MSG_BIG);
+		m3 = shmk_msg_alloc(h, MSG_BIG);
+		CHECK(m1 && m2 && m3);
+		c->msg = shmk_off(h, m1);
+		shmk_msg_free(h, m2);
+		if (op != OP_MSG_KEEP)
+			shmk_msg_free(h, m1);
+	}
 	CHECK_OK(shmk_stats(h, &st));
 	c->big = st.largest_free + 4096;
 	CHECK_OK(shmk_check(h));
@@ -218,6 +234,15 @@ static void do_op(struct shmk *h, enum op op, const struct ctx *c)
 	case OP_FREE_MSG:
 		/* A slot of the parent's current run: through its xmap */
 		shmk__free_msg(h, shmk_ptr(h, c->slot));
+		break;
+	case OP_MSG_KEEP:
+		shmk_msg_free(h, shmk_ptr(h, c->msg));
+		break;
+	case OP_MSG_TAKE:
+		shmk_msg_alloc(h, MSG_BIG);
+		break;
+	case OP_GROW_FLUSH:
+		shmk_alloc(h, c->big);
 		break;
 	case OP_ALLOC_LARGE:
 		shmk_alloc(h, 20000);
@@ -324,6 +349,7 @@ static void verify(struct shmk *h, enum op op, const struct state *pre,
 	case OP_FREE_SLOT_FULL_RUN:
 	case OP_FREE_LAST_SLOT:
 	case OP_FREE_MSG:
+	case OP_MSG_KEEP:
 		/* Lock-free: done once the atomic AND is, else not begun. */
 		CHECK(now.heap_end == post->heap_end);
 		break;
@@ -338,6 +364,7 @@ static void verify(struct shmk *h, enum op op, const struct state *pre,
 	case OP_SHRINK:
 	case OP_ALLOC_NEW_RUN:
 	case OP_ALLOC_GROW:
+	case OP_GROW_FLUSH:
 		CHECK(now.heap_end == pre->heap_end ||
 		      now.heap_end == post->heap_end);
 		break;
@@ -523,6 +550,7 @@ int main(void)
 		/* Kill the recovery too, at each of its fault points. */
 		if (op == OP_FREE_MERGE || op == OP_REMOVE ||
 		    op == OP_CREATE_REHASH || op == OP_ALLOC_GROW ||
+		    op == OP_GROW_FLUSH ||
 		    op == OP_ALLOC_NEW_RUN || op == OP_FREE_LAST_SLOT) {
 			long k = n / 2 + 1, m;
 
