@@ -194,9 +194,13 @@ static bool run_fold(struct shmk_run *run)
 	const struct shmk_small_class *sc =
 		&shmk__small_classes[READ_ONCE(run->cls) % SHMK_NCLASSES];
 	unsigned int words = (sc->nslots + 63) / 64;
-	uint64_t *x = (uint64_t *)((uint8_t *)run + sc->xmap);
+	uint64_t *x = (uint64_t *)((uint8_t *)run + sc->xmap), seen = 0;
 	bool any = false;
 
+	for (unsigned int w = 0; w < words; w++)	/* mostly all clear */
+		seen |= __atomic_load_n(&x[w], __ATOMIC_RELAXED);
+	if (!seen)
+		return false;
 	for (unsigned int w = 0; w < words; w++) {
 		uint64_t f = __atomic_load_n(&x[w], __ATOMIC_ACQUIRE);
 
@@ -532,11 +536,9 @@ static inline uint64_t slot_take(const struct shmk *h, uint64_t r,
 {
 	struct shmk_run *run = run_at(h, r);
 	unsigned int words = (sc->nslots + 63) / 64;
-	bool folded = false;
 
 	if (w >= words)
 		w = 0;
-again:
 	for (unsigned int n = 0; n < words; n++) {
 		uint64_t m = __atomic_load_n(&run->map[w], __ATOMIC_RELAXED);
 
@@ -556,11 +558,6 @@ again:
 		}
 		if (++w == words)
 			w = 0;
-	}
-	/* Slots that other threads freed come back when none is left. */
-	if (!folded && run_fold(run)) {
-		folded = true;
-		goto again;
 	}
 	return 0;
 }
@@ -807,6 +804,9 @@ small_alloc_slow(struct shmk *h, struct shmk_theap *th, unsigned int c)
 				tc.need = run_end(r, c);
 			tc.vrun[c] = (uint32_t)(r >> RUN_CHUNK_SHIFT);
 			p = slot_take(h, r, sc, th->hint[c], &w);
+			/* What other threads freed comes back when none is left */
+			if (!p && run_fold(run_at(h, r)))
+				p = slot_take(h, r, sc, 0, &w);
 			if (p) {
 				th->hint[c] = (uint8_t)w;
 				return p;
@@ -912,17 +912,19 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
 		return -EINVAL;
 	w = (unsigned int)(i / 64);
 	bit = 1ULL << (i % 64);
-	x = (uint64_t *)((uint8_t *)run + sc->xmap) + w;
 	if (flags & SMALL_FREE_REMOTE) {
 		st = __atomic_load_n(&run->state, __ATOMIC_RELAXED);
+		x = (uint64_t *)((uint8_t *)run + sc->xmap) + w;
 		if ((st & RUN_STATE_MASK) == RUN_OWNED &&
 		    !(tc_valid(h) && st >> RUN_OWNER_SHIFT == tc.idx) &&
 		    !(flags & SMALL_FREE_LOCKED))
 			return small_free_remote(h, r, run, x, bit);
 	}
-	/* Freed through xmap already, not yet folded: a double free. */
-	if (unlikely(__atomic_load_n(x, __ATOMIC_RELAXED) & bit))
-		return -EINVAL;
+	/*
+	 * map alone says whether the slot is allocated: a slot pending in
+	 * xmap is a message's, whose block no caller of shmk_free() was
+	 * given (reading xmap here would cost every free a cache line).
+	 */
 	SHMK_FAULT_POINT();
 	old = __atomic_fetch_and(&run->map[w], ~bit, __ATOMIC_SEQ_CST);
 	SHMK_FAULT_POINT();
