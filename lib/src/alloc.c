@@ -26,6 +26,14 @@ int shmk__free_locked(struct shmk *h, uint64_t payload)
 	return shmk__small_free(h, run, payload, SMALL_FREE_LOCKED);
 }
 
+/* Locked: the message cache's blocks back to the page heap (msg_cache.c). */
+static void flush_kept(struct shmk *h)
+{
+	shmk__tx_begin(h, TX_FREE_KEPT, 0);
+	shmk__msg_flush(h);
+	shmk__tx_commit(h);
+}
+
 static void *alloc_common(struct shmk *h, size_t size, size_t align)
 {
 	uint64_t p;
@@ -43,6 +51,11 @@ static void *alloc_common(struct shmk *h, size_t size, size_t align)
 		r = shmk__lock(h);
 	if (r)
 		return shmk__fail_ptr(r);
+	/* Kept message blocks go back before the heap would grow */
+	if (unlikely(shmk__msg_any(h)) &&
+	    (size > SMALL_MAX || align > BLK_ALIGN) &&
+	    !shmk__heap_fits(h, size, align))
+		flush_kept(h);
 	shmk__tx_begin(h, TX_ALLOC, size);
 	r = -ENOSPC;
 	if (size <= SMALL_MAX && align <= BLK_ALIGN)
@@ -176,9 +189,8 @@ int shmk_shrink(struct shmk *h, size_t size)
 	if ((r = shmk__lock(h)))
 		return r;
 	old_end = h->hdr->heap_end;
-	shmk__tx_begin(h, TX_FREE_KEPT, 0);
-	shmk__msg_flush(h);
-	shmk__tx_commit(h);
+	if (shmk__msg_any(h))
+		flush_kept(h);
 	shmk__small_trim(h);
 	if (target < old_end) {
 		shmk__tx_begin(h, TX_SHRINK, target);

@@ -249,6 +249,8 @@ void shmk__heap_init(struct shmk *h, uint64_t heap_end);
 int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		     bool preserve, uint64_t *payload);
 int shmk__heap_free(struct shmk *h, uint64_t payload);
+/* Under the lock: whether a free block takes the request without growth. */
+bool shmk__heap_fits(const struct shmk *h, uint64_t size, uint64_t align);
 int shmk__heap_valid_used(const struct shmk *h, uint64_t payload);
 /* Free an allocation of either tier; -EINVAL (and nothing done) if invalid. */
 int shmk__free_locked(struct shmk *h, uint64_t payload);

@@ -17,14 +17,20 @@ bool shmk__msg_parked(const struct shmk *h, uint64_t payload);
 /* Lock-free, for shmk_stats(): the kept blocks' bytes and their count. */
 void shmk__msg_usage(const struct shmk *h, uint64_t *bytes, uint64_t *n);
 
+/* Whether any block is kept (a hint: entries change without the lock). */
+bool shmk__msg_any(const struct shmk *h);
+
 /*
- * Locked, inside a transaction: give every kept block back to the page
- * heap; true when one went. The entries stay claimed until the commit or
- * the rollback settles them (shmk__msg_settle()).
+ * Locked, in a transaction of its own (TX_FREE_KEPT): give every kept
+ * block back to the page heap; true when one went. The entries stay
+ * claimed until the commit or the rollback settles them
+ * (shmk__msg_settle()).
  */
 bool shmk__msg_flush(struct shmk *h);
 /* Locked: after the commit (@done) or the rollback of a flush. */
 void shmk__msg_settle(struct shmk *h, bool done);
+/* Recovery: drop entries that name no used block of the page heap. */
+void shmk__msg_repair(struct shmk *h);
 /* shmk_check(): each entry a used block of the page heap, once. */
 int shmk__msg_check(const struct shmk *h);
 

@@ -26,7 +26,6 @@
  */
 #include <string.h>
 
-#include "msg_cache.h"
 #include "page_heap.h"
 #include "rbtree.h"
 #include "tx.h"
@@ -294,8 +293,6 @@ static int fit_or_grow(struct shmk *h, uint64_t need, uint64_t *blk)
 	int r;
 
 	*blk = find_fit(h, need);
-	if (!*blk && !h->corrupt && shmk__msg_flush(h))
-		*blk = find_fit(h, need);	/* kept messages first */
 	if (*blk)
 		return free_blk_ok(h, *blk, need) ? 0 : -EUCLEAN;
 	if (h->corrupt)
@@ -307,6 +304,17 @@ static int fit_or_grow(struct shmk *h, uint64_t need, uint64_t *blk)
 	if (*blk)
 		return free_blk_ok(h, *blk, need) ? 0 : -EUCLEAN;
 	return h->corrupt ? -EUCLEAN : -ENOMEM;
+}
+
+bool shmk__heap_fits(const struct shmk *h, uint64_t size, uint64_t align)
+{
+	uint64_t need = shmk__blk_size_for(size);
+
+	if (need > h->map_size || align > h->map_size)
+		return false;
+	if (align > BLK_ALIGN)
+		need += align + BLK_MIN;
+	return find_fit(h, need) != 0;
 }
 
 int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,

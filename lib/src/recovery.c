@@ -8,7 +8,8 @@
  * it marks the lock consistent, brings the metadata back to a proven state:
  *
  *  1. roll the undo log back: the state before the dead operation (and
- *     give back, or empty, the message cache entries it was flushing);
+ *     give back, or empty, the message cache entries it was flushing, and
+ *     drop the entries that name no used block);
  *  2. recompute the derived counters (the small tier's from its runs);
  *  3. validate everything with the shmk_check() walker; if that fails,
  *     rebuild the free index from the physical chain, and the small tier's
@@ -88,6 +89,7 @@ static int recover(struct shmk *h, bool owner_dead)
 	shmk__tx_rollback(h);
 	/* A flush of the message cache: undone with its transaction, or done. */
 	shmk__msg_settle(h, op == TX_NONE);
+	shmk__msg_repair(h);
 	shmk__heap_recount(h);
 	shmk__small_recount(h);
 	r = shmk__check_locked(h, false);

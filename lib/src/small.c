@@ -110,14 +110,18 @@ static struct shmk_theap *theap_at(const struct shmk *h, unsigned int i)
 	return (struct shmk_theap *)(h->base + h->hdr->theaps) + i;
 }
 
-/* Bitmap words: never more than the largest class has, whatever nslots says. */
+/*
+ * A run's class, from the table: what a run checked before is, whatever a
+ * client wrote into its header since (so every bound below holds).
+ */
+static const struct shmk_small_class *run_class(const struct shmk_run *run)
+{
+	return &shmk__small_classes[READ_ONCE(run->cls) % SHMK_NCLASSES];
+}
+
 static unsigned int run_words(const struct shmk_run *run)
 {
-	uint32_t n = READ_ONCE(run->nslots);
-
-	if (unlikely(n > shmk__small_classes[0].nslots))
-		n = shmk__small_classes[0].nslots;
-	return (n + 63) / 64;
+	return (run_class(run)->nslots + 63) / 64;
 }
 
 /*
@@ -152,15 +156,20 @@ static bool theaps_ok(const struct shmk *h)
 /* The value of bitmap word @w of an empty run: its padding bits. */
 static uint64_t run_word_empty(const struct shmk_run *run, unsigned int w)
 {
-	return w == run_words(run) - 1 ? small_pad_bits(run->nslots) : 0;
+	return w == run_words(run) - 1 ?
+	       small_pad_bits(run_class(run)->nslots) : 0;
 }
 
-/* Bitmap word @w's allocated slots: set in map, not freed through xmap. */
+/*
+ * Bitmap word @w's allocated slots: set in map, not freed through xmap
+ * (whose padding bits say nothing).
+ */
 static uint64_t run_word_used(const struct shmk_run *run, unsigned int w)
 {
 	uint64_t m = __atomic_load_n(&run->map[w], __ATOMIC_ACQUIRE);
+	uint64_t x = __atomic_load_n(&small_xmap(run)[w], __ATOMIC_ACQUIRE);
 
-	return m & ~__atomic_load_n(&small_xmap(run)[w], __ATOMIC_ACQUIRE);
+	return m & ~(x & ~run_word_empty(run, w));
 }
 
 static bool run_has_free(const struct shmk_run *run)
@@ -191,8 +200,7 @@ static bool run_empty(const struct shmk_run *run)
  */
 static bool run_fold(struct shmk_run *run)
 {
-	const struct shmk_small_class *sc =
-		&shmk__small_classes[READ_ONCE(run->cls) % SHMK_NCLASSES];
+	const struct shmk_small_class *sc = run_class(run);
 	unsigned int words = (sc->nslots + 63) / 64;
 	uint64_t *x = (uint64_t *)((uint8_t *)run + sc->xmap), seen = 0;
 	bool any = false;
@@ -469,20 +477,20 @@ static int run_new(struct shmk *h, unsigned int c, uint64_t state,
 	return 0;
 }
 
-/* Give the empty run at @r back to the page heap. */
-static void run_release(struct shmk *h, uint64_t r)
+/* Give the empty run at @r, of class @c, back to the page heap. */
+static void run_release(struct shmk *h, uint64_t r, unsigned int c)
 {
+	const struct shmk_small_class *sc = &shmk__small_classes[c];
 	struct shmk_run *run = run_at(h, r);
 	struct shmk_hdr *hd = h->hdr;
 	uint64_t blk = r - BLK_HDR;
-	unsigned int c = run->cls;
 
 	if (run->state == RUN_LISTED)
 		list_remove(h, c, r);
-	map_mark(h, r, shmk__small_classes[c].chunks, false);
+	map_mark(h, r, sc->chunks, false);
 	hd->run_blocks--;
 	hd->run_bytes -= blk_size(shmk__rd(h, blk));
-	hd->small_bytes -= (uint64_t)run->nslots * run->slot_size;
+	hd->small_bytes -= (uint64_t)sc->nslots * sc->size;
 	shmk__heap_release(h, blk);
 }
 
@@ -514,19 +522,26 @@ static bool run_retire(struct shmk *h, uint64_t r)
 static void run_settle(struct shmk *h, uint64_t r)
 {
 	struct shmk_run *run = run_at(h, r);
-	uint64_t st = run->state;
+	uint64_t st = run->state, w;
+	unsigned int c;
 
-	if (!small_run_ok(h, r)) {
+	/* Released since (its header may outlive it): nothing to settle */
+	if (small_run_of(h, r) != r)
+		return;
+	w = shmk__rd(h, r - BLK_HDR);
+	if (!small_run_ok(h, r) || blk_tag(w) != BLK_TAG_USED ||
+	    blk_kind(w) != BLK_F_RUN) {
 		shmk__corrupt(h);
 		return;
 	}
+	c = run_class(run) - shmk__small_classes;
 	if (st != RUN_FULL && st != RUN_LISTED)
 		return;
 	run_fold(run);
 	if (run_empty(run))
-		run_release(h, r);
+		run_release(h, r, c);
 	else if (st == RUN_FULL && run_has_free(run))
-		list_push(h, run->cls, r);
+		list_push(h, c, r);
 }
 
 /* Take a free slot of the run at @r from word @w on: its offset, or 0. */
@@ -545,6 +560,10 @@ static inline uint64_t slot_take(const struct shmk *h, uint64_t r,
 		while (m != ~0ULL) {
 			unsigned int b = (unsigned int)__builtin_ctzll(~m);
 			uint64_t bit = 1ULL << b;
+
+			/* A padding bit a client cleared: the run is full */
+			if (unlikely((uint64_t)w * 64 + b >= sc->nslots))
+				break;
 
 			SHMK_FAULT_POINT();
 			m = __atomic_fetch_or(&run->map[w], bit,
@@ -568,15 +587,20 @@ int shmk__small_alloc(struct shmk *h, uint64_t size, uint64_t *payload)
 	unsigned int c = small_class(size), w;
 	const struct shmk_small_class *sc = &shmk__small_classes[c];
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t r, p;
+	uint64_t r, p, kept = 0;
 	int e;
 
 	for (unsigned int n = 0;; n++) {
 		r = hd->runs[c];
 		if (!r && (e = run_new(h, c, RUN_LISTED, &r)))
 			return e;
-		/* A list longer than the map has chunks is a loop. */
-		if (n > RUN_MAP_MAX || !run_usable(h, r, c) || h->corrupt) {
+		/*
+		 * A list longer than the map has chunks is a loop; a run kept
+		 * for a free slot it then has not is corrupt (both would
+		 * fill the undo log).
+		 */
+		if (n > RUN_MAP_MAX || !run_usable(h, r, c) || h->corrupt ||
+		    r == kept) {
 			shmk__corrupt(h);
 			return -EUCLEAN;
 		}
@@ -588,6 +612,8 @@ int shmk__small_alloc(struct shmk *h, uint64_t size, uint64_t *payload)
 		}
 		if (!run_retire(h, r))
 			list_remove(h, c, r);
+		else
+			kept = r;	/* a free came: its slot, next round */
 	}
 }
 
@@ -616,7 +642,7 @@ static void theap_reap(struct shmk *h, unsigned int i)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		run_fold(run_at(h, r));
 		if (run_empty(run_at(h, r)))
-			run_release(h, r);
+			run_release(h, r, c);
 		else if (run_has_free(run_at(h, r)))
 			list_push(h, c, r);
 	}
@@ -1006,11 +1032,12 @@ void shmk__small_trim(struct shmk *h)
 		shmk__tx_begin(h, TX_SMALL, r);
 		if (mine >= 0 && st == (RUN_OWNED | (uint64_t)mine
 						  << RUN_OWNER_SHIFT)) {
+			unsigned int c = run_class(run) - shmk__small_classes;
+
 			if (run_empty(run)) {
-				shmk__tx_set(h, TH_OFF(h, mine, run[run->cls]),
-					     0);
+				shmk__tx_set(h, TH_OFF(h, mine, run[c]), 0);
 				shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
-				run_release(h, r);
+				run_release(h, r, c);
 			}
 		} else {
 			run_settle(h, r);
@@ -1031,6 +1058,7 @@ struct alloc_walk {
 static int alloc_walk_fn(uint64_t b, uint64_t w, void *arg)
 {
 	const struct alloc_walk *aw = arg;
+	const struct shmk_small_class *sc;
 	const struct shmk_run *run;
 	uint64_t r = b + BLK_HDR;
 	int ret;
@@ -1045,10 +1073,11 @@ static int alloc_walk_fn(uint64_t b, uint64_t w, void *arg)
 	run = small_run_ok(aw->h, r);
 	if (!run)
 		return -EUCLEAN;
-	for (uint64_t i = 0; i < run->nslots; i++)
+	sc = run_class(run);
+	for (uint64_t i = 0; i < sc->nslots; i++)
 		if (small_slot_used(run, i) &&
-		    (ret = aw->fn(r + run->first + i * run->slot_size,
-				  run->slot_size, aw->arg)))
+		    (ret = aw->fn(r + sc->first + i * sc->size, sc->size,
+				  aw->arg)))
 			return ret;
 	return 0;
 }
@@ -1070,17 +1099,18 @@ struct small_count {
 
 static uint64_t run_used_slots(const struct shmk_run *run)
 {
-	uint64_t words = (run->nslots + 63) / 64, n = 0;
+	uint64_t n = 0;
 
-	for (uint64_t i = 0; i < words; i++)
-		n += (uint64_t)__builtin_popcountll(READ_ONCE(run->map[i]) &
-						   ~READ_ONCE(small_xmap(run)[i]));
-	return n - (uint64_t)__builtin_popcountll(small_pad_bits(run->nslots));
+	for (unsigned int w = 0; w < run_words(run); w++)
+		n += (uint64_t)__builtin_popcountll(run_word_used(run, w) &
+						    ~run_word_empty(run, w));
+	return n;
 }
 
 static int count_fn(uint64_t b, uint64_t w, void *arg)
 {
 	struct small_count *sc = arg;
+	const struct shmk_small_class *k;
 	const struct shmk_run *run;
 
 	if (blk_tag(w) != BLK_TAG_USED || !blk_kind(w))
@@ -1092,14 +1122,14 @@ static int count_fn(uint64_t b, uint64_t w, void *arg)
 		return 0;
 	}
 	run = small_run_ok(sc->h, b + BLK_HDR);
+	k = run ? run_class(run) : NULL;
 	if (!run || b % RUN_CHUNK != BLK_HDR ||
-	    blk_size(w) < (uint64_t)shmk__small_classes[run->cls].chunks *
-			  RUN_CHUNK) {
+	    blk_size(w) < (uint64_t)k->chunks * RUN_CHUNK) {
 		sc->bad = true;
 		return 0;
 	}
-	sc->slot_bytes += (uint64_t)run->nslots * run->slot_size;
-	sc->map_chunks += shmk__small_classes[run->cls].chunks;
+	sc->slot_bytes += (uint64_t)k->nslots * k->size;
+	sc->map_chunks += k->chunks;
 	if (sc->runs) {
 		if (sc->nruns == sc->cap) {
 			sc->bad = true;
@@ -1181,8 +1211,10 @@ static int run_owner(const struct shmk *h, uint64_t r, uint64_t st,
 static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 {
 	struct shmk *h = arg;
+	const struct shmk_small_class *sc;
 	struct shmk_run *run;
 	uint64_t words, r = b + BLK_HDR;
+	unsigned int c;
 
 	if (blk_tag(w) != BLK_TAG_USED || blk_kind(w) != BLK_F_RUN)
 		return 0;
@@ -1190,15 +1222,18 @@ static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 	    (r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT >= h->hdr->run_map_len)
 		return -EUCLEAN;
 	run = run_at(h, r);
-	words = (run->nslots + 63) / 64;
-	run->map[words - 1] |= small_pad_bits(run->nslots);
+	sc = run_class(run);
+	c = sc - shmk__small_classes;
+	words = (sc->nslots + 63) / 64;
+	run->map[words - 1] |= small_pad_bits(sc->nslots);
+	small_xmap(run)[words - 1] &= ~small_pad_bits(sc->nslots);
 	run->next = run->prev = 0;
-	map_mark(h, r, shmk__small_classes[run->cls].chunks, true);
-	if (run_owner(h, r, run->state, run->cls) >= 0)
+	map_mark(h, r, sc->chunks, true);
+	if (run_owner(h, r, run->state, c) >= 0)
 		return 0;
 	run_fold(run);
 	if (run_has_free(run))
-		list_push(h, run->cls, r);
+		list_push(h, c, r);
 	else
 		run->state = RUN_FULL;
 	return 0;
@@ -1268,22 +1303,24 @@ static int run_check(const struct shmk *h, uint64_t r)
 {
 	const struct shmk_run *run = small_run_ok(h, r);
 	const struct shmk_hdr *hd = h->hdr;
-	uint64_t words, idx, map = READ_ONCE(hd->run_map), st;
+	const struct shmk_small_class *sc;
+	uint64_t words, idx, map = READ_ONCE(hd->run_map), st, pad;
 
 	if (!run)
 		return bad("run header", r);
-	words = (run->nslots + 63) / 64;
-	if ((READ_ONCE(run->map[words - 1]) & small_pad_bits(run->nslots)) !=
-	    small_pad_bits(run->nslots))
+	sc = run_class(run);
+	words = (sc->nslots + 63) / 64;
+	pad = small_pad_bits(sc->nslots);
+	if ((READ_ONCE(run->map[words - 1]) & pad) != pad)
 		return bad("run bitmap padding", r);
-	if (READ_ONCE(small_xmap(run)[words - 1]) & small_pad_bits(run->nslots))
+	if (READ_ONCE(small_xmap(run)[words - 1]) & pad)
 		return bad("run remote-free bitmap padding", r);
 	st = READ_ONCE(run->state);
 	if (st != RUN_LISTED && st != RUN_FULL &&
-	    run_owner(h, r, st, run->cls) < 0)
+	    run_owner(h, r, st, sc - shmk__small_classes) < 0)
 		return bad("run state, or its thread heap", r);
 	idx = (r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT;
-	for (uint32_t i = 0; i < shmk__small_classes[run->cls].chunks; i++)
+	for (uint32_t i = 0; i < sc->chunks; i++)
 		if (idx + i >= READ_ONCE(hd->run_map_len) ||
 		    READ_ONCE(h->base[map + idx + i]) != i + 1)
 			return bad("run map", r);

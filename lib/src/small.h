@@ -89,17 +89,22 @@ static inline const struct shmk_run *small_run_ok(const struct shmk *h,
 	return run;
 }
 
-/* The slot index of @off in the (valid) run at @r, or -1. */
+/*
+ * The slot index of @off in the run at @r (checked before), or -1. From
+ * the class table: a client may rewrite the header meanwhile.
+ */
 static inline int64_t small_slot(const struct shmk_run *run, uint64_t r,
 				 uint64_t off)
 {
-	uint64_t first = r + run->first, d, i;
+	const struct shmk_small_class *sc =
+		&shmk__small_classes[READ_ONCE(run->cls) % SHMK_NCLASSES];
+	uint64_t first = r + sc->first, d, i;
 
 	if (off < first)
 		return -1;
 	d = off - first;
-	i = (d * run->recip) >> RUN_RECIP_SHIFT;
-	if (i >= run->nslots || i * run->slot_size != d)
+	i = (d * sc->recip) >> RUN_RECIP_SHIFT;
+	if (i >= sc->nslots || i * sc->size != d)
 		return -1;
 	return (int64_t)i;
 }

@@ -59,6 +59,8 @@ void shmk__tx_commit(struct shmk *h)
 	/* An operation that found corrupt metadata leaves things as they were. */
 	if (unlikely(undone)) {
 		shmk__tx_rollback(h);
+		if (h->msg_flushing)
+			shmk__msg_settle(h, false);
 		h->corrupt = false;	/* the next one, untransacted too */
 	}
 	barrier();

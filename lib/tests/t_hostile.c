@@ -283,6 +283,114 @@ static void small_tier(void)
 }
 
 /*
+ * A run's bitmaps: a padding bit of map cleared (the slot past the run's
+ * end must not be handed out), a padding bit of xmap set (the run must
+ * not look as if it had room, else the locked path loops), a header's
+ * slot count rewritten (a read-only client's statistics stay in bounds).
+ */
+static void run_bitmaps(void)
+{
+	const struct shmk_small_class *sc =
+		&shmk__small_classes[small_class(SMALL_MAX)];
+	void *p[64], *q;
+	struct shmk_run *run;
+	struct shmk_stats st;
+	uint64_t r, pad = small_pad_bits(sc->nslots), saved;
+	struct thread_alloc a, a2;
+	struct shmk *h = fresh();
+
+	for (uint32_t i = 0; i < sc->nslots; i++)
+		CHECK(p[i] = shmk_alloc(h, SMALL_MAX));
+	r = small_run_of(h, shmk_off(h, p[0]));
+	CHECK(r && r == small_run_of(h, shmk_off(h, p[sc->nslots - 1])));
+	run = (struct shmk_run *)(h->base + r);
+	run->map[0] &= ~(1ULL << 63);		/* a padding bit */
+	CHECK(q = shmk_alloc(h, SMALL_MAX));
+	CHECK(small_run_of(h, shmk_off(h, q)) != r);
+	CHECK_EQ(shmk_usable_size(h, q), SMALL_MAX);
+	shmk_free(h, q);
+	run->map[0] |= pad;
+	CHECK_OK(shmk_check(h));
+
+	/*
+	 * xmap's padding, on a listed run that a thread without a heap (the
+	 * table moved) fills: the locked path must not keep taking it.
+	 */
+	CHECK(q = shmk_alloc(h, SMALL_MAX));	/* the full run goes */
+	shmk_free(h, p[5]);			/* listed, one slot free */
+	CHECK_EQ(run->state, RUN_LISTED);
+	small_xmap(run)[0] |= 1ULL << 63;
+	saved = h->hdr->theaps;
+	h->hdr->theaps = 1ULL << 40;
+	a = in_thread(h, SMALL_MAX);
+	CHECK(a.p && small_run_of(h, shmk_off(h, a.p)) == r);
+	a2 = in_thread(h, SMALL_MAX);		/* returns, whatever it got */
+	CHECK(a2.p || a2.err == EUCLEAN);
+	h->hdr->theaps = saved;
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	small_xmap(run)[0] &= ~pad;
+	CHECK_OK(shmk_check(h));
+	shmk_free(h, a.p);
+	shmk_free(h, a2.p);
+	shmk_free(h, q);
+
+	/* nslots rewritten: statistics read the class's bitmap only */
+	run->nslots = 0xffffff00u;
+	CHECK(shmk_stats(h, &st) == 0 || errno == EUCLEAN);
+	run->nslots = sc->nslots;
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/*
+ * The message cache: an entry naming a free block, a slot, memory past
+ * the heap, or a block whose end lies past the backed memory. No message
+ * allocation takes any; a recovery drops them (before, a junk entry made
+ * every later locker get ENOTRECOVERABLE).
+ */
+static int die_in_tx(void *arg)
+{
+	struct shmk *h;
+
+	(void)arg;
+	if (shmk_open(seg, 0, NULL, &h))
+		return 2;
+	shmk__fault_countdown = 3;
+	shmk_alloc(h, 50000);
+	return 0;
+}
+
+static void message_cache(void)
+{
+	struct shmk *h = fresh();
+	uint64_t *c = h->hdr->msg_cache, b, he = h->hdr->heap_end, w;
+	uint8_t *m, *n;
+
+	CHECK(m = shmk_msg_alloc(h, 50000));
+	CHECK(n = shmk_msg_alloc(h, 50000));
+	b = shmk_off(h, m) - 16;		/* the block's payload */
+	shmk_msg_free(h, m);
+	CHECK_EQ(c[0], b);
+	c[1] = b;				/* twice */
+	c[2] = shmk_off(h, live[0]);		/* a slot */
+	c[3] = he + 4096;			/* past the heap */
+	c[4] = b + 16;				/* inside a block */
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	/* The block's header says it ends past the backed memory */
+	w = shmk__rd(h, b - BLK_HDR);
+	*(uint64_t *)(h->base + b - BLK_HDR) = blk_mk_used(he - b + 4096, true);
+	CHECK(shmk_msg_alloc(h, 50000) != m);
+	*(uint64_t *)(h->base + b - BLK_HDR) = w;
+	CHECK_EQ(test_wait(test_fork(die_in_tx, NULL)), 128 + SIGKILL);
+	CHECK_OK(shmk_check(h));		/* recovered: entries dropped */
+	CHECK(!c[1] && !c[2] && !c[3] && !c[4]);
+	CHECK_EQ(c[0], b);
+	shmk_msg_free(h, n);
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/*
  * Recovery: a transaction left in the header with undo-log entries for
  * places the library never logs (past the segment's memory: SIGBUS; the
  * lock, while the recovering thread holds it; the magic). They are
@@ -735,6 +843,8 @@ int main(void)
 	footers();
 	heap_end();
 	small_tier();
+	run_bitmaps();
+	message_cache();
 	undo_log();
 	directory();
 	published_stats();
