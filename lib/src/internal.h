@@ -257,7 +257,8 @@ int shmk__free_locked(struct shmk *h, uint64_t payload);
 /*
  * shmk_free() of a message's block by its last reference (queue.c): the
  * caller vouches that it is allocated and freed once, so a slot of another
- * thread's run is freed without taking its cache line (small.c).
+ * thread's run is freed without taking its cache line (small.c), and a
+ * page-heap block is kept for the next message (msg_cache.c).
  */
 void shmk__free_msg(struct shmk *h, void *block);
 int shmk__heap_extend(struct shmk *h, uint64_t new_end);
