@@ -110,13 +110,10 @@ static struct shmk_theap *theap_at(const struct shmk *h, unsigned int i)
 	return (struct shmk_theap *)(h->base + h->hdr->theaps) + i;
 }
 
-/*
- * A run's class, from the table: what a run checked before is, whatever a
- * client wrote into its header since (so every bound below holds).
- */
+/* A checked run's class, from the table (small_run_cls()). */
 static const struct shmk_small_class *run_class(const struct shmk_run *run)
 {
-	return &shmk__small_classes[READ_ONCE(run->cls) % SHMK_NCLASSES];
+	return &shmk__small_classes[small_run_cls(run)];
 }
 
 static unsigned int run_words(const struct shmk_run *run)
@@ -534,7 +531,7 @@ static void run_settle(struct shmk *h, uint64_t r)
 		shmk__corrupt(h);
 		return;
 	}
-	c = run_class(run) - shmk__small_classes;
+	c = small_run_cls(run);
 	if (st != RUN_FULL && st != RUN_LISTED)
 		return;
 	run_fold(run);
@@ -938,12 +935,13 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
 		return -EINVAL;
 	w = (unsigned int)(i / 64);
 	bit = 1ULL << (i % 64);
-	if (flags & SMALL_FREE_REMOTE) {
+	/* A message, lock-free, in another thread's current run: xmap */
+	if ((flags & (SMALL_FREE_REMOTE | SMALL_FREE_LOCKED)) ==
+	    SMALL_FREE_REMOTE) {
 		st = __atomic_load_n(&run->state, __ATOMIC_RELAXED);
 		x = (uint64_t *)((uint8_t *)run + sc->xmap) + w;
 		if ((st & RUN_STATE_MASK) == RUN_OWNED &&
-		    !(tc_valid(h) && st >> RUN_OWNER_SHIFT == tc.idx) &&
-		    !(flags & SMALL_FREE_LOCKED))
+		    !(tc_valid(h) && st >> RUN_OWNER_SHIFT == tc.idx))
 			return small_free_remote(h, r, run, x, bit);
 	}
 	/*
@@ -1032,7 +1030,7 @@ void shmk__small_trim(struct shmk *h)
 		shmk__tx_begin(h, TX_SMALL, r);
 		if (mine >= 0 && st == (RUN_OWNED | (uint64_t)mine
 						  << RUN_OWNER_SHIFT)) {
-			unsigned int c = run_class(run) - shmk__small_classes;
+			unsigned int c = small_run_cls(run);
 
 			if (run_empty(run)) {
 				shmk__tx_set(h, TH_OFF(h, mine, run[c]), 0);
@@ -1222,8 +1220,8 @@ static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 	    (r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT >= h->hdr->run_map_len)
 		return -EUCLEAN;
 	run = run_at(h, r);
-	sc = run_class(run);
-	c = sc - shmk__small_classes;
+	c = small_run_cls(run);
+	sc = &shmk__small_classes[c];
 	words = (sc->nslots + 63) / 64;
 	run->map[words - 1] |= small_pad_bits(sc->nslots);
 	small_xmap(run)[words - 1] &= ~small_pad_bits(sc->nslots);
@@ -1305,10 +1303,12 @@ static int run_check(const struct shmk *h, uint64_t r)
 	const struct shmk_hdr *hd = h->hdr;
 	const struct shmk_small_class *sc;
 	uint64_t words, idx, map = READ_ONCE(hd->run_map), st, pad;
+	unsigned int c;
 
 	if (!run)
 		return bad("run header", r);
-	sc = run_class(run);
+	c = small_run_cls(run);
+	sc = &shmk__small_classes[c];
 	words = (sc->nslots + 63) / 64;
 	pad = small_pad_bits(sc->nslots);
 	if ((READ_ONCE(run->map[words - 1]) & pad) != pad)
@@ -1317,7 +1317,7 @@ static int run_check(const struct shmk *h, uint64_t r)
 		return bad("run remote-free bitmap padding", r);
 	st = READ_ONCE(run->state);
 	if (st != RUN_LISTED && st != RUN_FULL &&
-	    run_owner(h, r, st, sc - shmk__small_classes) < 0)
+	    run_owner(h, r, st, c) < 0)
 		return bad("run state, or its thread heap", r);
 	idx = (r - 2 * BLK_HDR) >> RUN_CHUNK_SHIFT;
 	for (uint32_t i = 0; i < sc->chunks; i++)

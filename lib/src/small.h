@@ -90,14 +90,20 @@ static inline const struct shmk_run *small_run_ok(const struct shmk *h,
 }
 
 /*
- * The slot index of @off in the run at @r (checked before), or -1. From
- * the class table: a client may rewrite the header meanwhile.
+ * The class of a run checked before, as an index in range whatever a
+ * client wrote into its header since: every bound comes from the table.
  */
+static inline unsigned int small_run_cls(const struct shmk_run *run)
+{
+	return READ_ONCE(run->cls) % SHMK_NCLASSES;
+}
+
+/* The slot index of @off in the run at @r (checked before), or -1. */
 static inline int64_t small_slot(const struct shmk_run *run, uint64_t r,
 				 uint64_t off)
 {
 	const struct shmk_small_class *sc =
-		&shmk__small_classes[READ_ONCE(run->cls) % SHMK_NCLASSES];
+		&shmk__small_classes[small_run_cls(run)];
 	uint64_t first = r + sc->first, d, i;
 
 	if (off < first)
@@ -115,9 +121,8 @@ static inline int64_t small_slot(const struct shmk_run *run, uint64_t r,
  */
 static inline uint64_t *small_xmap(const struct shmk_run *run)
 {
-	uint32_t c = READ_ONCE(run->cls) % SHMK_NCLASSES;
-
-	return (uint64_t *)((uintptr_t)run + shmk__small_classes[c].xmap);
+	return (uint64_t *)((uintptr_t)run +
+			    shmk__small_classes[small_run_cls(run)].xmap);
 }
 
 /* Allocated: set in map, not freed since through xmap. */
