@@ -110,7 +110,10 @@
  * (RUN_OWNED | index << 8), anyone under the lock (RUN_LISTED: on its
  * class's list, hdr->runs[class], linked by next and prev, payload offsets,
  * 0 for none), or nobody (RUN_FULL: its owner found no free slot and let
- * it go; the free that finds it so puts it back on the list).
+ * it go). A run let go full goes back on its list (under the lock) once
+ * the frees into it since reach an eighth of its slots (at least one), or
+ * when one empties it; nfreed counts them (an atomic add, a hint that
+ * nothing else trusts: zeroed when the run is let go full).
  */
 #define RUN_LISTED		1ULL
 #define RUN_FULL		2ULL
@@ -128,7 +131,7 @@ struct shmk_run {
 	uint64_t state;
 	uint64_t next;
 	uint64_t prev;
-	uint64_t pad;
+	uint64_t nfreed;		/* RUN_FULL: frees since, a hint */
 	uint64_t map[];
 };
 

@@ -25,18 +25,21 @@
  * head of its class's list of runs with a free slot (RUN_LISTED), or a new
  * run (the best fit for a chunk-aligned block, as low as possible, in the
  * first RUN_MAP_MAX chunks; failing that the page heap serves the
- * request). A free that finds its run RUN_FULL puts it back on the list; a
- * free that empties a listed run gives it back to the page heap, which
- * coalesces it. A thread's current run stays when empty. A thread heap
- * whose owner died is reaped when a thread needs a heap and none is free,
- * and by shmk_shrink(): its empty runs go back to the page heap, the rest
- * to the lists. Only a thread in the owner's pid and time namespaces can
- * tell that the owner died (its tag is a tid and a start time as that
+ * request). A run let go full goes back on the list when an eighth of
+ * its slots came free (run_relist_at()): one lock per run's worth of
+ * allocations rather than one per slot, at the price of up to an eighth
+ * of a full run's slots waiting (counted as cached). A free that empties
+ * a run nobody owns gives it back to the page heap, which coalesces it.
+ * A thread's current run stays when empty. A thread heap whose owner
+ * died is reaped when a thread needs a heap and none is free, and by
+ * shmk_shrink(): its empty runs go back to the page heap, the rest to the
+ * lists. Only a thread in the owner's pid and time namespaces can tell
+ * that the owner died (its tag is a tid and a start time as that
  * namespace's /proc shows them): a heap claimed from another container
  * is never reaped here, and stays claimed until a thread of its own
  * namespaces reaps it (at most SHMK_THEAPS heaps; the locked path serves
- * threads that find none free). Threads that get no heap (SHMK_THEAPS live ones have
- * them) allocate from the lists under the lock.
+ * threads that find none free). Threads that get no heap (SHMK_THEAPS
+ * live ones have them) allocate from the lists under the lock.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -52,6 +55,12 @@
 #include "tx.h"
 
 #define RECIP(size)	(((1ULL << RUN_RECIP_SHIFT) + (size) - 1) / (size))
+
+/* A run let go full is listed again after this many frees into it. */
+static inline uint64_t run_relist_at(const struct shmk_small_class *sc)
+{
+	return sc->nslots >= 16 ? sc->nslots / 8 : 1;
+}
 
 /*
  * { size, chunks, nslots, first, xmap, recip }: after the 64-byte header,
@@ -460,7 +469,7 @@ static int run_new(struct shmk *h, unsigned int c, uint64_t state,
 	run->recip = small_recip(sc->size);
 	run->state = state;
 	run->next = run->prev = 0;
-	run->pad = 0;
+	run->nfreed = 0;
 	memset(run->map, 0, words * 8);
 	run->map[words - 1] = small_pad_bits(sc->nslots);
 	memset(small_xmap(run), 0, words * 8);
@@ -491,6 +500,14 @@ static void run_release(struct shmk *h, uint64_t r, unsigned int c)
 	shmk__heap_release(h, blk);
 }
 
+/* Let the run at @r go full: no free counted yet, then the state. */
+static void run_mark_full(struct shmk *h, uint64_t r)
+{
+	__atomic_store_n(&run_at(h, r)->nfreed, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+}
+
 /*
  * The run at @r has no free slot for its allocator: mark it RUN_FULL, then
  * look at its bitmap again. A free that cleared a bit before the mark sees
@@ -503,7 +520,7 @@ static bool run_retire(struct shmk *h, uint64_t r)
 	struct shmk_run *run = run_at(h, r);
 	uint64_t old = run->state;
 
-	shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+	run_mark_full(h, r);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (run_has_free(run)) {
 		shmk__tx_set(h, RUN_OFF(r, state), old);
@@ -513,8 +530,8 @@ static bool run_retire(struct shmk *h, uint64_t r)
 }
 
 /*
- * After a free into a run nobody owns: a RUN_FULL run with a free slot
- * goes back on its list, an empty one back to the page heap.
+ * After a free into a run nobody owns (or at a trim): a RUN_FULL run with
+ * a free slot goes back on its list, an empty one back to the page heap.
  */
 static void run_settle(struct shmk *h, uint64_t r)
 {
@@ -635,7 +652,7 @@ static void theap_reap(struct shmk *h, unsigned int i)
 		 * the run owned is folded here, one that did not folds
 		 * under the lock (shmk__small_free()).
 		 */
-		shmk__tx_set(h, RUN_OFF(r, state), RUN_FULL);
+		run_mark_full(h, r);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		run_fold(run_at(h, r));
 		if (run_empty(run_at(h, r)))
@@ -962,9 +979,16 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
 			tc.th->hint[cls] = (uint8_t)w;
 		return 0;
 	}
-	if (st != RUN_FULL && (st != RUN_LISTED ||
-			       (old & ~bit) != run_word_empty(run, w) ||
-			       !run_empty(run)))
+	/*
+	 * A run nobody owns is settled under the lock when this free empties
+	 * it, or (one let go full) made it worth listing again.
+	 */
+	if (st != RUN_FULL && st != RUN_LISTED)
+		return 0;
+	if ((st == RUN_LISTED ||
+	     __atomic_add_fetch(&run->nfreed, 1, __ATOMIC_RELAXED) <
+	     run_relist_at(sc)) &&
+	    ((old & ~bit) != run_word_empty(run, w) || !run_empty(run)))
 		return 0;
 	if (flags & SMALL_FREE_LOCKED) {
 		run_settle(h, r);
@@ -1230,10 +1254,12 @@ static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 	if (run_owner(h, r, run->state, c) >= 0)
 		return 0;
 	run_fold(run);
-	if (run_has_free(run))
+	if (run_has_free(run)) {
 		list_push(h, c, r);
-	else
+	} else {
+		run->nfreed = 0;
 		run->state = RUN_FULL;
+	}
 	return 0;
 }
 

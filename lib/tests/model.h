@@ -23,6 +23,7 @@ struct mrun {
 	uint64_t bsize;			/* its block's size */
 	unsigned int cls;
 	uint64_t state;			/* RUN_OWNED (ours), _LISTED, _FULL */
+	uint64_t nfreed;		/* RUN_FULL: frees since */
 	uint64_t map[64];		/* 1: allocated */
 	struct mrun *next, *prev;	/* the class's list of listed runs */
 };
@@ -385,6 +386,7 @@ static int64_t m_small_alloc(struct model *m, uint64_t n, bool grown,
 		}
 		if (run) {
 			run->state = RUN_FULL;
+			run->nfreed = 0;
 			m->cur[c] = NULL;
 		}
 		run = m->head[c];
@@ -422,7 +424,8 @@ static int64_t m_small_alloc(struct model *m, uint64_t n, bool grown,
 /*
  * Free an allocation of either tier (@size: the block size in the heap).
  * A slot of the thread's current run lowers its hint; a full run goes
- * back on its list; a listed run that empties goes back to the page heap.
+ * back on its list at the eighth of its slots freed since; a run nobody
+ * owns that empties goes back to the page heap.
  */
 static void m_free_any(struct model *m, uint64_t off, uint64_t size)
 {
@@ -446,20 +449,49 @@ static void m_free_any(struct model *m, uint64_t off, uint64_t size)
 			m->hint[run->cls] = (unsigned int)(i / 64);
 	} else if (m_run_empty(run)) {
 		m_run_release(m, run);
-	} else if (run->state == RUN_FULL) {
+	} else if (run->state == RUN_FULL &&
+		   ++run->nfreed >= (sc->nslots >= 16 ? sc->nslots / 8 : 1)) {
 		m_list_push(m, run);
 	}
 }
 
+static int m_run_cmp(const void *a, const void *b)
+{
+	uint64_t x = (*(struct mrun *const *)a)->r;
+	uint64_t y = (*(struct mrun *const *)b)->r;
+
+	return (x > y) - (x < y);
+}
+
+static bool m_run_has_free(const struct mrun *run)
+{
+	unsigned int words = (shmk__small_classes[run->cls].nslots + 63) / 64;
+
+	for (unsigned int w = 0; w < words; w++)
+		if (run->map[w] != ~0ULL)
+			return true;
+	return false;
+}
+
 /*
- * shmk_shrink() first gives back every empty run: the thread's current
- * ones and the listed ones.
+ * shmk_shrink() first gives back every empty run and lists again every
+ * run let go full that has a free slot, in address order.
  */
 static void m_trim(struct model *m)
 {
-	for (size_t i = m->nruns; i-- > 0;)
-		if (m_run_empty(m->runs[i]))
-			m_run_release(m, m->runs[i]);
+	struct mrun *by_addr[ARRAY_SIZE(m->runs)];
+	size_t n = m->nruns;
+
+	memcpy(by_addr, m->runs, n * sizeof(*by_addr));
+	qsort(by_addr, n, sizeof(*by_addr), m_run_cmp);
+	for (size_t i = 0; i < n; i++) {
+		struct mrun *run = by_addr[i];
+
+		if (m_run_empty(run))
+			m_run_release(m, run);
+		else if (run->state == RUN_FULL && m_run_has_free(run))
+			m_list_push(m, run);
+	}
 }
 
 /* The figures shmk_stats() gives for the model's state. */

@@ -296,7 +296,7 @@ static void run_bitmaps(void)
 	struct shmk_run *run;
 	struct shmk_stats st;
 	uint64_t r, pad = small_pad_bits(sc->nslots), saved;
-	struct thread_alloc a, a2;
+	struct thread_alloc t[3], a2;
 	struct shmk *h = fresh();
 
 	for (uint32_t i = 0; i < sc->nslots; i++)
@@ -317,20 +317,26 @@ static void run_bitmaps(void)
 	 * table moved) fills: the locked path must not keep taking it.
 	 */
 	CHECK(q = shmk_alloc(h, SMALL_MAX));	/* the full run goes */
-	shmk_free(h, p[5]);			/* listed, one slot free */
+	shmk_free(h, p[5]);			/* listed at 31 / 8 free */
+	shmk_free(h, p[6]);
+	CHECK_EQ(run->state, RUN_FULL);
+	shmk_free(h, p[7]);
 	CHECK_EQ(run->state, RUN_LISTED);
 	small_xmap(run)[0] |= 1ULL << 63;
 	saved = h->hdr->theaps;
 	h->hdr->theaps = 1ULL << 40;
-	a = in_thread(h, SMALL_MAX);
-	CHECK(a.p && small_run_of(h, shmk_off(h, a.p)) == r);
+	for (int i = 0; i < 3; i++) {
+		t[i] = in_thread(h, SMALL_MAX);
+		CHECK(t[i].p && small_run_of(h, shmk_off(h, t[i].p)) == r);
+	}
 	a2 = in_thread(h, SMALL_MAX);		/* returns, whatever it got */
 	CHECK(a2.p || a2.err == EUCLEAN);
 	h->hdr->theaps = saved;
 	CHECK_ERR(shmk_check(h), EUCLEAN);
 	small_xmap(run)[0] &= ~pad;
 	CHECK_OK(shmk_check(h));
-	shmk_free(h, a.p);
+	for (int i = 0; i < 3; i++)
+		shmk_free(h, t[i].p);
 	shmk_free(h, a2.p);
 	shmk_free(h, q);
 
