@@ -177,10 +177,15 @@ static int index_check(struct chk *c)
 		if ((r = tree_check(c, root, size, size)))
 			return r;
 	}
-	r = tree_check(c, READ_ONCE(hd->large_root), BIN_MAX_SIZE + BLK_ALIGN,
-		       UINT64_MAX);
-	if (r)
-		return r;
+	for (unsigned int i = 0; i < SHMK_NTREES; i++) {
+		uint64_t root = READ_ONCE(hd->trees[i]);
+
+		map = READ_ONCE(hd->tree_map[i / 64]);
+		if (!!root != !!(map & (1ULL << (i % 64))))
+			return bad(c->h, "tree bitmap", i);
+		if ((r = tree_check(c, root, tree_min(i), tree_max(i))))
+			return r;
+	}
 	if (c->indexed != c->nfree)
 		return bad(c->h, "free blocks missing from the index",
 			   c->nfree - c->indexed);

@@ -49,9 +49,9 @@
 /*
  * 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved, the
  * header's init_lock; 7: a run's bitmap of slots freed by other threads,
- * the message cache
+ * the message cache; 8: a free tree per size class above the bins
  */
-#define SHMK_LAYOUT_VERSION	7
+#define SHMK_LAYOUT_VERSION	8
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u
@@ -81,9 +81,16 @@
 #define NODE_LEFT		16u
 #define NODE_RIGHT		24u
 
-/* Size classes: exact-size bins for small blocks, one tree for the rest */
+/*
+ * The free-block index: exact-size bins for small blocks, then a tree per
+ * eighth of an octave of sizes (tree i holds the sizes whose top four
+ * bits, at 2^(10 + i / 8), are 1 and then i % 8), the last one also all
+ * larger sizes (from 64 MiB)
+ */
 #define SHMK_NBINS		64u
 #define BIN_MAX_SIZE		(BLK_MIN + (SHMK_NBINS - 1) * BLK_ALIGN)
+#define SHMK_NTREES		128u
+#define TREE_MIN_SHIFT		10	/* tree 0 starts at 1 KiB */
 
 /* The small tier */
 #define SHMK_NCLASSES		32u
@@ -244,8 +251,9 @@ struct shmk_hdr {
 	uint64_t heap_end;
 	uint64_t seg_size;		/* active size as set by the library */
 	uint64_t bin_map;		/* bit i: bins[i] not empty */
-	uint64_t large_root;		/* tree of blocks > BIN_MAX_SIZE */
 	uint64_t bins[SHMK_NBINS];	/* trees of blocks of one size */
+	uint64_t tree_map[SHMK_NTREES / 64];	/* bit i: trees[i] not empty */
+	uint64_t trees[SHMK_NTREES];	/* blocks > BIN_MAX_SIZE, by class */
 
 	/* Small tier (every write logged) */
 	uint64_t run_map;		/* payload offset of the run map */
@@ -309,6 +317,7 @@ _Static_assert(sizeof(struct shmk_hdr) <= SHMK_LOG_OFF, "header too big");
 _Static_assert(SHMK_LOG_OFF + SHMK_LOG_CAP * sizeof(struct shmk_log_entry) <=
 	       SHMK_REG_OFF, "log too big");
 _Static_assert(BIN_MAX_SIZE == 1056, "bins");
+_Static_assert(BIN_MAX_SIZE >> TREE_MIN_SHIFT == 1, "tree 0");
 _Static_assert(sizeof(struct shmk_run) == 64, "run header");
 _Static_assert(sizeof(struct shmk_pub_stats) == 144, "published stats");
 _Static_assert(sizeof(struct shmk_theap) == 320, "thread heap");

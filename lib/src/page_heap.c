@@ -8,8 +8,12 @@
  *    by address, with a bitmap of the bins that are not empty: a small
  *    request takes the first set bit at or above its bin and that bin's
  *    leftmost block, without searching (the fast path);
- *  - larger blocks sit in one tree keyed by (size, address): the best fit is
- *    its lower bound.
+ *  - larger blocks sit in a tree per eighth of an octave of sizes, keyed by
+ *    (size, address), with a bitmap of the trees that are not empty: the
+ *    best fit is the lower bound in the request's tree, else the first
+ *    block of the next tree that is not empty. Small trees keep the walks
+ *    short and their nodes few: each node is a free block's first bytes,
+ *    anywhere in the heap.
  *
  * The boundary tags (a header word and, in free blocks, a footer) index all
  * blocks by address: a freed block finds both physical neighbours in O(1)
@@ -88,7 +92,12 @@ static void index_insert(struct shmk *h, uint64_t b, uint64_t size)
 			tx_set_hdr(h, bin_map, hd->bin_map | 1ULL << i);
 		shmk__rb_insert(h, bin_root(i), b);
 	} else {
-		shmk__rb_insert(h, HDR_OFF(large_root), b);
+		unsigned int i = tree_index(size);
+
+		if (!hd->trees[i])
+			tx_set_hdr(h, tree_map[i / 64],
+				   hd->tree_map[i / 64] | 1ULL << (i % 64));
+		shmk__rb_insert(h, tree_root(i), b);
 	}
 }
 
@@ -103,7 +112,12 @@ static void index_remove(struct shmk *h, uint64_t b, uint64_t size)
 		if (!hd->bins[i])
 			tx_set_hdr(h, bin_map, hd->bin_map & ~(1ULL << i));
 	} else {
-		shmk__rb_erase(h, HDR_OFF(large_root), b);
+		unsigned int i = tree_index(size);
+
+		shmk__rb_erase(h, tree_root(i), b);
+		if (!hd->trees[i])
+			tx_set_hdr(h, tree_map[i / 64],
+				   hd->tree_map[i / 64] & ~(1ULL << (i % 64)));
 	}
 }
 
@@ -128,16 +142,17 @@ static void take_free(struct shmk *h, uint64_t b, uint64_t size)
 }
 
 /*
- * The indexed free block b (bs bytes) becomes [nb, nb + ns). In the large
- * tree it keeps its node's place when its new key still sorts between its
- * neighbours' (the common case of a split or a merge): a few link writes
- * instead of an erase and an insert. nb's node must not overlap b's unless
- * nb == b.
+ * The indexed free block b (bs bytes) becomes [nb, nb + ns). When both
+ * sizes belong to one tree, it keeps its node's place if its new key
+ * still sorts between its neighbours' (a split or a merge that stays in
+ * the size class): a few link writes instead of an erase and an insert.
+ * nb's node must not overlap b's unless nb == b.
  */
 static void reindex(struct shmk *h, uint64_t b, uint64_t bs, uint64_t nb,
 		    uint64_t ns, bool prev_used)
 {
-	if (bs > BIN_MAX_SIZE && ns > BIN_MAX_SIZE) {
+	if (bs > BIN_MAX_SIZE && ns > BIN_MAX_SIZE &&
+	    tree_index(bs) == tree_index(ns)) {
 		bool up = shmk__rb_key_less(bs, b, ns, nb);
 		uint64_t o = up ? shmk__rb_next(h, b) : shmk__rb_prev(h, b);
 
@@ -146,7 +161,8 @@ static void reindex(struct shmk *h, uint64_t b, uint64_t bs, uint64_t nb,
 			shmk__tx_set(h, nb, blk_mk_free(ns, prev_used));
 			shmk__tx_set(h, nb + ns - 8, blk_mk_foot(ns));
 			if (nb != b)
-				shmk__rb_replace(h, HDR_OFF(large_root), b, nb);
+				shmk__rb_replace(h, tree_root(tree_index(bs)),
+						 b, nb);
 			h->hdr->free_bytes += ns - bs;
 			h->free_index_changed = true;
 			return;
@@ -163,19 +179,45 @@ static void set_prev_used(struct shmk *h, uint64_t b, bool used)
 	shmk__tx_set(h, b, used ? w | BLK_F_PREV_USED : w & ~BLK_F_PREV_USED);
 }
 
+/* The first tree from @i on that is not empty, or SHMK_NTREES. */
+static unsigned int tree_next(const struct shmk_hdr *hd, unsigned int i)
+{
+	for (unsigned int w = i / 64; w < SHMK_NTREES / 64; w++) {
+		uint64_t m = hd->tree_map[w];
+
+		if (w == i / 64)
+			m &= ~0ULL << (i % 64);
+		if (m)
+			return w * 64 + (unsigned int)__builtin_ctzll(m);
+	}
+	return SHMK_NTREES;
+}
+
 /* The best fit for a block of @need bytes, or 0. */
 static uint64_t find_fit(const struct shmk *h, uint64_t need)
 {
 	const struct shmk_hdr *hd = h->hdr;
+	unsigned int i = 0;
 
 	if (need <= BIN_MAX_SIZE) {
 		uint64_t m = hd->bin_map & (~0ULL << bin_index(need));
 
 		if (m)
 			return shmk__rb_first(h, bin_root(__builtin_ctzll(m)));
-		return shmk__rb_first(h, HDR_OFF(large_root));
+	} else {
+		uint64_t b;
+
+		i = tree_index(need);
+		if (hd->trees[i]) {
+			b = shmk__rb_lower_bound(h, tree_root(i), need);
+			if (b || h->corrupt)
+				return b;
+		}
+		if (++i == SHMK_NTREES)
+			return 0;
 	}
-	return shmk__rb_lower_bound(h, HDR_OFF(large_root), need);
+	i = tree_next(hd, i);
+	return i < SHMK_NTREES ? shmk__rb_first(h, tree_root(i)) : 0;
 }
 
 /*
@@ -592,6 +634,13 @@ void shmk__heap_recount(struct shmk *h)
 		if (hd->bins[i])
 			map |= 1ULL << i;
 	hd->bin_map = map;
+	for (unsigned int w = 0; w < SHMK_NTREES / 64; w++) {
+		map = 0;
+		for (unsigned int i = 0; i < 64; i++)
+			if (hd->trees[w * 64 + i])
+				map |= 1ULL << i;
+		hd->tree_map[w] = map;
+	}
 }
 
 /*
@@ -607,7 +656,8 @@ int shmk__heap_rebuild(struct shmk *h)
 
 	if (shmk__heap_walk(h, NULL, NULL))
 		return -EUCLEAN;
-	hd->large_root = 0;
+	memset(hd->trees, 0, sizeof(hd->trees));
+	memset(hd->tree_map, 0, sizeof(hd->tree_map));
 	memset(hd->bins, 0, sizeof(hd->bins));
 	hd->bin_map = 0;
 	hd->free_bytes = hd->free_blocks = 0;
@@ -640,9 +690,14 @@ int shmk__heap_rebuild(struct shmk *h)
 uint64_t shmk__heap_largest(const struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
-	uint64_t n = READ_ONCE(hd->large_root), best = 0, m;
-	uint64_t he = READ_ONCE(hd->heap_end);
+	uint64_t he = READ_ONCE(hd->heap_end), n = 0, best = 0, m;
 
+	for (unsigned int w = SHMK_NTREES / 64; w-- > 0 && !n;) {
+		m = READ_ONCE(hd->tree_map[w]);
+		if (m)
+			n = READ_ONCE(hd->trees[w * 64 + 63 -
+						(unsigned int)__builtin_clzll(m)]);
+	}
 	for (int i = 0; n && i < 256; i++) {
 		if (n % BLK_ALIGN != 8 || n + 32 > he || he > h->map_size)
 			return 0;

@@ -81,11 +81,33 @@ static inline uint64_t bin_root(unsigned int i)
 	return __builtin_offsetof(struct shmk_hdr, bins) + 8ULL * i;
 }
 
-static inline uint64_t tree_root_for(uint64_t size)
+/* The tree of free blocks of @size bytes, > BIN_MAX_SIZE. */
+static inline unsigned int tree_index(uint64_t size)
 {
-	return size <= BIN_MAX_SIZE ? bin_root(bin_index(size))
-				    : __builtin_offsetof(struct shmk_hdr,
-							 large_root);
+	unsigned int e = 63 - (unsigned int)__builtin_clzll(size);
+	unsigned int i = (e - TREE_MIN_SHIFT) * 8 +
+			 (unsigned int)((size >> (e - 3)) & 7);
+
+	return i < SHMK_NTREES ? i : SHMK_NTREES - 1;
+}
+
+/* The smallest size tree @i may hold (the first is above the bins). */
+static inline uint64_t tree_min(unsigned int i)
+{
+	uint64_t m = (8ULL + i % 8) << (TREE_MIN_SHIFT + i / 8 - 3);
+
+	return i ? m : BIN_MAX_SIZE + BLK_ALIGN;
+}
+
+/* The largest size tree @i may hold. */
+static inline uint64_t tree_max(unsigned int i)
+{
+	return i < SHMK_NTREES - 1 ? tree_min(i + 1) - 1 : UINT64_MAX;
+}
+
+static inline uint64_t tree_root(unsigned int i)
+{
+	return __builtin_offsetof(struct shmk_hdr, trees) + 8ULL * i;
 }
 
 /*

@@ -62,11 +62,21 @@ static void done(struct shmk *h)
 /* An operation returning a pointer failed with EUCLEAN. */
 #define CHECK_EUCLEAN_PTR(expr)	CHECK_NULL_ERRNO((expr), EUCLEAN)
 
-/* The first block of the free tree of blocks above the bins. */
-static uint64_t large_free(const struct shmk *h)
+/* The root of the last free tree that is not empty (above the bins). */
+static uint64_t *large_root(struct shmk *h)
 {
-	CHECK(h->hdr->large_root);
-	return h->hdr->large_root;
+	for (unsigned int i = SHMK_NTREES; i-- > 0;)
+		if (h->hdr->tree_map[i / 64] & (1ULL << (i % 64)))
+			return &h->hdr->trees[i];
+	CHECK(!"a free tree");
+	return NULL;
+}
+
+/* The root block of that tree. */
+static uint64_t large_free(struct shmk *h)
+{
+	CHECK(*large_root(h));
+	return *large_root(h);
 }
 
 /*
@@ -89,16 +99,16 @@ static void tree_roots(void)
 		l = *shmk__w(h, saved + NODE_LEFT);
 		r = *shmk__w(h, saved + NODE_RIGHT);
 		if (i < ARRAY_SIZE(bad)) {
-			h->hdr->large_root = bad[i];
+			*large_root(h) = bad[i];
 		} else if (i == ARRAY_SIZE(bad)) {	/* a used block */
-			h->hdr->large_root = shmk_off(h, big) - BLK_HDR;
+			*large_root(h) = shmk_off(h, big) - BLK_HDR;
 		} else {	/* a loop: the root its own children */
 			*shmk__w(h, saved + NODE_LEFT) = saved;
 			*shmk__w(h, saved + NODE_RIGHT) = saved;
 		}
 		CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
 		CHECK_ERR(shmk_check(h), EUCLEAN);
-		h->hdr->large_root = saved;
+		*large_root(h) = saved;
 		*shmk__w(h, saved + NODE_LEFT) = l;
 		*shmk__w(h, saved + NODE_RIGHT) = r;
 		/* Nothing changed by the failed alloc: clean again. */
@@ -119,7 +129,7 @@ static void bin_links(void)
 {
 	struct shmk *h = fresh();
 	uint64_t map = h->hdr->bin_map, n = h->hdr->bins[SHMK_NBINS - 1];
-	uint64_t saved;
+	uint64_t saved, b, bs;
 
 	h->hdr->bin_map = 1ULL << (SHMK_NBINS - 1);
 	h->hdr->bins[SHMK_NBINS - 1] = shmk_off(h, big) - BLK_HDR;
@@ -127,11 +137,18 @@ static void bin_links(void)
 	h->hdr->bin_map = map;
 	h->hdr->bins[SHMK_NBINS - 1] = n;
 	CHECK_OK(shmk_check(h));
-	/* A link into the reservation past the segment's memory: SIGBUS. */
-	saved = *shmk__w(h, large_free(h) + NODE_RIGHT);
-	*shmk__w(h, large_free(h) + NODE_RIGHT) = (8 << 20) + 8;
-	CHECK_EUCLEAN_PTR(shmk_alloc(h, 4 << 20));
-	*shmk__w(h, large_free(h) + NODE_RIGHT) = saved;
+	/*
+	 * A link into the reservation past the segment's memory: SIGBUS.
+	 * The request, 16 bytes more than the free block, in its tree: the
+	 * search goes right.
+	 */
+	b = large_free(h);
+	bs = blk_size(*shmk__w(h, b));
+	CHECK_EQ(tree_index(bs + BLK_ALIGN), tree_index(bs));
+	saved = *shmk__w(h, b + NODE_RIGHT);
+	*shmk__w(h, b + NODE_RIGHT) = (8 << 20) + 8;
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, bs));
+	*shmk__w(h, b + NODE_RIGHT) = saved;
 	CHECK_OK(shmk_check(h));
 	done(h);
 }
@@ -574,15 +591,16 @@ static void queues(void)
 static void stale_flag(void)
 {
 	struct shmk *h = fresh();
+	uint64_t *root = large_root(h);
 
-	h->hdr->large_root = 0x10074;
+	*root = 0x10074;
 	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
 	/* A dead writer's transaction, and an index that lost its tree. */
-	h->hdr->large_root = 0;
+	*root = 0;
 	h->hdr->tx_state = TX_ALLOC;
 	CHECK(shmk_alloc(h, 100000));
 	CHECK_OK(shmk_check(h));
-	CHECK(h->hdr->large_root);
+	CHECK(*large_root(h));
 	CHECK_EQ(h->hdr->recoveries >> 1, 1);
 	done(h);
 }

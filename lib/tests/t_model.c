@@ -125,6 +125,33 @@ static bool model_alloc(struct shmk *h, struct model *m, uint64_t n,
 	return true;
 }
 
+/*
+ * The page heap's size classes above the bins: every size falls in the
+ * bounds of its tree, the trees follow each other without a gap, and a
+ * larger size never goes to an earlier tree.
+ */
+static void tree_classes(void)
+{
+	uint64_t prev = 0;
+
+	CHECK_EQ(tree_index(BIN_MAX_SIZE + BLK_ALIGN), 0);
+	CHECK_EQ(tree_min(0), BIN_MAX_SIZE + BLK_ALIGN);
+	for (unsigned int i = 0; i + 1 < SHMK_NTREES; i++) {
+		CHECK_EQ(tree_max(i) + 1, tree_min(i + 1));
+		CHECK_EQ(tree_index(tree_min(i + 1)), i + 1);
+		CHECK_EQ(tree_index(tree_max(i)), i);
+	}
+	CHECK_EQ(tree_max(SHMK_NTREES - 1), UINT64_MAX);
+	for (uint64_t s = BIN_MAX_SIZE + BLK_ALIGN; s < (1ULL << 47);
+	     s += BLK_ALIGN + s / 7) {
+		unsigned int i = tree_index(s);
+
+		CHECK(i >= prev && i < SHMK_NTREES);
+		CHECK(tree_min(i) <= s && s <= tree_max(i));
+		prev = i;
+	}
+}
+
 int main(void)
 {
 	const long ops = test_small() ? 40000 : 1000000;
@@ -137,6 +164,7 @@ int main(void)
 	struct shmk *h;
 	size_t nlive = 0, maxfree = 0;
 
+	tree_classes();
 	test_seed();
 	seg = test_name("model");
 	h = test_open(seg, SHMK_CREATE, 256 << 10, 16 << 20);

@@ -28,8 +28,9 @@ static int corrupt_and_die(void *arg)
 	if (shmk__lock_raw(h))
 		return 3;
 	if ((intptr_t)arg == CORRUPT_INDEX) {
-		/* Lose the large tree and a bin, and garble the bitmap. */
-		h->hdr->large_root = 0;
+		/* Lose the large trees and a bin, and garble the bitmaps. */
+		memset(h->hdr->trees, 0, sizeof(h->hdr->trees));
+		h->hdr->tree_map[0] = 0x5a5a;
 		for (unsigned int i = 0; i < SHMK_NBINS; i++)
 			if (h->hdr->bins[i]) {
 				h->hdr->bins[i] = 0;
