@@ -38,7 +38,7 @@
  * median of the workers' minor page faults per op.
  *
  * Usage: alloc_bench [-r REPS] [-p PROCS,...] [-x small,large,lookup]
- *                    [-i libshmk,boost,glibc] [-n NAMES] [-l LOOKUPS]
+ *                    [-i libshmk,boost,glibc,pagemap] [-n NAMES] [-l LOOKUPS]
  *                    [-b BACKEND]
  */
 #include <errno.h>
@@ -264,7 +264,7 @@ static const struct alloc_impl glibc_impl = {
 };
 
 static const struct alloc_impl *const impls[] = {
-	&shmk_impl, &boost_impl, &glibc_impl,
+	&shmk_impl, &boost_impl, &glibc_impl, &floor_impl,
 };
 #define NR_IMPLS	ARRAY_SIZE(impls)
 
@@ -624,7 +624,7 @@ static int parse_set(const char *arg, bool *on, unsigned int n,
 static void usage(void)
 {
 	fprintf(stderr, "usage: alloc_bench [-r REPS (1..%d)] [-p PROCS,... (1..%d)] [-x small,large,lookup]\n"
-		"                   [-i libshmk,boost,glibc] [-n NAMES] [-l LOOKUPS per process]\n"
+		"                   [-i libshmk,boost,glibc,pagemap] [-n NAMES] [-l LOOKUPS per process]\n"
 		"                   [-b BACKEND (of libshmk)]\n",
 		MAX_REPS, MAX_PROCS);
 	exit(2);
@@ -663,7 +663,8 @@ int main(int argc, char **argv)
 	char lseg_name[NR_IMPLS][64];
 	long nnames = 100000, nlookups = 500000;
 	bool on[NR_EXPS] = { true, true, true };
-	bool use[NR_IMPLS] = { true, true, true };
+	/* The page-map floor only when asked for (-i). */
+	bool use[NR_IMPLS] = { true, true, true, false };
 	int reps = 5, opt;
 	char *names = NULL;
 

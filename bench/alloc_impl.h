@@ -38,6 +38,8 @@ struct alloc_impl {
 
 /* alloc_boost.cpp */
 extern const struct alloc_impl boost_impl;
+/* alloc_floor.c: the page-map floor */
+extern const struct alloc_impl floor_impl;
 
 #ifdef __cplusplus
 }
