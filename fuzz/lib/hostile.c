@@ -5,8 +5,8 @@
  *
  * Once per process: a segment on the posix backend (SHMK_FUZZ_BACKEND=kernel:
  * on /dev/shmk, in the test VM), populated with
- * allocations of mixed sizes (the small tier's runs, bins, the large tree,
- * aligned blocks), named objects (some removed: tombstones), a queue with
+ * allocations of mixed sizes (the small tier's runs, bins, the size-class
+ * trees, aligned blocks), named objects (some removed: tombstones), a queue with
  * messages in it; then a copy of its bytes (the pristine copy) and a list
  * of its metadata regions (header, undo log, every block's header, tree
  * links and footer, the run headers and bitmaps, the run map, the thread
@@ -206,8 +206,10 @@ static void find_regions(void)
 	add_region(HDR_OFF(lock.spare), 32);		/* the lock's links */
 	add_region(128, sizeof(*hd) - 128);		/* all after the lock */
 	add_region(HDR_OFF(tx_state), 16);
-	add_region(HDR_OFF(heap_start), 8 * 5);
+	add_region(HDR_OFF(heap_start), 8 * 4);
 	add_region(HDR_OFF(bins), 8 * SHMK_NBINS);
+	add_region(HDR_OFF(tree_map), 8 * (SHMK_NTREES / 64));
+	add_region(HDR_OFF(trees), 8 * SHMK_NTREES);
 	add_region(HDR_OFF(run_map), 8 * (3 + SHMK_NCLASSES));
 	add_region(HDR_OFF(dir_table), 8 * 4);
 	add_region(SHMK_LOG_OFF, 64 * sizeof(struct shmk_log_entry));

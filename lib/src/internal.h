@@ -106,6 +106,16 @@ struct shmk {
 	 * fails with -EUCLEAN. Cleared by shmk__tx_begin().
 	 */
 	bool corrupt;
+	/*
+	 * The derived counters as shmk__tx_begin() found them (tx_counted):
+	 * they are not logged, so an operation undone for corruption puts
+	 * them back from here.
+	 */
+	bool tx_counted;
+	struct {
+		uint64_t used_bytes, free_bytes, free_blocks, nallocs;
+		uint64_t run_blocks, run_bytes, small_bytes;
+	} tx_counters;
 	uint64_t backed;		/* backing memory, as last asked
 					   (shmk__backed()) */
 	char name[SHMK_NAME_MAX];

@@ -88,15 +88,13 @@ static void index_insert(struct shmk *h, uint64_t b, uint64_t size)
 	if (size <= BIN_MAX_SIZE) {
 		unsigned int i = bin_index(size);
 
-		if (!hd->bins[i])
-			tx_set_hdr(h, bin_map, hd->bin_map | 1ULL << i);
+		tx_set_hdr(h, bin_map, hd->bin_map | 1ULL << i);
 		shmk__rb_insert(h, bin_root(i), b);
 	} else {
 		unsigned int i = tree_index(size);
 
-		if (!hd->trees[i])
-			tx_set_hdr(h, tree_map[i / 64],
-				   hd->tree_map[i / 64] | 1ULL << (i % 64));
+		tx_set_hdr(h, tree_map[i / 64],
+			   hd->tree_map[i / 64] | 1ULL << (i % 64));
 		shmk__rb_insert(h, tree_root(i), b);
 	}
 }
@@ -193,6 +191,16 @@ static unsigned int tree_next(const struct shmk_hdr *hd, unsigned int i)
 	return SHMK_NTREES;
 }
 
+/* The first block of the tree at @root, which its bitmap says is not empty. */
+static uint64_t first_of(const struct shmk *h, uint64_t root)
+{
+	uint64_t b = shmk__rb_first(h, root);
+
+	if (!b && !h->corrupt)
+		shmk__corrupt(h);
+	return b;
+}
+
 /* The best fit for a block of @need bytes, or 0. */
 static uint64_t find_fit(const struct shmk *h, uint64_t need)
 {
@@ -203,7 +211,7 @@ static uint64_t find_fit(const struct shmk *h, uint64_t need)
 		uint64_t m = hd->bin_map & (~0ULL << bin_index(need));
 
 		if (m)
-			return shmk__rb_first(h, bin_root(__builtin_ctzll(m)));
+			return first_of(h, bin_root(__builtin_ctzll(m)));
 	} else {
 		uint64_t b;
 
@@ -217,7 +225,7 @@ static uint64_t find_fit(const struct shmk *h, uint64_t need)
 			return 0;
 	}
 	i = tree_next(hd, i);
-	return i < SHMK_NTREES ? shmk__rb_first(h, tree_root(i)) : 0;
+	return i < SHMK_NTREES ? first_of(h, tree_root(i)) : 0;
 }
 
 /*

@@ -69,11 +69,16 @@ static inline void set_color(struct shmk *h, uint64_t n, uint64_t black)
 #define set_black(n)	set_color(h, (n), RB_BLACK)
 #define set_red(n)	set_color(h, (n), 0)
 
-/* Make @new take @old's place under @p (or as the root). */
+/*
+ * Make @new take @old's place under @p (or as the root: of this tree, or a
+ * client put @old under another root, and this one must not be lost).
+ */
 static void replace_child(struct shmk *h, uint64_t root, uint64_t p,
 			  uint64_t old, uint64_t new)
 {
-	if (!p)
+	if (!p && shmk__rd(h, root) != old)
+		shmk__corrupt(h);
+	else if (!p)
 		shmk__tx_set(h, root, new);
 	else if (left(p) == old)
 		set_left(h, p, new);

@@ -933,7 +933,7 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
 	struct shmk_run *run = run_at(h, r);
 	uint32_t cls = READ_ONCE(run->cls);
 	const struct shmk_small_class *sc;
-	uint64_t bit, old, st, d, i, *x;
+	uint64_t bit, old, st, d, i, n, *x;
 	unsigned int w;
 
 	/*
@@ -962,6 +962,14 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
 			return small_free_remote(h, r, run, x, bit);
 	}
 	/*
+	 * A free into a run let go full counts while its slot still keeps
+	 * the run from being given back (after the AND, another free could
+	 * empty and release it first): n, or 0 when the run was not full.
+	 */
+	st = __atomic_load_n(&run->state, __ATOMIC_RELAXED);
+	n = st == RUN_FULL ? __atomic_add_fetch(&run->nfreed, 1,
+						  __ATOMIC_RELAXED) : 0;
+	/*
 	 * map alone says whether the slot is allocated: a slot pending in
 	 * xmap is a message's, whose block no caller of shmk_free() was
 	 * given (reading xmap here would cost every free a cache line).
@@ -981,13 +989,12 @@ int shmk__small_free(struct shmk *h, uint64_t r, uint64_t off,
 	}
 	/*
 	 * A run nobody owns is settled under the lock when this free empties
-	 * it, or (one let go full) made it worth listing again.
+	 * it, or (one let go full) made it worth listing again; a run let go
+	 * full since the count was taken, too (a rare race with its owner).
 	 */
 	if (st != RUN_FULL && st != RUN_LISTED)
 		return 0;
-	if ((st == RUN_LISTED ||
-	     __atomic_add_fetch(&run->nfreed, 1, __ATOMIC_RELAXED) <
-	     run_relist_at(sc)) &&
+	if ((st == RUN_LISTED || (n && n < run_relist_at(sc))) &&
 	    ((old & ~bit) != run_word_empty(run, w) || !run_empty(run)))
 		return 0;
 	if (flags & SMALL_FREE_LOCKED) {

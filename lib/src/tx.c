@@ -32,11 +32,32 @@ static void seq_make_even(uint64_t *seq)
 		__atomic_store_n(seq, s + 1, __ATOMIC_RELEASE);
 }
 
+/* Save the derived counters, or put them back (@restore). */
+static void tx_counters(struct shmk *h, bool restore)
+{
+	struct shmk_hdr *hd = h->hdr;
+	uint64_t *v[] = {
+		&hd->used_bytes, &hd->free_bytes, &hd->free_blocks,
+		&hd->nallocs, &hd->run_blocks, &hd->run_bytes, &hd->small_bytes,
+	};
+	uint64_t *saved = &h->tx_counters.used_bytes;
+
+	_Static_assert(sizeof(h->tx_counters) == sizeof(v), "counters");
+	for (unsigned int i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		if (restore)
+			*v[i] = saved[i];
+		else
+			saved[i] = *v[i];
+	}
+}
+
 void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg)
 {
 	struct shmk_hdr *hd = h->hdr;
 
 	h->corrupt = false;
+	tx_counters(h, false);
+	h->tx_counted = true;
 	seq_make_odd(&hd->seq);
 	hd->tx_arg = arg;
 	barrier();
@@ -59,6 +80,8 @@ void shmk__tx_commit(struct shmk *h)
 	/* An operation that found corrupt metadata leaves things as they were. */
 	if (unlikely(undone)) {
 		shmk__tx_rollback(h);
+		if (h->tx_counted)
+			tx_counters(h, true);
 		if (h->msg_flushing)
 			shmk__msg_settle(h, false);
 		h->corrupt = false;	/* the next one, untransacted too */
@@ -68,6 +91,7 @@ void shmk__tx_commit(struct shmk *h)
 	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */
 	barrier();
 	SHMK_FAULT_POINT();
+	h->tx_counted = false;
 	if (unlikely(h->msg_flushing))
 		shmk__msg_settle(h, !undone);
 	shmk__stats_publish(h);

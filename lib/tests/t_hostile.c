@@ -120,6 +120,50 @@ static void tree_roots(void)
 }
 
 /*
+ * Page heap, the bitmaps of the bins and trees and a root in the wrong
+ * tree: a bit set over an empty bin or tree (the search must not take
+ * "nothing there" for "grow"), and the large block's tree moved under an
+ * earlier root (taking the block out of its own tree must not overwrite
+ * that tree's root, which would lose every block in it).
+ */
+static void tree_bitmaps(void)
+{
+	struct shmk *h = fresh();
+	uint64_t size = shmk_size(h), *root = large_root(h), r = *root;
+	unsigned int t = tree_index(shmk__blk_size_for(100000));
+	unsigned int j = (unsigned int)(root - h->hdr->trees), b = 36;
+
+	/* 500 bytes aligned to 64: a page-heap block of 624 at least, bin 36 */
+	CHECK(t + 1 < j && !h->hdr->trees[t] && !h->hdr->trees[t + 1]);
+	CHECK(!h->hdr->bins[b]);
+	h->hdr->tree_map[(t + 1) / 64] |= 1ULL << ((t + 1) % 64);
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+	CHECK_EQ(shmk_size(h), size);
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	h->hdr->tree_map[(t + 1) / 64] &= ~(1ULL << ((t + 1) % 64));
+	h->hdr->bin_map |= 1ULL << b;
+	CHECK_EUCLEAN_PTR(shmk_alloc_aligned(h, 500, 64));
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	h->hdr->bin_map &= ~(1ULL << b);
+	CHECK_OK(shmk_check(h));
+
+	*root = 0;
+	h->hdr->tree_map[j / 64] &= ~(1ULL << (j % 64));
+	h->hdr->trees[t] = r;
+	h->hdr->tree_map[t / 64] |= 1ULL << (t % 64);
+	CHECK_EUCLEAN_PTR(shmk_alloc(h, 100000));
+	CHECK_ERR(shmk_check(h), EUCLEAN);
+	h->hdr->trees[t] = 0;
+	h->hdr->tree_map[t / 64] &= ~(1ULL << (t % 64));
+	*root = r;
+	h->hdr->tree_map[j / 64] |= 1ULL << (j % 64);
+	CHECK_OK(shmk_check(h));
+	CHECK(shmk_alloc(h, 100000));
+	CHECK_OK(shmk_check(h));
+	done(h);
+}
+
+/*
  * Page heap, the largest bin's tree naming a used block (alloc_aligned
  * takes blocks of the page heap: its request, 968 bytes aligned to 32,
  * needs a block of exactly BIN_MAX_SIZE); a link into the reservation past
@@ -863,6 +907,7 @@ int main(void)
 {
 	seg = test_name("hostile");
 	tree_roots();
+	tree_bitmaps();
 	bin_links();
 	footers();
 	heap_end();
