@@ -70,8 +70,10 @@ static int check_objname(const char *name, size_t *len)
 	return 0;
 }
 
-int shmk__dir_probe(const struct shmk *h, const char *name, size_t len,
-		    uint64_t hash, struct dir_probe *pr)
+/* shmk__dir_probe(), inlined into the lookup's read path. */
+static inline __attribute__((always_inline)) int
+dir_probe(const struct shmk *h, const char *name, size_t len, uint64_t hash,
+	  struct dir_probe *pr)
 {
 	const struct shmk_hdr *hd = h->hdr;
 	uint64_t table = READ_ONCE(hd->dir_table), cap = READ_ONCE(hd->dir_cap);
@@ -108,6 +110,12 @@ int shmk__dir_probe(const struct shmk *h, const char *name, size_t len,
 	}
 	pr->slot = ins;
 	return -ENOENT;
+}
+
+int shmk__dir_probe(const struct shmk *h, const char *name, size_t len,
+		    uint64_t hash, struct dir_probe *pr)
+{
+	return dir_probe(h, name, len, hash, pr);
 }
 
 int shmk__dir_init(struct shmk *h)
@@ -277,11 +285,11 @@ static int obj_size(const struct shmk *h, uint64_t e, uint64_t len,
 	return 0;
 }
 
-static int find_read(struct shmk *h, void *arg)
+static inline __attribute__((always_inline)) int
+find_once(struct shmk *h, struct find_args *a)
 {
-	struct find_args *a = arg;
 	struct dir_probe pr;
-	int r = shmk__dir_probe(h, a->name, a->len, a->hash, &pr);
+	int r = dir_probe(h, a->name, a->len, a->hash, &pr);
 
 	if (r)
 		return r;
@@ -292,9 +300,15 @@ static int find_read(struct shmk *h, void *arg)
 	return 0;
 }
 
+static int find_read(struct shmk *h, void *arg)
+{
+	return find_once(h, arg);
+}
+
 void *shmk_find(struct shmk *h, const char *name, size_t *size)
 {
 	struct find_args a = { .name = name };
+	uint64_t seq;
 	int r;
 
 	if (!h)
@@ -303,7 +317,20 @@ void *shmk_find(struct shmk *h, const char *name, size_t *size)
 	if (r)
 		return shmk__fail_ptr(r);
 	a.hash = shmk__dir_hash(name, a.len);
+	/*
+	 * The first try inline, between two loads of dir_seq (see
+	 * shmk__read(), which retries, waits or takes the lock).
+	 */
+	seq = __atomic_load_n(&h->hdr->dir_seq, __ATOMIC_ACQUIRE);
+	if (likely(!(seq & 1) && !READ_ONCE(h->hdr->unrecoverable))) {
+		r = find_once(h, &a);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (likely(__atomic_load_n(&h->hdr->dir_seq,
+					   __ATOMIC_RELAXED) == seq))
+			goto done;
+	}
 	r = shmk__read(h, &h->hdr->dir_seq, find_read, &a);
+done:
 	if (r)
 		return shmk__fail_ptr(r);
 	if (size)
