@@ -162,10 +162,9 @@ void shmk__msg_usage(const struct shmk *h, uint64_t *bytes, uint64_t *n)
 	}
 }
 
-bool shmk__msg_flush(struct shmk *h)
+void shmk__msg_flush(struct shmk *h)
 {
 	uint64_t *c = h->hdr->msg_cache;
-	bool any = false;
 
 	for (unsigned int i = 0; i < SHMK_MSG_CACHE; i++) {
 		uint64_t e = __atomic_load_n(&c[i], __ATOMIC_ACQUIRE);
@@ -181,12 +180,9 @@ bool shmk__msg_flush(struct shmk *h)
 		h->msg_flushing = true;
 		SHMK_FAULT_POINT();
 		/* Not a used block (a client wrote the entry): it just goes. */
-		if (kept_size(h, e) && !shmk__heap_valid_used(h, e)) {
+		if (kept_size(h, e) && !shmk__heap_valid_used(h, e))
 			shmk__heap_free_valid(h, e);
-			any = true;
-		}
 	}
-	return any;
 }
 
 void shmk__msg_settle(struct shmk *h, bool done)

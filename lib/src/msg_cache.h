@@ -22,11 +22,11 @@ bool shmk__msg_any(const struct shmk *h);
 
 /*
  * Locked, in a transaction of its own (TX_FREE_KEPT): give every kept
- * block back to the page heap; true when one went. The entries stay
+ * block back to the page heap. The entries stay
  * claimed until the commit or the rollback settles them
  * (shmk__msg_settle()).
  */
-bool shmk__msg_flush(struct shmk *h);
+void shmk__msg_flush(struct shmk *h);
 /* Locked: after the commit (@done) or the rollback of a flush. */
 void shmk__msg_settle(struct shmk *h, bool done);
 /* Recovery: drop entries that name no used block of the page heap. */

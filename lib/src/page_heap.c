@@ -356,27 +356,35 @@ static int fit_or_grow(struct shmk *h, uint64_t need, uint64_t *blk)
 	return h->corrupt ? -EUCLEAN : -ENOMEM;
 }
 
+/*
+ * The free block a request of @size bytes aligned to @align needs: room
+ * for the block (*need bytes) at any such alignment inside it. 0 when no
+ * segment could hold it.
+ */
+static uint64_t request_size(const struct shmk *h, uint64_t size,
+			     uint64_t align, uint64_t *need)
+{
+	*need = shmk__blk_size_for(size);
+	if (*need > h->map_size || align > h->map_size)
+		return 0;
+	return align > BLK_ALIGN ? *need + align + BLK_MIN : *need;
+}
+
 bool shmk__heap_fits(const struct shmk *h, uint64_t size, uint64_t align)
 {
-	uint64_t need = shmk__blk_size_for(size);
+	uint64_t need, req = request_size(h, size, align, &need);
 
-	if (need > h->map_size || align > h->map_size)
-		return false;
-	if (align > BLK_ALIGN)
-		need += align + BLK_MIN;
-	return find_fit(h, need) != 0;
+	return req && find_fit(h, req) != 0;
 }
 
 int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		     bool preserve, uint64_t *payload)
 {
-	uint64_t need = shmk__blk_size_for(size), req = need, b, start;
+	uint64_t need, req = request_size(h, size, align, &need), b, start;
 	int r;
 
-	if (need > h->map_size || align > h->map_size)
+	if (!req)
 		return -ENOMEM;
-	if (align > BLK_ALIGN)
-		req = need + align + BLK_MIN;
 	r = fit_or_grow(h, req, &b);
 	if (r)
 		return r;

@@ -648,17 +648,13 @@ static void theap_reap(struct shmk *h, unsigned int i)
 		shmk__tx_set(h, TH_OFF(h, i, run[c]), 0);
 		SHMK_FAULT_POINT();
 		/*
-		 * Owned no more, then folded: a remote free that still saw
-		 * the run owned is folded here, one that did not folds
-		 * under the lock (shmk__small_free()).
+		 * Owned no more, then settled, which folds first: a remote
+		 * free that still saw the run owned is folded here, one that
+		 * did not folds under the lock (shmk__small_free()).
 		 */
 		run_mark_full(h, r);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		run_fold(run_at(h, r));
-		if (run_empty(run_at(h, r)))
-			run_release(h, r, c);
-		else if (run_has_free(run_at(h, r)))
-			list_push(h, c, r);
+		run_settle(h, r);
 	}
 	shmk__tx_set(h, TH_OFF(h, i, owner), 0);
 }
@@ -1261,12 +1257,10 @@ static int rebuild_fn(uint64_t b, uint64_t w, void *arg)
 	if (run_owner(h, r, run->state, c) >= 0)
 		return 0;
 	run_fold(run);
-	if (run_has_free(run)) {
+	if (run_has_free(run))
 		list_push(h, c, r);
-	} else {
-		run->nfreed = 0;
-		run->state = RUN_FULL;
-	}
+	else
+		run_mark_full(h, r);
 	return 0;
 }
 
