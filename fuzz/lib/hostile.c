@@ -6,7 +6,7 @@
  * Once per process: a segment on the posix backend (SHMK_FUZZ_BACKEND=kernel:
  * on /dev/shmk, in the test VM), populated with
  * allocations of mixed sizes (the small tier's runs, bins, the size-class
- * trees, aligned blocks), named objects (some removed: tombstones), a queue with
+ * trees, aligned blocks), named objects (one removed), a queue with
  * messages in it; then a copy of its bytes (the pristine copy) and a list
  * of its metadata regions (header, undo log, every block's header, tree
  * links and footer, the run headers and bitmaps, the run map, the thread
@@ -201,6 +201,7 @@ static void find_regions(void)
 {
 	const struct shmk_hdr *hd = h->hdr;
 	uint64_t len = hd->run_map_len;
+	const uint32_t *offs;
 
 	add_region(0, 64);				/* identity */
 	add_region(HDR_OFF(lock.spare), 32);		/* the lock's links */
@@ -230,14 +231,14 @@ static void find_regions(void)
 		add_region(r, 64 + 8 * ((run_at_nslots(r) + 63) / 64));
 		add_anchor(r);
 	}
-	add_region(hd->dir_table, hd->dir_cap * SLOT_SIZE);
+	add_region(hd->dir_table, dir_table_bytes(hd->dir_cap));
 	add_anchor(hd->dir_table);
+	offs = (const void *)(h->base + DIR_OFFS(hd->dir_table, hd->dir_cap));
 	for (uint64_t i = 0; i < hd->dir_cap; i++) {
-		uint64_t e = ((const struct shmk_dir_slot *)
-			      (h->base + hd->dir_table))[i].entry, o;
+		uint64_t e = (uint64_t)offs[i] * BLK_ALIGN, o;
 		const struct shmk_dir_entry *de;
 
-		if (e <= DIR_SLOT_TOMB)
+		if (h->base[hd->dir_table + i] & 0x80)
 			continue;
 		de = (const void *)(h->base + e);
 		add_region(e, dir_obj_delta(de->name_len));

@@ -197,26 +197,33 @@ static int dir_check(const struct shmk *h, uint64_t *ninternal)
 	const struct shmk_hdr *hd = h->hdr;
 	uint64_t table = READ_ONCE(hd->dir_table), cap = READ_ONCE(hd->dir_cap);
 	uint64_t he = READ_ONCE(hd->heap_end), live = 0, tombs = 0;
-	const struct shmk_dir_slot *slots;
+	const uint32_t *offs;
+	const uint8_t *ctrl;
 
 	if (!dir_table_ok(h, table, cap, he) ||
 	    shmk__heap_valid_used(h, table) ||
-	    blk_size(shmk__rd(h, table - BLK_HDR)) - BLK_HDR < cap * SLOT_SIZE)
+	    blk_size(shmk__rd(h, table - BLK_HDR)) - BLK_HDR <
+	    dir_table_bytes(cap))
 		return bad(h, "directory table", table);
-	slots = (const void *)(h->base + table);
+	ctrl = h->base + table;
+	offs = (const void *)(h->base + DIR_OFFS(table, cap));
 	for (uint64_t i = 0; i < cap; i++) {
-		uint64_t e = READ_ONCE(slots[i].entry), delta, usable;
+		uint64_t e, delta, usable, hash;
+		uint8_t c = READ_ONCE(ctrl[i]);
 		const struct shmk_dir_entry *de;
 		struct dir_probe pr;
 		int len;
 
-		if (e == DIR_SLOT_EMPTY)
+		if (c == DIR_CTRL_EMPTY)
 			continue;
-		if (e == DIR_SLOT_TOMB) {
+		if (c == DIR_CTRL_DELETED) {
 			tombs++;
 			continue;
 		}
+		if (c & 0x80)
+			return bad(h, "directory control byte", i);
 		live++;
+		e = (uint64_t)READ_ONCE(offs[i]) * BLK_ALIGN;
 		len = dir_entry_check(h, e, he);
 		if (len < 0 || shmk__heap_valid_used(h, e))
 			return bad(h, "directory entry", e);
@@ -229,10 +236,10 @@ static int dir_check(const struct shmk *h, uint64_t *ninternal)
 			return bad(h, "named object guard", e);
 		if (strnlen(de->name, (size_t)len + 1) != (size_t)len)
 			return bad(h, "entry name", e);
-		if (de->hash != slots[i].hash ||
-		    de->hash != shmk__dir_hash(de->name, (size_t)len))
+		hash = shmk__dir_hash(de->name, (size_t)len);
+		if (c != dir_tag(hash))
 			return bad(h, "entry hash", e);
-		if (shmk__dir_probe(h, de->name, (size_t)len, de->hash, &pr) ||
+		if (shmk__dir_probe(h, de->name, (size_t)len, hash, &pr) ||
 		    pr.slot != i)
 			return bad(h, "entry unreachable or duplicate", e);
 	}

@@ -83,7 +83,7 @@ static const char *const fact_names[SHMK_IMG_NFACTS] = {
 	"sizeof(struct shmk_run)", "alignof(struct shmk_run)",
 	"sizeof(struct shmk_pub_stats)", "alignof(struct shmk_pub_stats)",
 	"sizeof(struct shmk_log_entry)", "sizeof(struct shmk_reg_slot)",
-	"sizeof(struct shmk_registry)", "sizeof(struct shmk_dir_slot)",
+	"sizeof(struct shmk_registry)", "the directory's bytes per slot",
 	"sizeof(struct shmk_dir_entry)", "alignof(struct shmk_dir_entry)",
 	"the lock's type", "sizeof the lock", "alignof the lock",
 	"the undo log's offset", "the registry's offset",
@@ -101,7 +101,7 @@ static void layout_facts(uint32_t f[SHMK_IMG_NFACTS])
 		sizeof(struct shmk_run), _Alignof(struct shmk_run),
 		sizeof(struct shmk_pub_stats), _Alignof(struct shmk_pub_stats),
 		sizeof(struct shmk_log_entry), sizeof(struct shmk_reg_slot),
-		sizeof(struct shmk_registry), sizeof(struct shmk_dir_slot),
+		sizeof(struct shmk_registry), DIR_SLOT_BYTES,
 		sizeof(struct shmk_dir_entry), _Alignof(struct shmk_dir_entry),
 		LOCK_KIND_SHMK_RLOCK, sizeof(struct shmk_rlock),
 		_Alignof(struct shmk_rlock),
@@ -164,7 +164,7 @@ void shmk__image_fill(const struct shmk *h, struct shmk_image_hdr *ih,
 	ih->heap_end = READ_ONCE(hd->heap_end);
 	ih->file_size = data_off + ih->heap_end;
 	ih->dir_table = READ_ONCE(hd->dir_table);
-	ih->dir_len = READ_ONCE(hd->dir_cap) * sizeof(struct shmk_dir_slot);
+	ih->dir_len = READ_ONCE(hd->dir_cap) * DIR_SLOT_BYTES;
 	if (!shmk_stats((struct shmk *)h, &st)) {
 		ih->named_objects = st.named_objects;
 		ih->used_bytes = st.used_bytes;
@@ -334,7 +334,7 @@ static int meta_agrees(const struct shmk_image_hdr *ih, const uint8_t *meta)
 	       hd->heap_start == ih->heap_start &&
 	       hd->heap_end == ih->heap_end && hd->seg_size == ih->seg_size &&
 	       hd->dir_table == ih->dir_table &&
-	       hd->dir_cap * sizeof(struct shmk_dir_slot) == ih->dir_len &&
+	       hd->dir_cap * DIR_SLOT_BYTES == ih->dir_len &&
 	       hd->tx_state == 0 && hd->unrecoverable == 0;
 }
 

@@ -49,9 +49,10 @@
 /*
  * 5: rlocks, not pthread mutexes; 6: a queue's waiting words moved, the
  * header's init_lock; 7: a run's bitmap of slots freed by other threads,
- * the message cache; 8: a free tree per size class above the bins
+ * the message cache; 8: a free tree per size class above the bins; 9: the
+ * directory's control bytes and 4-byte offsets, 16-byte entry headers
  */
-#define SHMK_LAYOUT_VERSION	8
+#define SHMK_LAYOUT_VERSION	9
 
 #define SHMK_LOG_OFF		(4u << 10)
 #define SHMK_LOG_CAP		2816u
@@ -262,10 +263,10 @@ struct shmk_hdr {
 	uint64_t runs[SHMK_NCLASSES];	/* RUN_LISTED runs, by class */
 
 	/* Directory (every write logged) */
-	uint64_t dir_table;		/* payload offset of the slot array */
+	uint64_t dir_table;		/* payload offset of the table */
 	uint64_t dir_cap;		/* slots, a power of two */
-	uint64_t dir_count;
-	uint64_t dir_tombs;
+	uint64_t dir_count;		/* full slots */
+	uint64_t dir_tombs;		/* deleted slots */
 
 	/*
 	 * Derived counters: written unlogged, recomputed from the block walk
@@ -352,25 +353,35 @@ _Static_assert(sizeof(struct shmk_reg_slot) == 64, "slot");
 _Static_assert(sizeof(struct shmk_registry) <= SHMK_REG_SIZE, "registry");
 _Static_assert(SHMK_REG_OFF + SHMK_REG_SIZE <= SHMK_HEAP_START, "layout");
 
-/* Directory */
-#define DIR_SLOT_EMPTY		0ULL
-#define DIR_SLOT_TOMB		1ULL
+/*
+ * Directory: a table of dir_cap slots in one heap block, the control bytes
+ * first, then a 4-byte offset per slot:
+ *
+ *   [u8 ctrl[cap]][u32 off[cap]]
+ *
+ * A control byte is DIR_CTRL_EMPTY, DIR_CTRL_DELETED or, for a full slot,
+ * the top seven bits of the name's hash; the slot's offset is then its
+ * entry's offset in units of BLK_ALIGN. Slots probe in aligned groups of
+ * DIR_GROUP (directory.h).
+ */
+#define DIR_CTRL_EMPTY		0x80u
+#define DIR_CTRL_DELETED	0xfeu
+#define DIR_GROUP		16u
 #define DIR_MIN_CAP		64u
-#define DIR_ENTRY_MAGIC		0x595254454e524944ULL	/* xor'ed with offset */
+#define DIR_SLOT_BYTES		5u		/* a control byte, an offset */
+/* Entries lie below 2^32 BLK_ALIGN units, the reach of a slot's offset. */
+#define DIR_ENTRY_LIMIT		((uint64_t)BLK_ALIGN << 32)
+#define DIR_ENTRY_MAGIC		0x4e455244u	/* xor'ed with the offset */
 #define DIR_OBJ_GUARD		0x4a424f44454d414eULL	/* before each object */
 
-struct shmk_dir_slot {
-	uint64_t entry;			/* payload offset, EMPTY or TOMB */
-	uint64_t hash;
-};
-
 struct shmk_dir_entry {
-	uint64_t magic;			/* DIR_ENTRY_MAGIC ^ own offset */
-	uint64_t hash;
-	uint64_t size;			/* object size asked for */
+	uint32_t magic;			/* DIR_ENTRY_MAGIC ^ own slot offset */
 	uint32_t name_len;
-	uint32_t pad;
+	uint64_t size;			/* object size asked for */
 	char name[];			/* name_len bytes and a NUL */
 };
+
+_Static_assert(sizeof(struct shmk_dir_entry) == 16, "entry");
+_Static_assert(DIR_MIN_CAP % DIR_GROUP == 0 && DIR_MIN_CAP % 8 == 0, "cap");
 
 #endif /* SHMK_LAYOUT_H */

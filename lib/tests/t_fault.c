@@ -132,7 +132,7 @@ static void setup(struct shmk *h, enum op op, struct ctx *c)
 	struct shmk_stats st;
 	char name[32];
 	void *x, *y, *z;
-	int nnames = op == OP_CREATE_REHASH ? 48 : 10;
+	int nnames = op == OP_CREATE_REHASH ? 56 : 10;
 
 	const struct shmk_small_class *full = &shmk__small_classes[
 		small_class(FULL_CLASS_SIZE)];

@@ -512,22 +512,33 @@ static void directory(void)
 	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "new", 10, NULL));
 	h->hdr->dir_count = count;
 	CHECK_OK(shmk_check(h));
-	h->hdr->dir_table = h->hdr->heap_end - 512;
+	h->hdr->dir_table = h->hdr->heap_end - 160;	/* 320 bytes */
 	h->hdr->dir_count = 60;
 	CHECK_EUCLEAN_PTR(shmk_find_or_alloc(h, "new", 10, NULL));
 	CHECK_EUCLEAN_PTR(shmk_find(h, "named", NULL));
 	h->hdr->dir_table = table;
-	/* An entry's offset near 2^64: e + its size wrapped. */
+	/*
+	 * Every full slot's offset at the top of its reach, far past the
+	 * heap's end, and a control byte that is neither full, EMPTY nor
+	 * DELETED.
+	 */
 	for (uint64_t i = 0; i < h->hdr->dir_cap; i++) {
-		struct shmk_dir_slot *s = (struct shmk_dir_slot *)
-					  (h->base + table) + i;
+		uint32_t *offs = (uint32_t *)(h->base + table + h->hdr->dir_cap);
+		uint8_t *ctrl = (uint8_t *)h->base + table;
 
-		if (s->entry > DIR_SLOT_TOMB) {
-			uint64_t e = s->entry;
+		if (ctrl[i] & 0x80) {
+			uint8_t c = ctrl[i];
 
-			s->entry = 0 - 32;
+			ctrl[i] = 0x81;
+			CHECK_ERR(shmk_check(h), EUCLEAN);
+			ctrl[i] = c;
+		} else {
+			uint32_t o = offs[i];
+
+			offs[i] = UINT32_MAX;
 			CHECK_ERR(shmk_foreach(h, count_fn, NULL), EUCLEAN);
-			s->entry = e;
+			CHECK_ERR(shmk_check(h), EUCLEAN);
+			offs[i] = o;
 		}
 	}
 	h->hdr->dir_count = count;
@@ -539,8 +550,8 @@ static void directory(void)
 		struct shmk_dir_entry *de;
 
 		CHECK(o && size == 100);
-		de = (struct shmk_dir_entry *)(o - 48);	/* "named": delta 48 */
-		CHECK_EQ(de->magic, DIR_ENTRY_MAGIC ^ shmk_off(h, de));
+		de = (struct shmk_dir_entry *)(o - 32);	/* "named": delta 32 */
+		CHECK_EQ(de->magic, DIR_ENTRY_MAGIC ^ (shmk_off(h, de) / 16));
 		de->size = 1ULL << 40;
 		CHECK_EUCLEAN_PTR(shmk_find(h, "named", &size));
 		CHECK_ERR(shmk_foreach(h, count_fn, NULL), EUCLEAN);

@@ -146,37 +146,47 @@ static int cmd_load(const char *path, const char *seg,
 	return 0;
 }
 
-/* The directory, read from the file with every offset bounds-checked. */
+/*
+ * The directory, read from the file with every offset bounds-checked: its
+ * control bytes a group at a time, then each full slot's offset and entry.
+ */
 static void list_objects(int fd, const struct shmk_image_hdr *ih, bool json)
 {
-	uint64_t cap = ih->dir_len / sizeof(struct shmk_dir_slot), n = 0;
-	uint64_t end = ih->heap_end, base = ih->data_off;
+	uint64_t cap = ih->dir_len / DIR_SLOT_BYTES, n = 0;
+	uint64_t end = ih->heap_end, base = ih->data_off + ih->dir_table;
 
 	if (json)
 		printf(",\n  \"objects\": [");
 	else
 		printf("named objects:\n");
+	if (cap < DIR_MIN_CAP || (cap & (cap - 1)) ||
+	    cap * DIR_SLOT_BYTES != ih->dir_len)
+		cap = 0;
 	for (uint64_t i = 0; i < cap; i++) {
-		struct shmk_dir_slot s;
 		struct shmk_dir_entry de;
 		char nm[SHMK_OBJ_NAME_MAX];
+		uint8_t ctrl[DIR_GROUP];
 		uint64_t e, obj;
+		uint32_t o;
 
-		if (pread(fd, &s, sizeof(s), (off_t)(base + ih->dir_table +
-						     i * sizeof(s))) !=
-		    (ssize_t)sizeof(s))
+		if (i % DIR_GROUP == 0 &&
+		    pread(fd, ctrl, sizeof(ctrl), (off_t)(base + i)) !=
+		    (ssize_t)sizeof(ctrl))
 			break;
-		e = s.entry;
-		if (e == DIR_SLOT_EMPTY || e == DIR_SLOT_TOMB)
+		if (ctrl[i % DIR_GROUP] & 0x80)
 			continue;
-		if (e < SHMK_HEAP_START || e % BLK_ALIGN ||
-		    e + sizeof(de) > end ||
-		    pread(fd, &de, sizeof(de), (off_t)(base + e)) !=
+		if (pread(fd, &o, sizeof(o), (off_t)(base + cap + 4 * i)) !=
+		    (ssize_t)sizeof(o))
+			break;
+		e = (uint64_t)o * BLK_ALIGN;
+		if (e < SHMK_HEAP_START || e + sizeof(de) > end ||
+		    pread(fd, &de, sizeof(de), (off_t)(ih->data_off + e)) !=
 		    (ssize_t)sizeof(de) ||
-		    de.magic != (DIR_ENTRY_MAGIC ^ e) || !de.name_len ||
+		    de.magic != (DIR_ENTRY_MAGIC ^ o) || !de.name_len ||
 		    de.name_len >= SHMK_OBJ_NAME_MAX ||
 		    e + sizeof(de) + de.name_len > end ||
-		    pread(fd, nm, de.name_len, (off_t)(base + e + sizeof(de))) !=
+		    pread(fd, nm, de.name_len,
+			  (off_t)(ih->data_off + e + sizeof(de))) !=
 		    (ssize_t)de.name_len)
 			continue;
 		obj = e + dir_obj_delta(de.name_len);
