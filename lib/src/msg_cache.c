@@ -129,21 +129,25 @@ uint64_t shmk__msg_take(struct shmk *h, uint64_t need)
 
 bool shmk__msg_any(const struct shmk *h)
 {
+	uint64_t any = 0;
+
+	/* One cache line, read whole: no branch per entry. */
+#pragma GCC unroll 8
 	for (unsigned int i = 0; i < SHMK_MSG_CACHE; i++)
-		if (__atomic_load_n(&h->hdr->msg_cache[i], __ATOMIC_RELAXED))
-			return true;
-	return false;
+		any |= __atomic_load_n(&h->hdr->msg_cache[i], __ATOMIC_RELAXED);
+	return any != 0;
 }
 
 bool shmk__msg_parked(const struct shmk *h, uint64_t payload)
 {
 	const uint64_t *c = h->hdr->msg_cache;
+	bool hit = false;
 
+#pragma GCC unroll 8
 	for (unsigned int i = 0; i < SHMK_MSG_CACHE; i++)
-		if ((__atomic_load_n(&c[i], __ATOMIC_ACQUIRE) &
-		     ~MSG_CACHE_FLUSH) == payload)
-			return true;
-	return false;
+		hit |= (__atomic_load_n(&c[i], __ATOMIC_ACQUIRE) &
+			~MSG_CACHE_FLUSH) == payload;
+	return hit;
 }
 
 void shmk__msg_usage(const struct shmk *h, uint64_t *bytes, uint64_t *n)

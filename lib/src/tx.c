@@ -36,19 +36,22 @@ static void seq_make_even(uint64_t *seq)
 static void tx_counters(struct shmk *h, bool restore)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t *v[] = {
-		&hd->used_bytes, &hd->free_bytes, &hd->free_blocks,
-		&hd->nallocs, &hd->run_blocks, &hd->run_bytes, &hd->small_bytes,
-	};
-	uint64_t *saved = &h->tx_counters.used_bytes;
+	__typeof__(h->tx_counters) *c = &h->tx_counters;
 
-	_Static_assert(sizeof(h->tx_counters) == sizeof(v), "counters");
-	for (unsigned int i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-		if (restore)
-			*v[i] = saved[i];
-		else
-			saved[i] = *v[i];
-	}
+#define TX_COUNTER(f) do {			\
+		if (restore)			\
+			hd->f = c->f;		\
+		else				\
+			c->f = hd->f;		\
+	} while (0)
+	TX_COUNTER(used_bytes);
+	TX_COUNTER(free_bytes);
+	TX_COUNTER(free_blocks);
+	TX_COUNTER(nallocs);
+	TX_COUNTER(run_blocks);
+	TX_COUNTER(run_bytes);
+	TX_COUNTER(small_bytes);
+#undef TX_COUNTER
 }
 
 void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg)
