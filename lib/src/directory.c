@@ -92,6 +92,9 @@ dir_probe(const struct shmk *h, const char *name, size_t len, uint64_t hash,
 
 	if (unlikely(!dir_table_ok(h, table, cap, he)))
 		return -EUCLEAN;
+	pr->table = table;
+	pr->cap = cap;
+	pr->he = he;
 	ctrl = h->base + table;
 	offs = (const void *)(h->base + DIR_OFFS(table, cap));
 	gmask = cap / DIR_GROUP - 1;
@@ -158,20 +161,22 @@ int shmk__dir_init(struct shmk *h)
 }
 
 /*
- * Slot @i's control byte and offset, written through the undo log: each
- * lies in a logged word of the table.
+ * Slot @i's control byte and offset in the table @pr checked, written
+ * through the undo log: each lies in a logged word of the table.
  */
-static void dir_set_ctrl(struct shmk *h, uint64_t i, uint8_t c)
+static void dir_set_ctrl(struct shmk *h, const struct dir_probe *pr,
+			 uint64_t i, uint8_t c)
 {
-	uint64_t off = h->hdr->dir_table + (i & ~7ULL), w = shmk__rd(h, off);
+	uint64_t off = pr->table + (i & ~7ULL), w = shmk__rd(h, off);
 
 	memcpy((uint8_t *)&w + (i & 7), &c, 1);
 	shmk__tx_set(h, off, w);
 }
 
-static void dir_set_off(struct shmk *h, uint64_t i, uint32_t o)
+static void dir_set_off(struct shmk *h, const struct dir_probe *pr,
+			uint64_t i, uint32_t o)
 {
-	uint64_t off = DIR_OFFS(h->hdr->dir_table, h->hdr->dir_cap) + i * 4;
+	uint64_t off = DIR_OFFS(pr->table, pr->cap) + i * 4;
 	uint64_t w = shmk__rd(h, off & ~7ULL);
 
 	memcpy((uint8_t *)&w + (off & 7), &o, 4);
@@ -179,18 +184,19 @@ static void dir_set_off(struct shmk *h, uint64_t i, uint32_t o)
 }
 
 /*
- * Move every entry to a new table of @cap slots (in a transaction),
- * hashing each name again: the entries are checked on the way, and the
- * count bounds the copy.
+ * Move every entry of the table at @old (@ocap slots, checked against
+ * @he) to a new table of @cap slots (in a transaction), hashing each name
+ * again. Every entry is checked on the way, and the new table's size
+ * bounds the copy.
  */
-static int dir_rehash(struct shmk *h, uint64_t cap)
+static int dir_rehash(struct shmk *h, uint64_t old, uint64_t ocap,
+		      uint64_t he, uint64_t cap)
 {
-	struct shmk_hdr *hd = h->hdr;
-	uint64_t old = hd->dir_table, ocap = hd->dir_cap, he = hd->heap_end, t;
 	const uint32_t *ooffs = (const void *)(h->base + DIR_OFFS(old, ocap));
 	const uint8_t *octrl = h->base + old;
 	uint8_t *nctrl;
 	uint32_t *noffs;
+	uint64_t t;
 	int r = shmk__heap_alloc(h, dir_table_bytes(cap), BLK_ALIGN, true, &t);
 
 	if (r)
@@ -231,33 +237,40 @@ static int dir_rehash(struct shmk *h, uint64_t cap)
 	return shmk__heap_free(h, old);
 }
 
+/*
+ * The header's words are read once, checked, and only the checked copies
+ * used: another client may change them meanwhile.
+ */
 static int dir_insert(struct shmk *h, const char *name, size_t len,
 		      uint64_t hash, uint64_t size, uint64_t *obj)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t delta = dir_obj_delta(len), e;
+	uint64_t table = READ_ONCE(hd->dir_table), cap = READ_ONCE(hd->dir_cap);
+	uint64_t he = READ_ONCE(hd->heap_end), count = READ_ONCE(hd->dir_count);
+	uint64_t tombs = READ_ONCE(hd->dir_tombs), delta = dir_obj_delta(len), e;
 	struct shmk_dir_entry *de;
 	struct dir_probe pr;
 	int r;
 
 	shmk__dir_changing(h);
 	/* The counts bound the growth below, the table the copy. */
-	if (!dir_table_ok(h, hd->dir_table, hd->dir_cap, hd->heap_end) ||
-	    hd->dir_count > hd->dir_cap || hd->dir_tombs > hd->dir_cap) {
+	if (!dir_table_ok(h, table, cap, he) || count > cap || tombs > cap) {
 		shmk__corrupt(h);
 		return -EUCLEAN;
 	}
 	/* At most 7/8 of the slots full or deleted; at most half after. */
-	if ((hd->dir_count + hd->dir_tombs + 1) * 8 > hd->dir_cap * 7) {
-		uint64_t cap = hd->dir_cap;
+	if ((count + tombs + 1) * 8 > cap * 7) {
+		uint64_t ncap = cap;
 
-		while ((hd->dir_count + 1) * 2 > cap)
-			cap *= 2;
-		r = dir_rehash(h, cap);
-		if (r && hd->dir_count + hd->dir_tombs + 1 >= hd->dir_cap)
+		while ((count + 1) * 2 > ncap)
+			ncap *= 2;
+		r = dir_rehash(h, table, cap, he, ncap);
+		if (!r)
+			tombs = 0;
+		else if (r == -EUCLEAN || count + tombs + 1 >= cap)
 			return r;
 	}
-	r = shmk__dir_probe(h, name, len, hash, &pr);
+	r = dir_probe(h, name, len, hash, &pr);
 	if (r != -ENOENT)
 		return r ? r : -EEXIST;
 	if (pr.slot == UINT64_MAX)
@@ -282,11 +295,11 @@ static int dir_insert(struct shmk *h, const char *name, size_t len,
 	*shmk__w(h, e + delta - 8) = DIR_OBJ_GUARD;
 	memset(h->base + e + delta, 0, size);
 
-	if (pr.was_deleted)
-		tx_set_hdr(h, dir_tombs, hd->dir_tombs - 1);
-	dir_set_off(h, pr.slot, (uint32_t)(e / BLK_ALIGN));
-	dir_set_ctrl(h, pr.slot, dir_tag(hash));
-	tx_set_hdr(h, dir_count, hd->dir_count + 1);
+	if (pr.was_deleted && tombs)
+		tx_set_hdr(h, dir_tombs, tombs - 1);
+	dir_set_off(h, &pr, pr.slot, (uint32_t)(e / BLK_ALIGN));
+	dir_set_ctrl(h, &pr, pr.slot, dir_tag(hash));
+	tx_set_hdr(h, dir_count, count + 1);
 	*obj = e + delta;
 	return 0;
 }
@@ -294,6 +307,8 @@ static int dir_insert(struct shmk *h, const char *name, size_t len,
 int shmk__dir_remove_locked(struct shmk *h, const char *name)
 {
 	struct shmk_hdr *hd = h->hdr;
+	uint64_t count = READ_ONCE(hd->dir_count);
+	uint64_t tombs = READ_ONCE(hd->dir_tombs);
 	struct dir_probe pr;
 	struct dir_masks m;
 	size_t len;
@@ -301,7 +316,7 @@ int shmk__dir_remove_locked(struct shmk *h, const char *name)
 
 	if (r)
 		return r;
-	r = shmk__dir_probe(h, name, len, shmk__dir_hash(name, len), &pr);
+	r = dir_probe(h, name, len, shmk__dir_hash(name, len), &pr);
 	if (r)
 		return r;
 	shmk__dir_changing(h);
@@ -309,15 +324,14 @@ int shmk__dir_remove_locked(struct shmk *h, const char *name)
 	 * A group with an EMPTY slot was never full since the table was
 	 * made, so no probe went on past it: the slot can be EMPTY again.
 	 */
-	dir_scan(h->base + hd->dir_table + (pr.slot & ~(DIR_GROUP - 1ULL)), 0,
-		 &m);
+	dir_scan(h->base + pr.table + (pr.slot & ~(DIR_GROUP - 1ULL)), 0, &m);
 	if (m.empty) {
-		dir_set_ctrl(h, pr.slot, DIR_CTRL_EMPTY);
+		dir_set_ctrl(h, &pr, pr.slot, DIR_CTRL_EMPTY);
 	} else {
-		dir_set_ctrl(h, pr.slot, DIR_CTRL_DELETED);
-		tx_set_hdr(h, dir_tombs, hd->dir_tombs + 1);
+		dir_set_ctrl(h, &pr, pr.slot, DIR_CTRL_DELETED);
+		tx_set_hdr(h, dir_tombs, tombs + 1);
 	}
-	tx_set_hdr(h, dir_count, hd->dir_count - 1);
+	tx_set_hdr(h, dir_count, count ? count - 1 : 0);
 	return shmk__heap_free(h, pr.entry);
 }
 
@@ -333,14 +347,16 @@ struct find_args {
 
 /*
  * The size of the object at entry @e (name @len bytes), which must lie
- * inside the entry's block: the caller gets a pointer and a size to use,
- * whatever a client wrote in the entry. -EUCLEAN otherwise.
+ * inside the entry's block and below @he, a checked heap end: the caller
+ * gets a pointer and a size to use, whatever a client wrote in the entry.
+ * -EUCLEAN otherwise.
  */
 static inline __attribute__((always_inline)) int
-obj_size(const struct shmk *h, uint64_t e, uint64_t len, uint64_t *size)
+obj_size(const struct shmk *h, uint64_t e, uint64_t len, uint64_t he,
+	 uint64_t *size)
 {
 	uint64_t w = READ_ONCE(*shmk__w(h, e - BLK_HDR));
-	uint64_t delta = dir_obj_delta(len), he = READ_ONCE(h->hdr->heap_end);
+	uint64_t delta = dir_obj_delta(len);
 	uint64_t s = READ_ONCE(((const struct shmk_dir_entry *)
 				(h->base + e))->size);
 
@@ -360,7 +376,7 @@ find_once(struct shmk *h, struct find_args *a)
 
 	if (r)
 		return r;
-	r = obj_size(h, pr.entry, a->len, &a->size);
+	r = obj_size(h, pr.entry, a->len, pr.he, &a->size);
 	if (r)
 		return r;
 	a->obj = pr.entry + dir_obj_delta(a->len);
@@ -545,7 +561,7 @@ static int snap_read(struct shmk *h, void *arg)
 		if (len < 0)
 			return len;
 		de = (const void *)(h->base + e);
-		r = obj_size(h, e, (uint64_t)len, &size);
+		r = obj_size(h, e, (uint64_t)len, he, &size);
 		if (!r)
 			r = snap_add(s, de->name, (size_t)len,
 				     e + dir_obj_delta((uint64_t)len), size);

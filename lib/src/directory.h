@@ -139,6 +139,11 @@ struct dir_probe {
 	uint64_t slot;		/* index of the match, or of the insert point */
 	uint64_t entry;		/* the match's entry offset, or 0 */
 	bool was_deleted;	/* the insert point is a DELETED slot */
+	/*
+	 * The table the probe checked and searched: a writer writes there,
+	 * never where the header (any client may write it) says next.
+	 */
+	uint64_t table, cap, he;
 };
 
 /*

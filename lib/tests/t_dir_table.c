@@ -3,8 +3,9 @@
  * The directory's table (directory.h): the portable group scan against
  * SSE2 and a byte-by-byte reference; random creates and removes against a
  * set kept here, with the EMPTY-or-DELETED rule of a remove and the purge
- * of DELETED slots by a rehash; a table with no EMPTY slot left; and an
- * entry past the reach of a slot's 4-byte offset.
+ * of DELETED slots by a rehash; a probe reaching every group; a table with
+ * no EMPTY slot left; and an entry past the reach of a slot's 4-byte
+ * offset.
  */
 #include "internal.h"
 #include "directory.h"
@@ -54,8 +55,20 @@ static void group_scan(void)
 	}
 }
 
-#define NAMES	2000
-#define FILL	1780		/* just under 7/8 of 2048 slots */
+#define NAMES	8000
+
+/* test_name() unlinks what a test of this process left under the name. */
+static struct shmk *fresh(void)
+{
+	return test_open(test_name("dtab"), SHMK_CREATE | SHMK_EXCL, 1 << 20,
+			 256 << 20);
+}
+
+static void done(struct shmk *h)
+{
+	CHECK_OK(shmk_close(h));
+	test_name("dtab");
+}
 
 static void name_of(char *buf, size_t n, unsigned int i)
 {
@@ -73,33 +86,43 @@ static uint64_t count_ctrl(const struct shmk *h, uint8_t c)
 }
 
 /*
- * Creates, removes and lookups against the set kept here, in a table
- * filled close to 7/8: removes from full groups leave DELETED slots, which
- * later creates take and a rehash purges; dir_count and dir_tombs always
- * match the control bytes.
+ * Creates, removes and lookups against the set kept here, with the live
+ * count held just under 7/8 of the table up to 4096 slots: removes from
+ * full groups leave DELETED slots, creates take them again, and the
+ * rehash they force purges them. After every operation, dir_count and
+ * dir_tombs match the control bytes.
  */
 static void churn(void)
 {
-	struct shmk *h = test_open(test_name("dtab"), SHMK_CREATE, 1 << 20,
-				   256 << 20);
 	static uint8_t live[NAMES];
-	uint64_t nlive = 0, saw_tombs = 0, purges = 0;
+	uint64_t deleted = 0, reused = 0, purges = 0;
 	char name[32];
 
-	for (int op = 0; op < 40000; op++) {
-		unsigned int i = op < FILL ? (unsigned int)op :
-				 (unsigned int)rnd_below(NAMES);
-		uint64_t tombs = h->hdr->dir_tombs, table = h->hdr->dir_table;
-		/* Nine creates to a remove: the table stays near 7/8. */
-		uint64_t dice = rnd_below(20);
-		int kind = op < FILL || dice < 9 ? 0 : dice < 10 ? 1 : 2;
+	for (int round = 0; round < 4; round++) {
+	struct shmk *h;
+	uint64_t nlive = 0;
+
+	h = fresh();
+
+	memset(live, 0, sizeof(live));
+	for (int op = 0; op < 12000; op++) {
+		uint64_t cap = h->hdr->dir_cap, table = h->hdr->dir_table;
+		uint64_t tombs = h->hdr->dir_tombs;
+		uint64_t target = (cap < 4096 ? cap : 4096) * 7 / 8 - cap / 32;
+		unsigned int i = (unsigned int)rnd_below(NAMES);
 		uint32_t *o;
 		size_t sz;
 		int created;
 
 		name_of(name, sizeof(name), i);
-		switch (kind) {
-		case 0:
+		if (rnd_below(4) == 0) {
+			if (live[i]) {
+				o = shmk_find(h, name, &sz);
+				CHECK(o && *o == i && sz == 4 + i % 64);
+			} else {
+				CHECK_NULL_ERRNO(shmk_find(h, name, &sz), ENOENT);
+			}
+		} else if (nlive < target) {
 			o = shmk_find_or_alloc(h, name, 4 + i % 64, &created);
 			CHECK(o && created == !live[i]);
 			if (created)
@@ -110,37 +133,86 @@ static void churn(void)
 			if (h->hdr->dir_table != table) {
 				CHECK_EQ(h->hdr->dir_tombs, 0);
 				purges += tombs > 0;
+			} else {
+				reused += h->hdr->dir_tombs < tombs;
 			}
-			break;
-		case 1:
+		} else {
 			CHECK_EQ(shmk_remove(h, name), live[i] ? 0 : -ENOENT);
 			nlive -= live[i];
 			live[i] = 0;
-			break;
-		default:
-			if (live[i]) {
-				o = shmk_find(h, name, &sz);
-				CHECK(o && *o == i && sz == 4 + i % 64);
-			} else {
-				CHECK_NULL_ERRNO(shmk_find(h, name, &sz), ENOENT);
-			}
+			deleted += h->hdr->dir_tombs > tombs;
 		}
 		CHECK_EQ(h->hdr->dir_count, nlive);
-		saw_tombs += h->hdr->dir_tombs > tombs;
-		if (op % 2000 == 0 || op == FILL) {
-			CHECK_OK(shmk_check(h));
+		if (h->hdr->dir_cap <= 4096) {
 			CHECK_EQ(count_ctrl(h, DIR_CTRL_DELETED),
 				 h->hdr->dir_tombs);
 			CHECK_EQ(h->hdr->dir_cap - count_ctrl(h, DIR_CTRL_EMPTY) -
 				 h->hdr->dir_tombs, nlive);
 		}
-		if (op == FILL)
-			CHECK_EQ(h->hdr->dir_cap, 2048);
+		if (op % 4000 == 0)
+			CHECK_OK(shmk_check(h));
 	}
-	CHECK(saw_tombs > 0);
-	CHECK(purges > 0);
 	CHECK_OK(shmk_check(h));
-	CHECK_OK(shmk_close(h));
+	done(h);
+	}
+	printf("# churn: %llu removes left a DELETED slot, %llu creates took one, %llu rehashes purged some\n",
+	       (unsigned long long)deleted, (unsigned long long)reused,
+	       (unsigned long long)purges);
+	fflush(stdout);
+	CHECK(deleted > 100 && reused > 50 && purges >= 4);
+}
+
+/*
+ * The probe's order reaches every group: a name's only full slot moved to
+ * the last group its probe visits, every other slot DELETED. The lookup
+ * and shmk_check() find it there; one group fewer would miss it.
+ */
+static void probe_reaches_all(void)
+{
+	struct shmk *h = fresh();
+	uint64_t cap, groups, g, hash = shmk__dir_hash("kept", 4), from = 0;
+	static uint8_t seen[1024];
+	uint8_t *ctrl;
+	uint32_t *offs;
+
+	CHECK(shmk_find_or_alloc(h, "kept", 8, NULL));
+	/* A larger table: 64 groups. */
+	for (int i = 0; i < 1000; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "tmp/%d", i % 500);
+		if (i < 500)
+			CHECK(shmk_find_or_alloc(h, name, 8, NULL));
+		else
+			CHECK_OK(shmk_remove(h, name));
+	}
+	cap = h->hdr->dir_cap;
+	groups = cap / DIR_GROUP;
+	CHECK(groups >= 8 && groups <= sizeof(seen));
+	ctrl = h->base + h->hdr->dir_table;
+	offs = (uint32_t *)(ctrl + cap);
+	memset(seen, 0, sizeof(seen));
+	g = dir_group0(hash, cap);
+	for (uint64_t n = 0; n < groups; n++, g = (g + n) & (groups - 1)) {
+		CHECK(!seen[g]);
+		seen[g] = 1;
+		if (n == groups - 1)
+			break;
+	}
+	for (uint64_t i = 0; i < cap; i++)
+		if (!(ctrl[i] & 0x80))
+			from = i;
+	ctrl[g * DIR_GROUP + 5] = ctrl[from];
+	offs[g * DIR_GROUP + 5] = offs[from];
+	for (uint64_t i = 0; i < cap; i++)
+		if (i != g * DIR_GROUP + 5)
+			ctrl[i] = DIR_CTRL_DELETED;
+	h->hdr->dir_count = 1;
+	h->hdr->dir_tombs = cap - 1;
+	CHECK(shmk_find(h, "kept", NULL));
+	CHECK_NULL_ERRNO(shmk_find(h, "absent", NULL), ENOENT);
+	CHECK_OK(shmk_check(h));
+	done(h);
 }
 
 /*
@@ -150,8 +222,7 @@ static void churn(void)
  */
 static void no_empty_slot(void)
 {
-	struct shmk *h = test_open(test_name("dtab"), SHMK_CREATE, 1 << 20,
-				   256 << 20);
+	struct shmk *h = fresh();
 	uint8_t *ctrl;
 	uint64_t n = 0;
 
@@ -172,7 +243,7 @@ static void no_empty_slot(void)
 	CHECK_EQ(h->hdr->dir_count, 2);
 	CHECK(shmk_find(h, "kept", NULL) && shmk_find(h, "new", NULL));
 	CHECK_OK(shmk_check(h));
-	CHECK_OK(shmk_close(h));
+	done(h);
 }
 
 /*
@@ -228,6 +299,7 @@ int main(void)
 	test_seed();
 	group_scan();
 	churn();
+	probe_reaches_all();
 	no_empty_slot();
 	past_the_reach();
 	test_pass("dir_table");
