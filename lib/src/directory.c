@@ -207,11 +207,11 @@ static int dir_rehash(struct shmk *h, uint64_t old, uint64_t ocap,
 	noffs = (void *)(h->base + DIR_OFFS(t, cap));
 	for (uint64_t i = 0, n = 0; i < ocap; i++) {
 		const struct shmk_dir_entry *de;
-		uint64_t e = (uint64_t)ooffs[i] * BLK_ALIGN, hash, g, k;
+		uint64_t e = (uint64_t)READ_ONCE(ooffs[i]) * BLK_ALIGN, hash, g, k;
 		struct dir_masks m;
 		int len;
 
-		if (octrl[i] & 0x80)
+		if (READ_ONCE(octrl[i]) & 0x80)
 			continue;
 		len = dir_entry_check(h, e, he);
 		/* More entries than dir_count said: the new table is full. */

@@ -126,7 +126,8 @@ static inline int dir_entry_check(const struct shmk *h, uint64_t e, uint64_t hea
 		return -EUCLEAN;
 	de = (const void *)(h->base + e);
 	len = READ_ONCE(de->name_len);
-	if (READ_ONCE(de->magic) != (DIR_ENTRY_MAGIC ^ (uint32_t)(e / BLK_ALIGN)) ||
+	if (READ_ONCE(de->magic) !=
+	    (DIR_ENTRY_MAGIC ^ (uint32_t)(e / BLK_ALIGN)) ||
 	    len == 0 || len >= SHMK_OBJ_NAME_MAX ||
 	    e + sizeof(*de) + len + 1 > heap_end)
 		return -EUCLEAN;

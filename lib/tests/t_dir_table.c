@@ -85,6 +85,12 @@ static uint64_t count_ctrl(const struct shmk *h, uint8_t c)
 	return n;
 }
 
+struct churn_counts {
+	uint64_t deleted;	/* removes that left a DELETED slot */
+	uint64_t reused;	/* creates that took one */
+	uint64_t purges;	/* rehashes that dropped some */
+};
+
 /*
  * Creates, removes and lookups against the set kept here, with the live
  * count held just under 7/8 of the table up to 4096 slots: removes from
@@ -92,17 +98,12 @@ static uint64_t count_ctrl(const struct shmk *h, uint8_t c)
  * rehash they force purges them. After every operation, dir_count and
  * dir_tombs match the control bytes.
  */
-static void churn(void)
+static void churn_round(struct churn_counts *n)
 {
 	static uint8_t live[NAMES];
-	uint64_t deleted = 0, reused = 0, purges = 0;
-	char name[32];
-
-	for (int round = 0; round < 4; round++) {
-	struct shmk *h;
+	struct shmk *h = fresh();
 	uint64_t nlive = 0;
-
-	h = fresh();
+	char name[32];
 
 	memset(live, 0, sizeof(live));
 	for (int op = 0; op < 12000; op++) {
@@ -132,15 +133,15 @@ static void churn(void)
 			live[i] = 1;
 			if (h->hdr->dir_table != table) {
 				CHECK_EQ(h->hdr->dir_tombs, 0);
-				purges += tombs > 0;
+				n->purges += tombs > 0;
 			} else {
-				reused += h->hdr->dir_tombs < tombs;
+				n->reused += h->hdr->dir_tombs < tombs;
 			}
 		} else {
 			CHECK_EQ(shmk_remove(h, name), live[i] ? 0 : -ENOENT);
 			nlive -= live[i];
 			live[i] = 0;
-			deleted += h->hdr->dir_tombs > tombs;
+			n->deleted += h->hdr->dir_tombs > tombs;
 		}
 		CHECK_EQ(h->hdr->dir_count, nlive);
 		if (h->hdr->dir_cap <= 4096) {
@@ -154,12 +155,19 @@ static void churn(void)
 	}
 	CHECK_OK(shmk_check(h));
 	done(h);
-	}
+}
+
+static void churn(void)
+{
+	struct churn_counts n = { 0 };
+
+	for (int round = 0; round < 4; round++)
+		churn_round(&n);
 	printf("# churn: %llu removes left a DELETED slot, %llu creates took one, %llu rehashes purged some\n",
-	       (unsigned long long)deleted, (unsigned long long)reused,
-	       (unsigned long long)purges);
+	       (unsigned long long)n.deleted, (unsigned long long)n.reused,
+	       (unsigned long long)n.purges);
 	fflush(stdout);
-	CHECK(deleted > 100 && reused > 50 && purges >= 4);
+	CHECK(n.deleted > 100 && n.reused > 50 && n.purges >= 4);
 }
 
 /*
