@@ -160,7 +160,7 @@ int shmk_grow(struct shmk *h, size_t size)
 	target = ALIGN_UP((uint64_t)size, (uint64_t)h->page_size);
 	if ((r = shmk__lock(h)))
 		return r;
-	if (target > h->hdr->heap_end) {
+	if (target > h->heap_ok) {
 		shmk__tx_begin(h, TX_GROW, target);
 		h->hdr->grow_target = target;
 		r = h->be->resize(h, target);
@@ -188,7 +188,7 @@ int shmk_shrink(struct shmk *h, size_t size)
 		target = floor;
 	if ((r = shmk__lock(h)))
 		return r;
-	old_end = h->hdr->heap_end;
+	old_end = h->heap_ok;
 	if (shmk__msg_any(h))
 		flush_kept(h);
 	shmk__small_trim(h);

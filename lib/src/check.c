@@ -208,7 +208,7 @@ static int dir_check(const struct shmk *h, uint64_t *ninternal)
 	ctrl = h->base + table;
 	offs = (const void *)(h->base + DIR_OFFS(table, cap));
 	for (uint64_t i = 0; i < cap; i++) {
-		uint64_t e, delta, usable, hash;
+		uint64_t e, delta, usable, hash, size;
 		uint8_t c = READ_ONCE(ctrl[i]);
 		const struct shmk_dir_entry *de;
 		struct dir_probe pr;
@@ -229,8 +229,10 @@ static int dir_check(const struct shmk *h, uint64_t *ninternal)
 			return bad(h, "directory entry", e);
 		de = (const void *)(h->base + e);
 		delta = dir_obj_delta((uint64_t)len);
-		usable = blk_size(shmk__rd(h, e - BLK_HDR)) - BLK_HDR;
-		if (de->size > usable || delta > usable - de->size)
+		usable = blk_size(READ_ONCE(*shmk__w(h, e - BLK_HDR)));
+		size = READ_ONCE(de->size);
+		if (usable < BLK_HDR + delta || usable > he - e ||
+		    size > usable - BLK_HDR - delta)
 			return bad(h, "named object outside its block", e);
 		if (shmk__rd(h, e + delta - 8) != DIR_OBJ_GUARD)
 			return bad(h, "named object guard", e);
@@ -299,6 +301,9 @@ int shmk__check_locked(const struct shmk *h, bool quiescent)
 static int check_read(struct shmk *h, void *arg)
 {
 	(void)arg;
+	/* The heap's end as a lock would check it (h->heap_ok). */
+	if (shmk__heap_bounds(h))
+		return -EUCLEAN;
 	return shmk__check_locked(h, true);
 }
 

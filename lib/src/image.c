@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "directory.h"
 #include "image.h"
 #include "tx.h"
 
@@ -674,6 +675,9 @@ int shmk__image_load(struct shmk *h, struct shmk_img_load *ld)
 		return r;
 	shmk__queue_new_session(h);
 	h->free_index_changed = true;
+	/* The loaded heap's end, for the largest free block published. */
+	if (shmk__heap_bounds(h))
+		return -EUCLEAN;
 	shmk__stats_publish(h);
 	__atomic_store_n(&hd->magic, SHMK_HDR_MAGIC, __ATOMIC_RELEASE);
 	return 0;
@@ -710,8 +714,14 @@ static int save_body(struct shmk *h, void *arg)
 
 	shmk__image_fill(h, ih, ih->schema, ih->data_off);
 	end = ih->heap_end;
+	/*
+	 * Everything read below lies in backed memory: the header's words
+	 * were read once into ih, and are checked there.
+	 */
 	if (end > h->map_size || end <= SHMK_HEAP_START ||
-	    ih->dir_table + ih->dir_len > end || ih->dir_table < SHMK_HEAP_START)
+	    ih->dir_len % DIR_SLOT_BYTES ||
+	    !dir_table_ok(h, ih->dir_table, ih->dir_len / DIR_SLOT_BYTES,
+			  end))
 		return -EUCLEAN;
 	memcpy(s->meta, h->base, SHMK_IMG_META_LEN);
 	shmk__image_sanitize(s->meta);

@@ -112,12 +112,27 @@ struct shmk {
 	 * them back from here.
 	 */
 	bool tx_counted;
+	/*
+	 * The transaction record as this handle last wrote it: the undo
+	 * log's count comes from here, never back from the segment, where
+	 * another client could raise it to the log's end.
+	 */
+	uint64_t tx_state;
 	struct {
 		uint64_t used_bytes, free_bytes, free_blocks, nallocs;
 		uint64_t run_blocks, run_bytes, small_bytes;
 	} tx_counters;
 	uint64_t backed;		/* backing memory, as last asked
 					   (shmk__backed()) */
+	uint64_t theaps;		/* the thread heap table's offset, as
+					   last checked (small.c) */
+	/*
+	 * Locked: the heap's end as shmk__heap_bounds() checked it at this
+	 * lock, or as this holder moved it since (extend, cut). The page
+	 * heap bounds its blocks and nodes by this copy, never by the
+	 * header's, which another client may raise past the memory.
+	 */
+	uint64_t heap_ok;
 	char name[SHMK_NAME_MAX];
 	char client_name[SHMK_CLIENT_NAME_MAX];
 	int origin;			/* SHMK_ORIGIN_* */
@@ -142,9 +157,21 @@ struct shmk {
 	};
 };
 
+uint64_t *shmk__w_slow(const struct shmk *h, uint64_t off) __attribute__((cold));
+
+/*
+ * The metadata word at @off. Offsets come from the segment, which any
+ * client with write access may change between a check and a use: one past
+ * the backing memory (or the mapping) gets a thread-local scratch word
+ * instead (shmk__w_slow()), so that no access made through here faults or
+ * leaves the segment, and the transaction in progress is undone as corrupt
+ * (shmk__tx_commit()).
+ */
 static inline uint64_t *shmk__w(const struct shmk *h, uint64_t off)
 {
-	return (uint64_t *)(h->base + off);
+	if (likely(off <= h->map_size - 8))
+		return (uint64_t *)(h->base + off);
+	return shmk__w_slow(h, off);
 }
 
 static inline uint64_t shmk__rd(const struct shmk *h, uint64_t off)
@@ -218,6 +245,8 @@ static inline bool shmk__corrupt(const struct shmk *h)
  * (the segment grew since).
  */
 bool shmk__backed_slow(const struct shmk *h, uint64_t end);
+/* An access through shmk__w() fell outside the segment (page_heap.c). */
+extern __thread __attribute__((tls_model("initial-exec"))) bool shmk__oob;
 static inline bool shmk__backed(const struct shmk *h, uint64_t end)
 {
 	return likely(end <= READ_ONCE(h->backed)) || shmk__backed_slow(h, end);

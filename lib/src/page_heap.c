@@ -56,7 +56,7 @@ uint64_t shmk__blk_size_for(uint64_t size)
  */
 static bool free_blk_ok(const struct shmk *h, uint64_t b, uint64_t need)
 {
-	uint64_t he = h->hdr->heap_end, w;
+	uint64_t he = h->heap_ok, w;
 
 	if (b % BLK_ALIGN != 8 || b <= SHMK_HEAP_START || b > he - BLK_MIN)
 		return shmk__corrupt(h);
@@ -122,6 +122,12 @@ static void index_remove(struct shmk *h, uint64_t b, uint64_t size)
 /* Make [b, b + size) a free, indexed block. */
 static void put_free(struct shmk *h, uint64_t b, uint64_t size, bool prev_used)
 {
+	/* Sizes come from headers a client may have changed since checked. */
+	if (b <= SHMK_HEAP_START || size < BLK_MIN ||
+	    size > h->heap_ok - 8 - b) {
+		shmk__corrupt(h);
+		return;
+	}
 	shmk__tx_set(h, b, blk_mk_free(size, prev_used));
 	shmk__tx_set(h, b + size - 8, blk_mk_foot(size));
 	index_insert(h, b, size);
@@ -149,6 +155,10 @@ static void take_free(struct shmk *h, uint64_t b, uint64_t size)
 static void reindex(struct shmk *h, uint64_t b, uint64_t bs, uint64_t nb,
 		    uint64_t ns, bool prev_used)
 {
+	if (nb <= SHMK_HEAP_START || ns < BLK_MIN || ns > h->heap_ok - 8 - nb) {
+		shmk__corrupt(h);
+		return;
+	}
 	if (bs > BIN_MAX_SIZE && ns > BIN_MAX_SIZE &&
 	    tree_index(bs) == tree_index(ns)) {
 		bool up = shmk__rb_key_less(bs, b, ns, nb);
@@ -241,6 +251,11 @@ static uint64_t carve(struct shmk *h, uint64_t b, uint64_t start,
 	uint64_t w = shmk__rd(h, b), bs = blk_size(w), end = b + bs, tail;
 	bool prev_used = blk_prev_used(w);
 
+	/* The block free_blk_ok() checked, unless a client wrote since. */
+	if (bs < need + (start - b) || bs > h->heap_ok - 8 - b) {
+		shmk__corrupt(h);
+		return start + BLK_HDR;
+	}
 	if (preserve) {
 		shmk__tx_keep(h, b + NODE_PARENT);
 		shmk__tx_keep(h, b + NODE_LEFT);
@@ -278,7 +293,7 @@ static uint64_t carve(struct shmk *h, uint64_t b, uint64_t start,
 int shmk__heap_extend(struct shmk *h, uint64_t new_end)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t end = hd->heap_end, s = end - 8, add;
+	uint64_t end = h->heap_ok, s = end - 8, add;
 	bool last_used = blk_prev_used(shmk__rd(h, s));
 
 	if (new_end <= end)
@@ -288,6 +303,7 @@ int shmk__heap_extend(struct shmk *h, uint64_t new_end)
 	add = new_end - end;
 	shmk__tx_set(h, new_end - 8, blk_mk_end(false));
 	tx_set_hdr(h, heap_end, new_end);
+	h->heap_ok = new_end;	/* the backend grew it: the caller checked */
 	if (new_end > hd->seg_size)
 		tx_set_hdr(h, seg_size, new_end);
 	if (!last_used) {
@@ -307,7 +323,7 @@ int shmk__heap_extend(struct shmk *h, uint64_t new_end)
 static int grow_for(struct shmk *h, uint64_t need)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t end = hd->heap_end, avail = 0, min_end, want, step;
+	uint64_t end = h->heap_ok, avail = 0, min_end, want, step;
 	int r;
 
 	if (!blk_prev_used(shmk__rd(h, end - 8)))
@@ -420,15 +436,14 @@ int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
 
 int shmk__heap_valid_used(const struct shmk *h, uint64_t payload)
 {
-	const struct shmk_hdr *hd = h->hdr;
-	uint64_t b = payload - BLK_HDR, w, nw;
+	uint64_t b = payload - BLK_HDR, w, nw, he = h->heap_ok;
 
-	if (payload % BLK_ALIGN || payload < hd->heap_start + 16 ||
-	    payload > hd->heap_end)
+	if (payload % BLK_ALIGN || payload < SHMK_HEAP_START + 16 ||
+	    payload > he)
 		return -EINVAL;
 	w = shmk__rd(h, b);
 	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) || blk_kind(w) ||
-	    blk_size(w) > hd->heap_end - 8 - b)
+	    blk_size(w) > he - 8 - b)
 		return -EINVAL;
 	nw = shmk__rd(h, b + blk_size(w));
 	if (!blk_word_ok(nw) || !blk_prev_used(nw))
@@ -445,10 +460,20 @@ void shmk__heap_free_valid(struct shmk *h, uint64_t payload)
 {
 	struct shmk_hdr *hd = h->hdr;
 	uint64_t b = payload - BLK_HDR, w = shmk__rd(h, b), bs = blk_size(w);
-	uint64_t n = b + bs, nw = shmk__rd(h, n), ns = blk_size(nw);
-	bool prev_free = !blk_prev_used(w), next_free = !blk_used(nw);
-	uint64_t p = prev_free ? free_before(h, b) : 0, ps;
+	uint64_t n, nw, ns, p, ps;
+	bool prev_free, next_free;
 
+	/* As shmk__heap_valid_used() saw it, unless a client wrote since. */
+	if (bs < BLK_MIN || bs > h->heap_ok - 8 - b) {
+		shmk__corrupt(h);
+		return;
+	}
+	n = b + bs;
+	nw = shmk__rd(h, n);
+	ns = blk_size(nw);
+	prev_free = !blk_prev_used(w);
+	next_free = !blk_used(nw);
+	p = prev_free ? free_before(h, b) : 0;
 	if ((prev_free && !p) || (next_free && !free_blk_ok(h, n, 0)))
 		return;
 	hd->used_bytes -= bs;
@@ -504,7 +529,7 @@ int shmk__heap_free(struct shmk *h, uint64_t payload)
 int shmk__heap_cut(struct shmk *h, uint64_t *new_end)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t end = hd->heap_end, ne = *new_end, s = end - 8, ls, l, rem;
+	uint64_t end = h->heap_ok, ne = *new_end, s = end - 8, ls, l, rem;
 	bool pu;
 
 	if (ne >= end)
@@ -532,6 +557,7 @@ int shmk__heap_cut(struct shmk *h, uint64_t *new_end)
 		put_free(h, l, rem, pu);
 	shmk__tx_set(h, ne - 8, blk_mk_end(rem ? false : pu));
 	tx_set_hdr(h, heap_end, ne);
+	h->heap_ok = ne;
 	tx_set_hdr(h, seg_size, ne);
 	hd->grow_target = ne;
 	*new_end = ne;
@@ -545,6 +571,7 @@ void shmk__heap_init(struct shmk *h, uint64_t heap_end)
 
 	hd->heap_start = hs;
 	hd->heap_end = heap_end;
+	h->heap_ok = heap_end;
 	hd->seg_size = heap_end;
 	hd->grow_target = heap_end;
 	*shmk__w(h, hs) = BLK_GUARD;
@@ -572,17 +599,37 @@ bool shmk__backed_slow(const struct shmk *h, uint64_t end)
 	return end <= b;
 }
 
+/* Set by shmk__w_slow(), read and cleared by shmk__tx_begin/commit(). */
+__thread __attribute__((tls_model("initial-exec"))) bool shmk__oob;
+
+uint64_t *shmk__w_slow(const struct shmk *h, uint64_t off)
+{
+	static __thread __attribute__((tls_model("initial-exec")))
+		uint64_t scratch;
+
+	if (off <= h->map_size - 8 && shmk__backed_slow(h, off + 8))
+		return (uint64_t *)(h->base + off);
+	shmk__oob = true;
+	scratch = 0;
+	return &scratch;
+}
+
 int shmk__heap_bounds(struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
-	uint64_t he = hd->heap_end;
+	uint64_t he = READ_ONCE(hd->heap_end);
 
 	if (h->be->backing_size_cheap)
 		shmk__backed_slow(h, 0);
-	if (likely(hd->heap_start == SHMK_HEAP_START && shmk__backed(h, he) &&
+	if (likely(READ_ONCE(hd->heap_start) == SHMK_HEAP_START &&
+		   he <= h->map_size && shmk__backed(h, he) &&
 		   !(he & (h->page_size - 1)) &&
-		   he >= SHMK_HEAP_START + h->page_size))
+		   he >= SHMK_HEAP_START + h->page_size)) {
+		h->heap_ok = he;
 		return 0;
+	}
+	/* Nothing lies inside a heap this small: every check fails. */
+	h->heap_ok = SHMK_HEAP_START + 16;
 	return shmk__check_bad("heap bounds", he);
 }
 
@@ -667,19 +714,27 @@ void shmk__heap_recount(struct shmk *h)
 int shmk__heap_rebuild(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t he = hd->heap_end, b, w, size, run = 0;
+	uint64_t he = READ_ONCE(hd->heap_end), b, w, size, run = 0;
 	bool prev_used = true, run_pu = true;
 
-	if (shmk__heap_walk(h, NULL, NULL))
+	/*
+	 * The walk checks the chain; the loop below checks each word again
+	 * as it reads it (a client may write meanwhile), so that it ends.
+	 */
+	if (shmk__heap_walk(h, NULL, NULL) || shmk__heap_bounds(h))
 		return -EUCLEAN;
+	he = h->heap_ok;
 	memset(hd->trees, 0, sizeof(hd->trees));
 	memset(hd->tree_map, 0, sizeof(hd->tree_map));
 	memset(hd->bins, 0, sizeof(hd->bins));
 	hd->bin_map = 0;
 	hd->free_bytes = hd->free_blocks = 0;
-	for (b = hd->heap_start + 8; b < he - 8; b += size) {
-		w = shmk__rd(h, b);
+	for (b = SHMK_HEAP_START + 8; b < he - 8; b += size) {
+		w = READ_ONCE(*shmk__w(h, b));
 		size = blk_size(w);
+		if (!blk_word_ok(w) || blk_tag(w) == BLK_TAG_END ||
+		    size > he - 8 - b)
+			return -EUCLEAN;
 		if (!blk_used(w)) {
 			if (!run) {
 				run = b;
@@ -702,11 +757,14 @@ int shmk__heap_rebuild(struct shmk *h)
 	return 0;
 }
 
-/* Largest free block; bounded, so usable on torn data. */
+/*
+ * Locked: the largest free block, bounded by the heap's checked end and by
+ * 256 steps (a client may have written the links).
+ */
 uint64_t shmk__heap_largest(const struct shmk *h)
 {
 	const struct shmk_hdr *hd = h->hdr;
-	uint64_t he = READ_ONCE(hd->heap_end), n = 0, best = 0, m;
+	uint64_t he = h->heap_ok, n = 0, best = 0, m;
 
 	for (unsigned int w = SHMK_NTREES / 64; w-- > 0 && !n;) {
 		m = READ_ONCE(hd->tree_map[w]);
@@ -715,7 +773,7 @@ uint64_t shmk__heap_largest(const struct shmk *h)
 						(unsigned int)__builtin_clzll(m)]);
 	}
 	for (int i = 0; n && i < 256; i++) {
-		if (n % BLK_ALIGN != 8 || n + 32 > he || he > h->map_size)
+		if (n % BLK_ALIGN != 8 || n + 32 > he)
 			return 0;
 		best = n;
 		n = READ_ONCE(*shmk__w(h, n + NODE_RIGHT));

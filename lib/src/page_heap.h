@@ -134,7 +134,7 @@ void shmk__heap_release(struct shmk *h, uint64_t blk);
 void shmk__heap_free_valid(struct shmk *h, uint64_t payload);
 /* Cut the free end of the heap at *new_end, or -EBUSY (see page_heap.c). */
 int shmk__heap_cut(struct shmk *h, uint64_t *new_end);
-/* The largest free block; bounded, so usable on torn data. */
+/* Locked: the largest free block; bounded, so usable on forged links. */
 uint64_t shmk__heap_largest(const struct shmk *h);
 
 #endif /* SHMK_PAGE_HEAP_H */

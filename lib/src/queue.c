@@ -843,9 +843,16 @@ int shmk_recv(struct shmk_queue *qu, void **msg, size_t *size,
 	m = msg_of(qu->h, qu->h->base + off);
 	if (!m)
 		return -EUCLEAN;	/* not a message: consumed, dropped */
+	if (size) {
+		/* The size a sender wrote, if its block holds it. */
+		uint64_t sz = READ_ONCE(m->size);
+		size_t room = shmk_usable_size(qu->h, m);
+
+		if (room < MSG_HDR || sz > room - MSG_HDR)
+			return -EUCLEAN;	/* consumed, dropped */
+		*size = (size_t)sz;
+	}
 	*msg = qu->h->base + off;
-	if (size)
-		*size = READ_ONCE(m->size);
 	return 0;
 }
 

@@ -15,19 +15,28 @@
 /* 2 log2(2^47 / BLK_MIN) < 90: a longer walk is a loop. */
 #define RB_MAX_DEPTH	128
 
-/* A free block's header: the node's fields are its links. */
+/* A node's word, inside the heap's checked end (node_ok()): read as is. */
+static inline uint64_t node_word(const struct shmk *h, uint64_t n, uint64_t f)
+{
+	return *(const uint64_t *)(h->base + n + f);
+}
+
+/*
+ * A free block's header, below the heap's end as checked at this lock
+ * (h->heap_ok, never the header's): the node's fields are its links.
+ */
 static inline bool node_ok(const struct shmk *h, uint64_t n)
 {
 	if (likely(n % BLK_ALIGN == 8 && n > SHMK_HEAP_START &&
-		   n <= h->hdr->heap_end - BLK_MIN &&
-		   shmk__rd(h, n) >> BLK_TAG_SHIFT == BLK_TAG_FREE))
+		   n <= h->heap_ok - BLK_MIN &&
+		   node_word(h, n, 0) >> BLK_TAG_SHIFT == BLK_TAG_FREE))
 		return true;
 	return shmk__corrupt(h);
 }
 
 static inline uint64_t link_of(const struct shmk *h, uint64_t n, uint64_t f)
 {
-	return node_ok(h, n) ? shmk__rd(h, n + f) : 0;
+	return node_ok(h, n) ? node_word(h, n, f) : 0;
 }
 
 #define left(n)		link_of(h, (n), NODE_LEFT)
@@ -42,7 +51,7 @@ static inline void set_link(struct shmk *h, uint64_t n, uint64_t f,
 			    uint64_t v)
 {
 	if (node_ok(h, n))
-		shmk__tx_set(h, n + f, v);
+		shmk__tx_set_at(h, (uint64_t *)(h->base + n + f), n + f, v);
 }
 
 static inline void set_left(struct shmk *h, uint64_t n, uint64_t v)
@@ -73,8 +82,9 @@ static inline void set_color(struct shmk *h, uint64_t n, uint64_t black)
  * Make @new take @old's place under @p (or as the root: of this tree, or a
  * client put @old under another root, and this one must not be lost).
  */
-static void replace_child(struct shmk *h, uint64_t root, uint64_t p,
-			  uint64_t old, uint64_t new)
+static inline __attribute__((always_inline)) void
+replace_child(struct shmk *h, uint64_t root, uint64_t p, uint64_t old,
+	      uint64_t new)
 {
 	if (!p && shmk__rd(h, root) != old)
 		shmk__corrupt(h);

@@ -87,6 +87,8 @@ static int recover(struct shmk *h, bool owner_dead)
 	barrier();
 	h->corrupt = false;
 	shmk__tx_rollback(h);
+	/* The heap's end for what follows (its failure fails the check). */
+	shmk__heap_bounds(h);
 	/* A flush of the message cache: undone with its transaction, or done. */
 	shmk__msg_settle(h, op == TX_NONE);
 	shmk__msg_repair(h);

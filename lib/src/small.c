@@ -105,8 +105,13 @@ const struct shmk_small_class shmk__small_classes[SHMK_NCLASSES] = {
 
 #define RUN_OFF(r, field) \
 	((r) + (uint64_t)__builtin_offsetof(struct shmk_run, field))
+/*
+ * The thread heap table is where the handle's copy of its offset says:
+ * theaps_ok() checks the header's before it copies it, and nothing reads
+ * the header's again to form an address (a client may change it between).
+ */
 #define TH_OFF(h, i, field) \
-	((h)->hdr->theaps + (uint64_t)(i) * sizeof(struct shmk_theap) + \
+	(READ_ONCE((h)->theaps) + (uint64_t)(i) * sizeof(struct shmk_theap) + \
 	 (uint64_t)__builtin_offsetof(struct shmk_theap, field))
 
 static struct shmk_run *run_at(const struct shmk *h, uint64_t r)
@@ -116,7 +121,7 @@ static struct shmk_run *run_at(const struct shmk *h, uint64_t r)
 
 static struct shmk_theap *theap_at(const struct shmk *h, unsigned int i)
 {
-	return (struct shmk_theap *)(h->base + h->hdr->theaps) + i;
+	return (struct shmk_theap *)(h->base + READ_ONCE(h->theaps)) + i;
 }
 
 /* A checked run's class, from the table (small_run_cls()). */
@@ -150,13 +155,20 @@ static inline bool run_usable(const struct shmk *h, uint64_t r, unsigned int c)
 	       READ_ONCE(run_at(h, r)->cls) == c;
 }
 
-/* The thread heap table lies inside the segment's memory. */
+/*
+ * The thread heap table lies inside the segment's memory: then the handle
+ * keeps the offset checked, for theap_at() and TH_OFF().
+ */
 static bool theaps_ok(const struct shmk *h)
 {
 	uint64_t t = READ_ONCE(h->hdr->theaps);
 
-	return t % 64 == 0 && t > SHMK_HEAP_START && t < h->map_size &&
-	       shmk__backed(h, t + SHMK_THEAPS * sizeof(struct shmk_theap));
+	if (t % 64 || t <= SHMK_HEAP_START || t >= h->map_size ||
+	    !shmk__backed(h, t + SHMK_THEAPS * sizeof(struct shmk_theap)))
+		return false;
+	if (READ_ONCE(h->theaps) != t)
+		WRITE_ONCE(((struct shmk *)h)->theaps, t);
+	return true;
 }
 
 /* The value of bitmap word @w of an empty run: its padding bits. */
@@ -731,7 +743,7 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	tc.h = h;
 	tc.base = h->base;
 	tc.ctime = hd->ctime_ns;
-	tc.theaps = READ_ONCE(hd->theaps);
+	tc.theaps = READ_ONCE(h->theaps);
 	tc.th = theap_at(h, (unsigned int)i);
 	tc.idx = (unsigned int)i;
 	tc.need = tc.theaps + SHMK_THEAPS * sizeof(struct shmk_theap);
@@ -1277,8 +1289,8 @@ int shmk__small_rebuild(struct shmk *h)
 	uint64_t map = hd->run_map, len = hd->run_map_len, w;
 
 	if (map % BLK_ALIGN || map < SHMK_HEAP_START + 16 ||
-	    len != small_map_len(h->map_size) ||
-	    hd->theaps != ALIGN_UP(map + len, (uint64_t)64) ||
+	    len != small_map_len(h->map_size) || !theaps_ok(h) ||
+	    h->theaps != ALIGN_UP(map + len, (uint64_t)64) ||
 	    map + small_meta_bytes(h->map_size) > hd->heap_end)
 		return -EUCLEAN;
 	w = shmk__rd(h, map - BLK_HDR);
@@ -1376,8 +1388,8 @@ int shmk__small_check(const struct shmk *h)
 
 	if (len != small_map_len(h->map_size) || map % BLK_ALIGN ||
 	    map < SHMK_HEAP_START + 16 ||
-	    map + small_meta_bytes(h->map_size) > he ||
-	    READ_ONCE(hd->theaps) != ALIGN_UP(map + len, (uint64_t)64))
+	    map + small_meta_bytes(h->map_size) > he || !theaps_ok(h) ||
+	    READ_ONCE(h->theaps) != ALIGN_UP(map + len, (uint64_t)64))
 		return bad("run map bounds", map);
 	w = READ_ONCE(*shmk__w(h, map - BLK_HDR));
 	if (blk_tag(w) != BLK_TAG_USED || blk_kind(w) != BLK_F_META ||

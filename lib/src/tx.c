@@ -59,12 +59,14 @@ void shmk__tx_begin(struct shmk *h, enum shmk_tx_op op, uint64_t arg)
 	struct shmk_hdr *hd = h->hdr;
 
 	h->corrupt = false;
+	shmk__oob = false;
 	tx_counters(h, false);
 	h->tx_counted = true;
 	seq_make_odd(&hd->seq);
 	hd->tx_arg = arg;
 	barrier();
-	WRITE_ONCE(hd->tx_state, (uint64_t)op);
+	h->tx_state = (uint64_t)op;
+	WRITE_ONCE(hd->tx_state, h->tx_state);
 	barrier();
 	SHMK_FAULT_POINT();
 }
@@ -78,9 +80,12 @@ void shmk__dir_changing(struct shmk *h)
 void shmk__tx_commit(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
-	bool undone = h->corrupt;
+	bool undone = h->corrupt || shmk__oob;
 
-	/* An operation that found corrupt metadata leaves things as they were. */
+	/*
+	 * An operation that found corrupt metadata, or reached outside the
+	 * segment through it (shmk__w()), leaves things as they were.
+	 */
 	if (unlikely(undone)) {
 		shmk__tx_rollback(h);
 		if (h->tx_counted)
@@ -88,9 +93,11 @@ void shmk__tx_commit(struct shmk *h)
 		if (h->msg_flushing)
 			shmk__msg_settle(h, false);
 		h->corrupt = false;	/* the next one, untransacted too */
+		shmk__oob = false;
 	}
 	barrier();
 	SHMK_FAULT_POINT();
+	h->tx_state = 0;
 	WRITE_ONCE(hd->tx_state, 0);	/* the commit point */
 	barrier();
 	SHMK_FAULT_POINT();
@@ -133,7 +140,8 @@ void shmk__tx_rollback(struct shmk *h)
 			WRITE_ONCE(*shmk__w(h, off), h->log[n].old);
 	}
 	barrier();
-	WRITE_ONCE(hd->tx_state, st & TX_OP_MASK);
+	h->tx_state = st & TX_OP_MASK;
+	WRITE_ONCE(hd->tx_state, h->tx_state);
 	barrier();
 }
 

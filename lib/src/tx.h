@@ -36,18 +36,37 @@ void shmk__tx_overflow(void) __attribute__((noreturn, cold));
 static inline void shmk__tx_log(struct shmk *h, uint64_t off, uint64_t old)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t st = hd->tx_state;
+	uint64_t st = h->tx_state;
 	uint64_t n = st >> TX_COUNT_SHIFT;
 
+	/* A bug of the library's: no operation logs this many words. */
 	if (unlikely(n >= SHMK_LOG_CAP))
 		shmk__tx_overflow();
 	h->log[n].off = off;
 	h->log[n].old = old;
 	barrier();
 	SHMK_FAULT_POINT();
-	WRITE_ONCE(hd->tx_state, st + (1ULL << TX_COUNT_SHIFT));
+	h->tx_state = st + (1ULL << TX_COUNT_SHIFT);
+	WRITE_ONCE(hd->tx_state, h->tx_state);
 	barrier();
 	SHMK_FAULT_POINT();
+}
+
+/*
+ * Write the metadata word at @p (offset @off), undoably: a word the caller
+ * checked to lie inside the heap.
+ */
+static inline void shmk__tx_set_at(struct shmk *h, uint64_t *p, uint64_t off,
+				   uint64_t val)
+{
+	uint64_t old = *p;
+
+	if (old == val)
+		return;
+	if (likely(!h->tx_nolog))
+		shmk__tx_log(h, off, old);
+	WRITE_ONCE(*p, val);
+	barrier();
 }
 
 /* Write a metadata word, undoably. */

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * A client with write access changes the segment while another holds the
+ * lock, between the holder's check of a word and its use (an audit found
+ * each of these; every one crashed the holder, or wrote outside the
+ * segment, before its fix):
+ *
+ *  - the undo log's count in tx_state raised to the log's end: abort;
+ *  - the thread heap table moved to the holder's private memory: run
+ *    offsets and pids written there;
+ *  - heap_end raised past the backing memory, during a growth or with the
+ *    free trees' roots past it: SIGSEGV, SIGBUS;
+ *  - the size in a freed block's header: a footer written up to 2^47
+ *    bytes away;
+ *
+ * and two without a race: a directory size whose table wraps past 2^64,
+ * read by shmk_save() (SIGBUS), and a message's recorded size past its
+ * block, handed to the receiver by shmk_recv().
+ *
+ * Each flipper thread plays the other client; the operations must end in
+ * success or an error, never a fault, and leave the segment checkable.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+#include "page_heap.h"
+#include "small.h"
+#include "harness.h"
+
+static const char *seg;
+static struct shmk *H;
+static volatile int stop;
+static long rounds;
+
+static struct shmk *fresh(size_t max)
+{
+	shmk_unlink(seg);
+	return test_open(seg, SHMK_CREATE | SHMK_EXCL, 1 << 20, max);
+}
+
+static void done(struct shmk *h)
+{
+	CHECK_OK(shmk_close(h));
+	shmk_unlink(seg);
+}
+
+static void run_flipper(void *(*fn)(void *), pthread_t *t)
+{
+	stop = 0;
+	CHECK_OK(pthread_create(t, NULL, fn, NULL));
+}
+
+static void end_flipper(pthread_t t)
+{
+	stop = 1;
+	CHECK_OK(pthread_join(t, NULL));
+}
+
+static bool in_tx(void)
+{
+	return __atomic_load_n(&H->hdr->seq, __ATOMIC_ACQUIRE) & 1;
+}
+
+/* ---- the undo log's count ----------------------------------------------- */
+
+static void *raise_log_count(void *arg)
+{
+	(void)arg;
+	while (!stop) {
+		uint64_t st = READ_ONCE(H->hdr->tx_state);
+
+		if (in_tx() && st)
+			__atomic_compare_exchange_n(&H->hdr->tx_state, &st,
+				(st & TX_OP_MASK) |
+				(uint64_t)SHMK_LOG_CAP << TX_COUNT_SHIFT,
+				false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void log_count(void)
+{
+	long ok = 0;
+	pthread_t t;
+
+	H = fresh(16 << 20);
+	run_flipper(raise_log_count, &t);
+	for (long n = 0; n < rounds; n++) {
+		void *p = shmk_alloc(H, 100000);
+
+		if (p) {
+			ok++;
+			shmk_free(H, p);
+		}
+	}
+	end_flipper(t);
+	printf("# log count raised: %ld of %ld allocations made\n", ok, rounds);
+	/* The flipper's last write may stand: the next lock rolls it back. */
+	CHECK_OK(shmk_check(H));
+	done(H);
+}
+
+/* ---- the thread heap table ---------------------------------------------- */
+
+static uint64_t table_at, private_at;
+
+static void *move_theaps(void *arg)
+{
+	(void)arg;
+	while (!stop) {
+		WRITE_ONCE(H->hdr->theaps, private_at);
+		for (int i = 0; i < 40; i++)
+			shmk__cpu_relax();
+		WRITE_ONCE(H->hdr->theaps, table_at);
+		for (int i = 0; i < 40; i++)
+			shmk__cpu_relax();
+	}
+	WRITE_ONCE(H->hdr->theaps, table_at);
+	return NULL;
+}
+
+static void *small_worker(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4; i++) {
+		void *p = shmk_alloc(H, 24 + 16 * (size_t)i);
+
+		if (p)
+			shmk_free(H, p);
+	}
+	return NULL;
+}
+
+static void theaps(void)
+{
+	const size_t len = 2 * SHMK_THEAPS * sizeof(struct shmk_theap);
+	uint8_t *priv = aligned_alloc(4096, len);
+	pthread_t t;
+
+	CHECK(priv);
+	memset(priv, 0, len);
+	H = fresh(16 << 20);
+	CHECK(shmk_alloc(H, 24));
+	table_at = H->hdr->theaps;
+	private_at = (uint64_t)((uintptr_t)priv - (uintptr_t)H->base);
+	run_flipper(move_theaps, &t);
+	for (long n = 0; n < rounds / 10; n++) {
+		pthread_t w;
+
+		CHECK_OK(pthread_create(&w, NULL, small_worker, NULL));
+		CHECK_OK(pthread_join(w, NULL));
+	}
+	end_flipper(t);
+	for (size_t i = 0; i < len; i++)
+		CHECK_EQ(priv[i], 0);
+	CHECK_OK(shmk_check(H));
+	done(H);
+	free(priv);
+}
+
+/* ---- heap_end ------------------------------------------------------------ */
+
+static uint64_t forged_end;
+
+static void *raise_heap_end(void *arg)
+{
+	uint64_t good = READ_ONCE(H->hdr->heap_end);
+
+	(void)arg;
+	while (!stop) {
+		uint64_t v = READ_ONCE(H->hdr->heap_end);
+
+		if (in_tx()) {
+			if (v != forged_end) {
+				good = v;
+				WRITE_ONCE(H->hdr->heap_end, forged_end);
+			}
+		} else if (v == forged_end) {
+			WRITE_ONCE(H->hdr->heap_end, good);
+		}
+	}
+	if (READ_ONCE(H->hdr->heap_end) == forged_end)
+		WRITE_ONCE(H->hdr->heap_end, good);
+	return NULL;
+}
+
+/* Grow and shrink while heap_end is 2^47 inside each transaction. */
+static void heap_end_growth(void)
+{
+	long ok = 0;
+	pthread_t t;
+
+	H = fresh(64 << 20);
+	forged_end = 1ULL << 47;
+	run_flipper(raise_heap_end, &t);
+	for (long n = 0; n < rounds; n++) {
+		uint64_t e = READ_ONCE(H->hdr->heap_end);
+
+		if (e == forged_end)
+			continue;
+		ok += !(e + (64 << 10) <= (60u << 20) ?
+			shmk_grow(H, e + (64 << 10)) : shmk_shrink(H, 0));
+	}
+	end_flipper(t);
+	printf("# heap end raised during growth: %ld of %ld resizes done\n",
+	       ok, rounds);
+	CHECK_OK(shmk_check(H));
+	done(H);
+}
+
+/* Every free tree's root 8 MiB in, past the 1 MiB of memory. */
+static void heap_end_roots(void)
+{
+	uint64_t trees[SHMK_NTREES], map[SHMK_NTREES / 64];
+	long ok = 0;
+	pthread_t t;
+
+	H = fresh(64 << 20);
+	forged_end = 64 << 20;
+	memcpy(trees, H->hdr->trees, sizeof(trees));
+	memcpy(map, H->hdr->tree_map, sizeof(map));
+	for (unsigned int i = 0; i < SHMK_NTREES; i++)
+		H->hdr->trees[i] = (8 << 20) + 8;
+	memset(H->hdr->tree_map, 0xff, sizeof(map));
+	run_flipper(raise_heap_end, &t);
+	for (long n = 0; n < rounds; n++) {
+		void *p = shmk_alloc(H, 100000);
+
+		if (p) {
+			ok++;
+			shmk_free(H, p);
+		}
+	}
+	end_flipper(t);
+	printf("# heap end raised over forged roots: %ld of %ld allocations made\n",
+	       ok, rounds);
+	memcpy(H->hdr->trees, trees, sizeof(trees));
+	memcpy(H->hdr->tree_map, map, sizeof(map));
+	CHECK_OK(shmk_check(H));
+	done(H);
+}
+
+/* ---- a freed block's size ------------------------------------------------ */
+
+static uint64_t *volatile target;
+static volatile uint64_t target_was;
+
+static void *resize_freed(void *arg)
+{
+	(void)arg;
+	while (!stop) {
+		uint64_t *w = target, o = target_was;
+		uint64_t forged = (o & ~BLK_SIZE_MASK) | ((1ULL << 47) - 16);
+
+		if (w && __atomic_compare_exchange_n(w, &o, forged, false,
+						     __ATOMIC_RELAXED,
+						     __ATOMIC_RELAXED)) {
+			for (int i = 0; i < 20; i++)
+				shmk__cpu_relax();
+			__atomic_compare_exchange_n(w, &forged, target_was,
+						    false, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+		}
+		for (int i = 0; i < 20; i++)
+			shmk__cpu_relax();
+	}
+	return NULL;
+}
+
+static void freed_size(void)
+{
+	long undone = 0;
+	pthread_t t;
+
+	H = fresh(256 << 20);
+	run_flipper(resize_freed, &t);
+	for (long n = 0; n < rounds * 10; n++) {
+		uint8_t *p = shmk_alloc(H, 20000);
+		struct shmk_stats st;
+		uint64_t *w;
+
+		CHECK(p);
+		w = (uint64_t *)(void *)(p - BLK_HDR);
+		target_was = *w;
+		target = w;
+		shmk_free(H, p);
+		target = NULL;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		for (int i = 0; i < 200; i++)
+			shmk__cpu_relax();
+		/* A free undone as corrupt left the block allocated. */
+		CHECK_OK(shmk_stats(H, &st));
+		if (st.live_allocs) {
+			CHECK_EQ(st.live_allocs, 1);
+			*w = target_was;
+			undone++;
+			shmk_free(H, p);
+		}
+	}
+	printf("# a freed block's size changed: %ld of %ld frees undone\n",
+	       undone, rounds * 10);
+	end_flipper(t);
+	CHECK_OK(shmk_check(H));
+	done(H);
+}
+
+/* ---- without a race ------------------------------------------------------ */
+
+static void save_wrapped_directory(void)
+{
+	char path[64];
+	uint64_t cap;
+
+	H = fresh(16 << 20);
+	cap = H->hdr->dir_cap;
+	snprintf(path, sizeof(path), "/tmp/shmk-t-race-%d.img", (int)getpid());
+	/* dir_table + dir_cap * 5 wraps past 2^64 */
+	H->hdr->dir_cap = 0x3333333333330000ULL;
+	CHECK_ERR(shmk_save(H, path), EUCLEAN);
+	H->hdr->dir_cap = cap;
+	CHECK_OK(shmk_save(H, path));
+	unlink(path);
+	done(H);
+}
+
+static void recv_forged_size(void)
+{
+	struct shmk_queue *rx, *tx;
+	size_t size;
+	void *m, *got;
+
+	H = fresh(16 << 20);
+	CHECK(shmk_queue_open(H, "q", SHMK_QUEUE_RECV, NULL, &rx) >= 0);
+	CHECK(shmk_queue_open(H, "q", 0, NULL, &tx) >= 0);
+	for (int big = 0; big < 2; big++) {
+		m = shmk_msg_alloc(H, big ? 100000 : 100);
+		CHECK(m);
+		*(uint64_t *)(void *)((uint8_t *)m - 16) = 1ULL << 40;
+		CHECK_OK(shmk_send(tx, m, 0));
+		CHECK_ERR(shmk_recv(rx, &got, &size, 0), EUCLEAN);
+		/* Without a size asked, the message is handed over. */
+		m = shmk_msg_alloc(H, 100);
+		CHECK(m);
+		*(uint64_t *)(void *)((uint8_t *)m - 16) = 1ULL << 40;
+		CHECK_OK(shmk_send(tx, m, 0));
+		CHECK_OK(shmk_recv(rx, &got, NULL, 0));
+		CHECK(got == m);
+		*(uint64_t *)(void *)((uint8_t *)m - 16) = 100;
+		shmk_msg_free(H, got);
+	}
+	CHECK_OK(shmk_queue_close(tx));
+	CHECK_OK(shmk_queue_close(rx));
+	done(H);
+}
+
+int main(void)
+{
+	seg = test_name("race");
+	rounds = test_small() ? 2000 : 20000;
+	log_count();
+	theaps();
+	heap_end_growth();
+	heap_end_roots();
+	freed_size();
+	save_wrapped_directory();
+	recv_forged_size();
+	test_pass("hostile_race");
+	return 0;
+}
