@@ -715,7 +715,7 @@ static void account(struct shmk *h, const bool *killed)
 	free(expected.off);
 }
 
-static uint64_t dir_table_bytes(struct shmk *h)
+static uint64_t dir_table_block(struct shmk *h)
 {
 	return blk_size(shmk__rd(h, h->hdr->dir_table - 8));
 }
@@ -749,7 +749,7 @@ static void clean(struct shmk *h, uint64_t base_used, uint64_t base_table)
 	CHECK_OK(shmk_check(h));
 	CHECK_OK(shmk_stats(h, &st));
 	if (st.live_allocs != 0 || st.named_objects != 1 ||
-	    st.used_bytes != base_used - base_table + dir_table_bytes(h)) {
+	    st.used_bytes != base_used - base_table + dir_table_block(h)) {
 		fprintf(stderr, "round %u: after freeing everything: %llu live "
 			"allocations, %llu named objects, %llu bytes used "
 			"(expected 0, 1, %llu)\n", round_no,
@@ -757,7 +757,7 @@ static void clean(struct shmk *h, uint64_t base_used, uint64_t base_table)
 			(unsigned long long)st.named_objects,
 			(unsigned long long)st.used_bytes,
 			(unsigned long long)(base_used - base_table +
-					     dir_table_bytes(h)));
+					     dir_table_block(h)));
 		test_fail();
 	}
 }
@@ -839,7 +839,7 @@ int main(int argc, char **argv)
 	CHECK_OK(shmk_queue_close(q));
 	CHECK_OK(shmk_stats(h, &st));
 	base_used = st.used_bytes;
-	base_table = dir_table_bytes(h);
+	base_table = dir_table_block(h);
 
 	for (long round = 0; round < rounds; round++) {
 		unsigned int mask = 1 + (unsigned int)rnd_below((1 << NPROC) - 1);
