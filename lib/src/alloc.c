@@ -128,7 +128,7 @@ void shmk__free_msg(struct shmk *h, void *block)
 size_t shmk_usable_size(const struct shmk *h, const void *ptr)
 {
 	const uint8_t *p = ptr;
-	uint64_t w, off, r;
+	uint64_t w, off, r, he;
 
 	if (!h || !p || p < h->base + SHMK_HEAP_START + 16 ||
 	    p >= h->base + h->map_size || (uintptr_t)p % BLK_ALIGN)
@@ -138,9 +138,13 @@ size_t shmk_usable_size(const struct shmk *h, const void *ptr)
 	if (r)
 		return small_slot_of(h, r, off) >= 0 ?
 		       ((const struct shmk_run *)(h->base + r))->slot_size : 0;
+	he = READ_ONCE(h->hdr->heap_end);
+	if (off > he || he > h->map_size || !shmk__backed(h, he))
+		return 0;
 	w = READ_ONCE(*(const uint64_t *)(p - BLK_HDR));
+	/* A size a client wrote stays inside the heap (shmk_recv() uses it). */
 	if (blk_tag(w) != BLK_TAG_USED || !blk_word_ok(w) || blk_kind(w) ||
-	    shmk__msg_parked(h, off))
+	    blk_size(w) > he - 8 - (off - BLK_HDR) || shmk__msg_parked(h, off))
 		return 0;
 	return blk_size(w) - BLK_HDR;
 }

@@ -162,10 +162,11 @@ uint64_t *shmk__w_slow(const struct shmk *h, uint64_t off) __attribute__((cold))
 /*
  * The metadata word at @off. Offsets come from the segment, which any
  * client with write access may change between a check and a use: one past
- * the backing memory (or the mapping) gets a thread-local scratch word
- * instead (shmk__w_slow()), so that no access made through here faults or
- * leaves the segment, and the transaction in progress is undone as corrupt
- * (shmk__tx_commit()).
+ * the mapping gets a thread-local scratch word instead (shmk__w_slow()),
+ * so that no access made through here leaves the segment, and the
+ * transaction in progress is undone as corrupt (shmk__tx_bad()). Offsets
+ * inside the mapping but past its memory are the checks' to refuse (the
+ * heap's end as checked at the lock, h->heap_ok).
  */
 static inline uint64_t *shmk__w(const struct shmk *h, uint64_t off)
 {
@@ -247,6 +248,12 @@ static inline bool shmk__corrupt(const struct shmk *h)
 bool shmk__backed_slow(const struct shmk *h, uint64_t end);
 /* An access through shmk__w() fell outside the segment (page_heap.c). */
 extern __thread __attribute__((tls_model("initial-exec"))) bool shmk__oob;
+
+/* The transaction in progress met corrupt metadata: it will be undone. */
+static inline bool shmk__tx_bad(const struct shmk *h)
+{
+	return h->corrupt || shmk__oob;
+}
 static inline bool shmk__backed(const struct shmk *h, uint64_t end)
 {
 	return likely(end <= READ_ONCE(h->backed)) || shmk__backed_slow(h, end);

@@ -123,8 +123,8 @@ static void index_remove(struct shmk *h, uint64_t b, uint64_t size)
 static void put_free(struct shmk *h, uint64_t b, uint64_t size, bool prev_used)
 {
 	/* Sizes come from headers a client may have changed since checked. */
-	if (b <= SHMK_HEAP_START || size < BLK_MIN ||
-	    size > h->heap_ok - 8 - b) {
+	if (b <= SHMK_HEAP_START || b > h->heap_ok - 8 - BLK_MIN ||
+	    size < BLK_MIN || size > h->heap_ok - 8 - b) {
 		shmk__corrupt(h);
 		return;
 	}
@@ -155,7 +155,8 @@ static void take_free(struct shmk *h, uint64_t b, uint64_t size)
 static void reindex(struct shmk *h, uint64_t b, uint64_t bs, uint64_t nb,
 		    uint64_t ns, bool prev_used)
 {
-	if (nb <= SHMK_HEAP_START || ns < BLK_MIN || ns > h->heap_ok - 8 - nb) {
+	if (nb <= SHMK_HEAP_START || nb > h->heap_ok - 8 - BLK_MIN ||
+	    ns < BLK_MIN || ns > h->heap_ok - 8 - nb) {
 		shmk__corrupt(h);
 		return;
 	}
@@ -293,11 +294,15 @@ static uint64_t carve(struct shmk *h, uint64_t b, uint64_t start,
 int shmk__heap_extend(struct shmk *h, uint64_t new_end)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t end = h->heap_ok, s = end - 8, add;
-	bool last_used = blk_prev_used(shmk__rd(h, s));
+	uint64_t end = h->heap_ok, s = end - 8, add, w = shmk__rd(h, s);
+	bool last_used = blk_prev_used(w);
 
 	if (new_end <= end)
 		return 0;
+	if (blk_tag(w) != BLK_TAG_END) {
+		shmk__corrupt(h);
+		return -EUCLEAN;
+	}
 	if (new_end > h->map_size || new_end % BLK_ALIGN)
 		return -EINVAL;
 	add = new_end - end;
@@ -316,7 +321,7 @@ int shmk__heap_extend(struct shmk *h, uint64_t new_end)
 	} else {
 		put_free(h, s, add, true);
 	}
-	return h->corrupt ? -EUCLEAN : 0;
+	return shmk__tx_bad(h) ? -EUCLEAN : 0;
 }
 
 /* Grow the segment so that a block of @need bytes fits. */
@@ -326,6 +331,10 @@ static int grow_for(struct shmk *h, uint64_t need)
 	uint64_t end = h->heap_ok, avail = 0, min_end, want, step;
 	int r;
 
+	if (blk_tag(shmk__rd(h, end - 8)) != BLK_TAG_END) {
+		shmk__corrupt(h);
+		return -EUCLEAN;
+	}
 	if (!blk_prev_used(shmk__rd(h, end - 8)))
 		avail = blk_size(shmk__rd(h, end - 16));
 	min_end = end + (need > avail ? need - avail : 0);
@@ -369,7 +378,7 @@ static int fit_or_grow(struct shmk *h, uint64_t need, uint64_t *blk)
 	*blk = find_fit(h, need);
 	if (*blk)
 		return free_blk_ok(h, *blk, need) ? 0 : -EUCLEAN;
-	return h->corrupt ? -EUCLEAN : -ENOMEM;
+	return shmk__tx_bad(h) ? -EUCLEAN : -ENOMEM;
 }
 
 /*
@@ -413,7 +422,7 @@ int shmk__heap_alloc(struct shmk *h, uint64_t size, uint64_t align,
 		start = p - BLK_HDR;
 	}
 	*payload = carve(h, b, start, need, preserve);
-	return h->corrupt ? -EUCLEAN : 0;
+	return shmk__tx_bad(h) ? -EUCLEAN : 0;
 }
 
 int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
@@ -431,7 +440,7 @@ int shmk__heap_alloc_chunked(struct shmk *h, uint64_t bsize, uint64_t below,
 	if (start - BLK_HDR + bsize > below)
 		return -ENOSPC;
 	*blk = carve(h, b, start, bsize, true) - BLK_HDR;
-	return h->corrupt ? -EUCLEAN : 0;
+	return shmk__tx_bad(h) ? -EUCLEAN : 0;
 }
 
 int shmk__heap_valid_used(const struct shmk *h, uint64_t payload)
@@ -518,7 +527,7 @@ int shmk__heap_free(struct shmk *h, uint64_t payload)
 
 	if (!r)
 		shmk__heap_free_valid(h, payload);
-	return !r && h->corrupt ? -EUCLEAN : r;
+	return !r && shmk__tx_bad(h) ? -EUCLEAN : r;
 }
 
 /*
@@ -534,6 +543,10 @@ int shmk__heap_cut(struct shmk *h, uint64_t *new_end)
 
 	if (ne >= end)
 		return 0;
+	if (blk_tag(shmk__rd(h, s)) != BLK_TAG_END) {
+		shmk__corrupt(h);
+		return -EUCLEAN;
+	}
 	if (blk_prev_used(shmk__rd(h, s)))
 		return -EBUSY;
 	l = free_before(h, s);
@@ -561,7 +574,7 @@ int shmk__heap_cut(struct shmk *h, uint64_t *new_end)
 	tx_set_hdr(h, seg_size, ne);
 	hd->grow_target = ne;
 	*new_end = ne;
-	return h->corrupt ? -EUCLEAN : 0;
+	return shmk__tx_bad(h) ? -EUCLEAN : 0;
 }
 
 void shmk__heap_init(struct shmk *h, uint64_t heap_end)
@@ -607,8 +620,8 @@ uint64_t *shmk__w_slow(const struct shmk *h, uint64_t off)
 	static __thread __attribute__((tls_model("initial-exec")))
 		uint64_t scratch;
 
-	if (off <= h->map_size - 8 && shmk__backed_slow(h, off + 8))
-		return (uint64_t *)(h->base + off);
+	(void)h;
+	(void)off;
 	shmk__oob = true;
 	scratch = 0;
 	return &scratch;

@@ -349,12 +349,12 @@ uint64_t shmk__rb_prev(const struct shmk *h, uint64_t n)
 		for (n = left(n); right(n); n = right(n))
 			if (++steps > RB_MAX_DEPTH)
 				return too_long(h);
-		return h->corrupt ? 0 : n;
+		return shmk__tx_bad(h) ? 0 : n;
 	}
 	for (; (p = parent(n)) && n == left(p); n = p)
 		if (++steps > RB_MAX_DEPTH)
 			return too_long(h);
-	return h->corrupt ? 0 : p;
+	return shmk__tx_bad(h) ? 0 : p;
 }
 
 uint64_t shmk__rb_next(const struct shmk *h, uint64_t n)
@@ -366,12 +366,12 @@ uint64_t shmk__rb_next(const struct shmk *h, uint64_t n)
 		for (n = right(n); left(n); n = left(n))
 			if (++steps > RB_MAX_DEPTH)
 				return too_long(h);
-		return h->corrupt ? 0 : n;
+		return shmk__tx_bad(h) ? 0 : n;
 	}
 	for (; (p = parent(n)) && n == right(p); n = p)
 		if (++steps > RB_MAX_DEPTH)
 			return too_long(h);
-	return h->corrupt ? 0 : p;
+	return shmk__tx_bad(h) ? 0 : p;
 }
 
 uint64_t shmk__rb_first(const struct shmk *h, uint64_t root)
@@ -382,7 +382,7 @@ uint64_t shmk__rb_first(const struct shmk *h, uint64_t root)
 	for (; n && left(n); n = left(n))
 		if (++steps > RB_MAX_DEPTH)
 			return too_long(h);
-	return h->corrupt ? 0 : n;
+	return shmk__tx_bad(h) ? 0 : n;
 }
 
 uint64_t shmk__rb_lower_bound(const struct shmk *h, uint64_t root,
@@ -400,5 +400,5 @@ uint64_t shmk__rb_lower_bound(const struct shmk *h, uint64_t root,
 			n = right(n);
 		}
 	}
-	return h->corrupt ? 0 : best;
+	return shmk__tx_bad(h) ? 0 : best;
 }

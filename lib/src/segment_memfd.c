@@ -431,8 +431,8 @@ static int memfd_resize(struct shmk *h, uint64_t size)
 		return -errno;
 	if (size > (uint64_t)st.st_size)
 		return ftruncate(h->m.fd, (off_t)size) ? -errno : 0;
-	if (size < (uint64_t)st.st_size &&
-	    size <= READ_ONCE(h->hdr->heap_end) &&
+	/* A shrink: the heap was cut first (h->heap_ok, not the header's). */
+	if (size < (uint64_t)st.st_size && size <= h->heap_ok &&
 	    fallocate(h->m.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)size, (off_t)((uint64_t)st.st_size - size)))
 		return -errno;

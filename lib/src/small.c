@@ -743,8 +743,9 @@ static struct shmk_theap *theap_slow(struct shmk *h)
 	tc.h = h;
 	tc.base = h->base;
 	tc.ctime = hd->ctime_ns;
+	/* One copy for both: another thread may store another one. */
 	tc.theaps = READ_ONCE(h->theaps);
-	tc.th = theap_at(h, (unsigned int)i);
+	tc.th = (struct shmk_theap *)(h->base + tc.theaps) + i;
 	tc.idx = (unsigned int)i;
 	tc.need = tc.theaps + SHMK_THEAPS * sizeof(struct shmk_theap);
 	memset(tc.vrun, 0, sizeof(tc.vrun));
@@ -809,7 +810,7 @@ static int theap_refill(struct shmk *h, unsigned int i, unsigned int c)
 	}
 	shmk__tx_set(h, TH_OFF(h, i, run[c]), r);
 	theap_at(h, i)->hint[c] = 0;
-	return h->corrupt ? -EUCLEAN : 0;
+	return shmk__tx_bad(h) ? -EUCLEAN : 0;
 }
 
 static int refill(struct shmk *h, struct shmk_theap *th, unsigned int c)
@@ -1386,6 +1387,9 @@ int shmk__small_check(const struct shmk *h)
 	uint8_t *seen = NULL;
 	int r;
 
+	/* A forged end would size the table below (ENOMEM is no verdict). */
+	if (he > h->map_size || !shmk__backed(h, he))
+		return bad("heap end", he);
 	if (len != small_map_len(h->map_size) || map % BLK_ALIGN ||
 	    map < SHMK_HEAP_START + 16 ||
 	    map + small_meta_bytes(h->map_size) > he || !theaps_ok(h) ||

@@ -77,6 +77,8 @@ void shmk__dir_changing(struct shmk *h)
 	seq_make_odd(&h->hdr->dir_seq);
 }
 
+static void tx_rollback(struct shmk *h, uint64_t st);
+
 void shmk__tx_commit(struct shmk *h)
 {
 	struct shmk_hdr *hd = h->hdr;
@@ -87,7 +89,10 @@ void shmk__tx_commit(struct shmk *h)
 	 * segment through it (shmk__w()), leaves things as they were.
 	 */
 	if (unlikely(undone)) {
-		shmk__tx_rollback(h);
+		/* Our own count: a client may have changed the segment's. */
+		tx_rollback(h, h->tx_state);
+		/* The heap's end as the rollback left it (an extend, a cut). */
+		shmk__heap_bounds(h);
 		if (h->tx_counted)
 			tx_counters(h, true);
 		if (h->msg_flushing)
@@ -110,13 +115,13 @@ void shmk__tx_commit(struct shmk *h)
 }
 
 /*
- * Undo every logged write, newest first, keeping the intent (op) for the
- * caller. Idempotent: a recovery that dies here is simply redone.
+ * Undo the logged writes that record @st counts, newest first, keeping
+ * the intent (op) for the caller. Idempotent: a recovery that dies here
+ * is simply redone.
  */
-void shmk__tx_rollback(struct shmk *h)
+static void tx_rollback(struct shmk *h, uint64_t st)
 {
 	struct shmk_hdr *hd = h->hdr;
-	uint64_t st = READ_ONCE(hd->tx_state);
 	uint64_t n = st >> TX_COUNT_SHIFT, backed;
 
 	if (n > SHMK_LOG_CAP)
@@ -143,6 +148,12 @@ void shmk__tx_rollback(struct shmk *h)
 	h->tx_state = st & TX_OP_MASK;
 	WRITE_ONCE(hd->tx_state, h->tx_state);
 	barrier();
+}
+
+/* Recovery: a dead holder's transaction, as the segment records it. */
+void shmk__tx_rollback(struct shmk *h)
+{
+	tx_rollback(h, READ_ONCE(h->hdr->tx_state));
 }
 
 #ifdef SHMK_FAULT_INJECT
