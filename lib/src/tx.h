@@ -72,15 +72,7 @@ static inline void shmk__tx_set_at(struct shmk *h, uint64_t *p, uint64_t off,
 /* Write a metadata word, undoably. */
 static inline void shmk__tx_set(struct shmk *h, uint64_t off, uint64_t val)
 {
-	uint64_t *p = shmk__w(h, off);
-	uint64_t old = *p;
-
-	if (old == val)
-		return;
-	if (likely(!h->tx_nolog))
-		shmk__tx_log(h, off, old);
-	WRITE_ONCE(*p, val);
-	barrier();
+	shmk__tx_set_at(h, shmk__w(h, off), off, val);
 }
 
 /* Record a word's value so that a rollback restores it after plain writes. */

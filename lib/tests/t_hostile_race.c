@@ -57,6 +57,22 @@ static void end_flipper(pthread_t t)
 	CHECK_OK(pthread_join(t, NULL));
 }
 
+/* @rounds page-heap allocations freed again; how many were made. */
+static long large_rounds(void)
+{
+	long ok = 0;
+
+	for (long n = 0; n < rounds; n++) {
+		void *p = shmk_alloc(H, 100000);
+
+		if (p) {
+			ok++;
+			shmk_free(H, p);
+		}
+	}
+	return ok;
+}
+
 static bool in_tx(void)
 {
 	return __atomic_load_n(&H->hdr->seq, __ATOMIC_ACQUIRE) & 1;
@@ -81,19 +97,12 @@ static void *raise_log_count(void *arg)
 
 static void log_count(void)
 {
-	long ok = 0;
 	pthread_t t;
+	long ok;
 
 	H = fresh(16 << 20);
 	run_flipper(raise_log_count, &t);
-	for (long n = 0; n < rounds; n++) {
-		void *p = shmk_alloc(H, 100000);
-
-		if (p) {
-			ok++;
-			shmk_free(H, p);
-		}
-	}
+	ok = large_rounds();
 	end_flipper(t);
 	printf("# log count raised: %ld of %ld allocations made\n", ok, rounds);
 	/* The flipper's last write may stand: the next lock rolls it back. */
@@ -223,8 +232,8 @@ static void heap_end_growth(void)
 static void heap_end_roots(void)
 {
 	uint64_t trees[SHMK_NTREES], map[SHMK_NTREES / 64];
-	long ok = 0;
 	pthread_t t;
+	long ok;
 
 	H = fresh(64 << 20);
 	forged_end = 64 << 20;
@@ -234,14 +243,7 @@ static void heap_end_roots(void)
 		H->hdr->trees[i] = (8 << 20) + 8;
 	memset(H->hdr->tree_map, 0xff, sizeof(map));
 	run_flipper(raise_heap_end, &t);
-	for (long n = 0; n < rounds; n++) {
-		void *p = shmk_alloc(H, 100000);
-
-		if (p) {
-			ok++;
-			shmk_free(H, p);
-		}
-	}
+	ok = large_rounds();
 	end_flipper(t);
 	printf("# heap end raised over forged roots: %ld of %ld allocations made\n",
 	       ok, rounds);
