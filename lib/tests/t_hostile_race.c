@@ -255,25 +255,38 @@ static void heap_end_roots(void)
 
 /* ---- a freed block's size ------------------------------------------------ */
 
-static uint64_t *volatile target;
-static volatile uint64_t target_was;
+static uint64_t *target;
+static uint64_t target_was;
+/*
+ * The flipper acts only while armed, and says when it is inside: the main
+ * thread disarms, then waits for it to be out, so that no forged header
+ * lands after the free (on a block allocated again, say), however long the
+ * flipper is preempted (a VM).
+ */
+static int armed, busy;
 
 static void *resize_freed(void *arg)
 {
 	(void)arg;
 	while (!stop) {
-		uint64_t *w = target, o = target_was;
-		uint64_t forged = (o & ~BLK_SIZE_MASK) | ((1ULL << 47) - 16);
+		__atomic_store_n(&busy, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&armed, __ATOMIC_SEQ_CST)) {
+			uint64_t *w = target, o = target_was;
+			uint64_t forged = (o & ~BLK_SIZE_MASK) |
+					  ((1ULL << 47) - 16);
 
-		if (w && __atomic_compare_exchange_n(w, &o, forged, false,
-						     __ATOMIC_RELAXED,
-						     __ATOMIC_RELAXED)) {
-			for (int i = 0; i < 20; i++)
-				shmk__cpu_relax();
-			__atomic_compare_exchange_n(w, &forged, target_was,
-						    false, __ATOMIC_RELAXED,
-						    __ATOMIC_RELAXED);
+			if (__atomic_compare_exchange_n(w, &o, forged, false,
+							__ATOMIC_SEQ_CST,
+							__ATOMIC_SEQ_CST)) {
+				for (int i = 0; i < 20; i++)
+					shmk__cpu_relax();
+				__atomic_compare_exchange_n(w, &forged,
+							    target_was, false,
+							    __ATOMIC_SEQ_CST,
+							    __ATOMIC_SEQ_CST);
+			}
 		}
+		__atomic_store_n(&busy, 0, __ATOMIC_SEQ_CST);
 		for (int i = 0; i < 20; i++)
 			shmk__cpu_relax();
 	}
@@ -296,10 +309,10 @@ static void freed_size(void)
 		w = (uint64_t *)(void *)(p - BLK_HDR);
 		target_was = *w;
 		target = w;
+		__atomic_store_n(&armed, 1, __ATOMIC_SEQ_CST);
 		shmk_free(H, p);
-		target = NULL;
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		for (int i = 0; i < 200; i++)
+		__atomic_store_n(&armed, 0, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&busy, __ATOMIC_SEQ_CST))
 			shmk__cpu_relax();
 		/* A free undone as corrupt left the block allocated. */
 		CHECK_OK(shmk_stats(H, &st));
