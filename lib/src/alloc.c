@@ -139,7 +139,7 @@ size_t shmk_usable_size(const struct shmk *h, const void *ptr)
 		return small_slot_of(h, r, off) >= 0 ?
 		       ((const struct shmk_run *)(h->base + r))->slot_size : 0;
 	he = READ_ONCE(h->hdr->heap_end);
-	if (off > he || he > h->map_size || !shmk__backed(h, he))
+	if (off > he || !shmk__heap_end_ok(h, he))
 		return 0;
 	w = READ_ONCE(*(const uint64_t *)(p - BLK_HDR));
 	/* A size a client wrote stays inside the heap (shmk_recv() uses it). */

@@ -27,10 +27,9 @@ static inline bool dir_table_ok(const struct shmk *h, uint64_t table, uint64_t c
 {
 	return cap >= DIR_MIN_CAP && !(cap & (cap - 1)) &&
 	       table % BLK_ALIGN == 0 && table >= SHMK_HEAP_START + 16 &&
-	       heap_end <= h->map_size &&
 	       cap <= heap_end / DIR_SLOT_BYTES &&
 	       table <= heap_end - dir_table_bytes(cap) &&
-	       shmk__backed(h, heap_end);
+	       shmk__heap_end_ok(h, heap_end);
 }
 
 /* A full slot's control byte: the top seven bits of the hash. */

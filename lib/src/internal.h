@@ -157,12 +157,12 @@ struct shmk {
 	};
 };
 
-uint64_t *shmk__w_slow(const struct shmk *h, uint64_t off) __attribute__((cold));
+uint64_t *shmk__w_scratch(void) __attribute__((cold));
 
 /*
  * The metadata word at @off. Offsets come from the segment, which any
  * client with write access may change between a check and a use: one past
- * the mapping gets a thread-local scratch word instead (shmk__w_slow()),
+ * the mapping gets a thread-local scratch word instead (shmk__w_scratch()),
  * so that no access made through here leaves the segment, and the
  * transaction in progress is undone as corrupt (shmk__tx_bad()). Offsets
  * inside the mapping but past its memory are the checks' to refuse (the
@@ -172,7 +172,7 @@ static inline uint64_t *shmk__w(const struct shmk *h, uint64_t off)
 {
 	if (likely(off <= h->map_size - 8))
 		return (uint64_t *)(h->base + off);
-	return shmk__w_slow(h, off);
+	return shmk__w_scratch();
 }
 
 static inline uint64_t shmk__rd(const struct shmk *h, uint64_t off)
@@ -257,6 +257,12 @@ static inline bool shmk__tx_bad(const struct shmk *h)
 static inline bool shmk__backed(const struct shmk *h, uint64_t end)
 {
 	return likely(end <= READ_ONCE(h->backed)) || shmk__backed_slow(h, end);
+}
+
+/* A heap end read from the header lies in the mapping and its memory. */
+static inline bool shmk__heap_end_ok(const struct shmk *h, uint64_t he)
+{
+	return he <= h->map_size && shmk__backed(h, he);
 }
 
 /* segment.c */

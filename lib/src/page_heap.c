@@ -612,16 +612,14 @@ bool shmk__backed_slow(const struct shmk *h, uint64_t end)
 	return end <= b;
 }
 
-/* Set by shmk__w_slow(), read and cleared by shmk__tx_begin/commit(). */
+/* Set by shmk__w_scratch(), read and cleared by shmk__tx_begin/commit(). */
 __thread __attribute__((tls_model("initial-exec"))) bool shmk__oob;
 
-uint64_t *shmk__w_slow(const struct shmk *h, uint64_t off)
+uint64_t *shmk__w_scratch(void)
 {
 	static __thread __attribute__((tls_model("initial-exec")))
 		uint64_t scratch;
 
-	(void)h;
-	(void)off;
 	shmk__oob = true;
 	scratch = 0;
 	return &scratch;
@@ -635,7 +633,7 @@ int shmk__heap_bounds(struct shmk *h)
 	if (h->be->backing_size_cheap)
 		shmk__backed_slow(h, 0);
 	if (likely(READ_ONCE(hd->heap_start) == SHMK_HEAP_START &&
-		   he <= h->map_size && shmk__backed(h, he) &&
+		   shmk__heap_end_ok(h, he) &&
 		   !(he & (h->page_size - 1)) &&
 		   he >= SHMK_HEAP_START + h->page_size)) {
 		h->heap_ok = he;

@@ -1388,7 +1388,7 @@ int shmk__small_check(const struct shmk *h)
 	int r;
 
 	/* A forged end would size the table below (ENOMEM is no verdict). */
-	if (he > h->map_size || !shmk__backed(h, he))
+	if (!shmk__heap_end_ok(h, he))
 		return bad("heap end", he);
 	if (len != small_map_len(h->map_size) || map % BLK_ALIGN ||
 	    map < SHMK_HEAP_START + 16 ||
