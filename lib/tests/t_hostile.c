@@ -566,68 +566,6 @@ static void directory(void)
 }
 
 /*
- * The directory's header words changed by another client while a writer
- * is inside a directory change (dir_seq odd, which anyone can watch): the
- * writer wrote the control byte and offset through the table and size it
- * read again after the check, anywhere in the address space (SIGSEGV).
- */
-static struct shmk *flip_h;
-static volatile int flip_stop;
-
-static void *dir_flipper(void *arg)
-{
-	uint64_t cap = READ_ONCE(flip_h->hdr->dir_cap);
-
-	(void)arg;
-	while (!flip_stop) {
-		if (__atomic_load_n(&flip_h->hdr->dir_seq, __ATOMIC_ACQUIRE) & 1)
-			WRITE_ONCE(flip_h->hdr->dir_cap, 1ULL << 40);
-		else if (READ_ONCE(flip_h->hdr->dir_cap) != cap)
-			WRITE_ONCE(flip_h->hdr->dir_cap, cap);
-	}
-	WRITE_ONCE(flip_h->hdr->dir_cap, cap);
-	return NULL;
-}
-
-static void directory_changed_under(void)
-{
-	struct shmk *h = fresh();
-	int made = 0;
-	pthread_t t;
-
-	flip_h = h;
-	flip_stop = 0;
-	CHECK_OK(pthread_create(&t, NULL, dir_flipper, NULL));
-	/* One name at a time: no rehash, whose new size the flipper undoes. */
-	for (int i = 0; i < 200; i++) {
-		char name[32];
-		void *p;
-
-		snprintf(name, sizeof(name), "big%d", i);
-		errno = 0;
-		p = shmk_find_or_alloc(h, name, 1 << 20, NULL);
-		CHECK(p || errno == EUCLEAN);
-		made += p != NULL;
-		/*
-		 * Undone as corrupt some of the time, never half done; the
-		 * flipper may be off the CPU with the size changed.
-		 */
-		for (int k = 0, r = -EUCLEAN; p && r; k++) {
-			r = shmk_remove(h, name);
-			CHECK(r == 0 || (r == -EUCLEAN && k < 20000));
-			if (r)
-				usleep(100);
-		}
-	}
-	flip_stop = 1;
-	CHECK_OK(pthread_join(t, NULL));
-	printf("# %d of 200 names made while the table's size was changed under them\n",
-	       made);
-	CHECK_OK(shmk_check(h));
-	done(h);
-}
-
-/*
  * The published statistics: a buffer whose seq a client left odd had
  * shmk_stats() spin for good; it publishes anew under the lock.
  */
@@ -989,7 +927,6 @@ int main(void)
 	message_cache();
 	undo_log();
 	directory();
-	directory_changed_under();
 	published_stats();
 	queues();
 	stale_flag();

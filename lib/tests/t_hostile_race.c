@@ -12,6 +12,8 @@
  *    free trees' roots past it: SIGSEGV, SIGBUS;
  *  - the size in a freed block's header: a footer written up to 2^47
  *    bytes away;
+ *  - the directory's size, while a name is made: a control byte and an
+ *    offset written anywhere;
  *
  * and two without a race: a directory size whose table wraps past 2^64,
  * read by shmk_save() (SIGBUS), and a message's recorded size past its
@@ -330,6 +332,63 @@ static void freed_size(void)
 	done(H);
 }
 
+/* ---- the directory's size ------------------------------------------------ */
+
+/*
+ * dir_cap set to 2^40 whenever dir_seq is odd (which anyone can watch):
+ * the writer wrote the control byte and offset through the table and size
+ * it read again after its check, anywhere in the address space.
+ */
+static void *raise_dir_cap(void *arg)
+{
+	uint64_t cap = READ_ONCE(H->hdr->dir_cap);
+
+	(void)arg;
+	while (!stop) {
+		if (__atomic_load_n(&H->hdr->dir_seq, __ATOMIC_ACQUIRE) & 1)
+			WRITE_ONCE(H->hdr->dir_cap, 1ULL << 40);
+		else if (READ_ONCE(H->hdr->dir_cap) != cap)
+			WRITE_ONCE(H->hdr->dir_cap, cap);
+	}
+	WRITE_ONCE(H->hdr->dir_cap, cap);
+	return NULL;
+}
+
+static void dir_size(void)
+{
+	int made = 0;
+	pthread_t t;
+
+	H = fresh(16 << 20);
+	run_flipper(raise_dir_cap, &t);
+	/* One name at a time: no rehash, whose new size the flipper undoes. */
+	for (int i = 0; i < 200; i++) {
+		char name[32];
+		void *p;
+
+		snprintf(name, sizeof(name), "big%d", i);
+		errno = 0;
+		p = shmk_find_or_alloc(H, name, 1 << 20, NULL);
+		CHECK(p || errno == EUCLEAN);
+		made += p != NULL;
+		/*
+		 * Undone as corrupt some of the time, never half done; the
+		 * flipper may be off the CPU with the size changed.
+		 */
+		for (int k = 0, r = -EUCLEAN; p && r; k++) {
+			r = shmk_remove(H, name);
+			CHECK(r == 0 || (r == -EUCLEAN && k < 20000));
+			if (r)
+				usleep(100);
+		}
+	}
+	end_flipper(t);
+	printf("# %d of 200 names made while the table's size was changed under them\n",
+	       made);
+	CHECK_OK(shmk_check(H));
+	done(H);
+}
+
 /* ---- without a race ------------------------------------------------------ */
 
 static void save_wrapped_directory(void)
@@ -399,6 +458,7 @@ int main(void)
 	heap_end_growth();
 	heap_end_roots();
 	freed_size();
+	dir_size();
 	save_wrapped_directory();
 	recv_forged_size();
 	test_pass("hostile_race");
